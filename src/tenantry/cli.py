@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import click
 import sqlalchemy as sa
 import typer
 from rich.console import Console
@@ -33,7 +32,7 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
@@ -96,7 +95,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = click.get_current_context()
+        ctx: Any = kwargs["ctx"]  # every command takes ctx: typer.Context
         try:
             return fn(*args, **kwargs)
         except TenantryError as exc:
@@ -117,7 +116,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _safe_url(ctx: typer.Context) -> str:
+def _safe_url(ctx: Any) -> str:
     settings = ctx.find_object(Settings)
     if settings is None or not settings.url:
         return "(from --app)"

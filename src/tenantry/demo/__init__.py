@@ -21,7 +21,7 @@ TENANTS = {"acme": ["rockets", "anvils"], "globex": ["world domination"], "inite
 
 def run(url: str | None = None, console: Console | None = None) -> None:
     """Run the tour against ``url`` (default: a throw-away embedded server)."""
-    say = (console or Console(highlight=False)).print
+    say = (console or Console(highlight=False, soft_wrap=True)).print
     server = None
     if url is None:
         from ..embedded import start
