@@ -50,8 +50,6 @@ def carry(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class _Carried:
-    __slots__ = ("fn", "tenant")
-
     def __init__(self, fn: Callable[..., Any], tenant: str | None) -> None:
         self.fn = fn
         self.tenant = tenant

@@ -54,6 +54,8 @@ def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:
     if sqlstate not in (_MISSING_SCHEMA, _MISSING_TABLE) or ctx.execution_context is None:
         return None
     options = ctx.execution_context.execution_options
+    if options.get("tenantry_maintenance"):
+        return None  # provisioning or migrating: the schema may not be committed yet
     tenant = options.get("tenantry_tenant")
     schema = (options.get("schema_translate_map") or {}).get(TENANT_SCHEMA)
     if tenant is None or schema is None or ctx.engine is None:

@@ -78,6 +78,28 @@ class MigrationStream:
         )
         return _one(ctx.get_current_heads())
 
+    def to(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
+        """Upgrade or downgrade ``schema`` to ``target``, whichever way it lies."""
+        if target not in ("head", "heads") and self._is_behind(conn, schema, target):
+            return self.downgrade(conn, schema, target)
+        return self.upgrade(conn, schema, target)
+
+    def _is_behind(self, conn: Connection, schema: str | None, target: str) -> bool:
+        """Whether ``target`` is an ancestor of (or base below) the current revision."""
+        current = self.current(conn, schema)
+        if current is None:
+            return False
+        if target == "base":
+            return True
+        try:
+            wanted = self.script.get_revision(target)
+            ancestors = self.script.revision_map.iterate_revisions(current, "base")
+            return wanted is not None and any(
+                r.revision == wanted.revision and r.revision != current for r in ancestors
+            )
+        except CommandError as exc:
+            raise MigrationError(f"unknown revision {target!r}: {exc}") from exc
+
     def upgrade(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
         """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
         return self._run(conn, schema, target, lambda rev: self.script._upgrade_revs(target, rev))

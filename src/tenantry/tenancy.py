@@ -300,7 +300,7 @@ class Tenancy:
         return self.tenant_stream
 
     def migrate_tenant(self, name: str, target: str = "heads") -> TenantOutcome:
-        """Migrate one tenant to ``target`` in one transaction; raises on failure."""
+        """Upgrade or downgrade one tenant to ``target`` in one transaction; raises on failure."""
         outcome = self._migrate(self.get_tenant(name), target)
         if not outcome.ok:
             raise MigrationError(f"tenant {name!r}: {outcome.error}")
@@ -313,7 +313,7 @@ class Tenancy:
             with self._begin() as main:
                 registry.lock_tenants(main, [name])
                 with self.strategy.storage(main, name, info.location) as conn:
-                    step = stream.upgrade(conn, info.schema, target)
+                    step = stream.to(conn, info.schema, target)
                 registry.update(main, name, state=State.READY, revision=step.after, error=None)
         except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
             error = f"{type(exc).__name__}: {exc}".strip()[:4000]

@@ -86,7 +86,10 @@ def schema_exists(conn: Connection, schema: str) -> bool:
 
 
 def prepared(conn: Connection, tenant: str, schema: str) -> Connection:
-    """``conn`` with routing to ``schema`` and ``schema`` on the search path (transaction-local)."""
+    """``conn`` with routing to ``schema`` and ``schema`` on the search path (transaction-local).
+
+    Marked as maintenance: errors on it are the provisioning or migration step's own.
+    """
     set_search_path(conn, schema)
-    return conn.execution_options(**routing_options(tenant, schema))
+    return conn.execution_options(**routing_options(tenant, schema), tenantry_maintenance=True)
 
