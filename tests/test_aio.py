@@ -73,7 +73,9 @@ def test_many_concurrent_tasks_never_see_another_tenant(tenancy: Tenancy) -> Non
 
     async def main(driver: str) -> None:
         async with AsyncTenancy(
-            tenancy, driver=driver, engine_options={"pool_size": 20}  # type: ignore[arg-type]
+            tenancy,
+            driver=driver,
+            engine_options={"pool_size": 20},  # type: ignore[arg-type]
         ) as at:
             foreign = await asyncio.gather(*(worker(at, driver, n) for n in range(200)))
             assert [row for rows in foreign for row in rows] == []
