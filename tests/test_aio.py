@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -186,5 +187,33 @@ def test_admin_operations_from_async_code(database_url: str, driver: str) -> Non
                 await at.session("acme")
             with pytest.raises(ConfigurationError):
                 AsyncTenancy(at.admin, prefix="x_")
+
+    asyncio.run(main())
+
+
+def test_pgbouncer_safe_settings_work(acme_globex: Tenancy, driver: str) -> None:
+    """The settings docs/asyncio.md gives for PgBouncer transaction pooling, on each driver."""
+    url = acme_globex.engine.url
+    if driver == "asyncpg":
+        url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+        connect_args: dict[str, object] = {
+            "statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+        }
+    else:
+        connect_args = {"prepare_threshold": None}
+
+    async def main() -> None:
+        at = AsyncTenancy(
+            url,
+            driver=driver,  # type: ignore[arg-type]
+            engine_options={"connect_args": connect_args},
+        )
+        async with at:
+            for _ in range(3):
+                for name in ("acme", "globex"):
+                    async with at.session(name) as s:
+                        names = (await s.scalars(sa.select(Customer.name))).all()
+                        assert names == [f"{name}-seed"]
 
     asyncio.run(main())
