@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -29,7 +32,10 @@ from tenantry.web import (
     path_prefix,
     subdomain,
 )
+from tenantry.web.dependencies import tenant_session
 from tenantry.web.resolvers import host_of, resolve
+
+from .app.models import Customer
 
 
 def view(host: str = "example.com", path: str = "/", **headers: str) -> RequestView:
@@ -266,3 +272,28 @@ def test_wsgi_middleware_selects_the_tenant_per_request(acme_globex: Tenancy) ->
     assert Client(optional).get("/x").status_code == 400
     r = Client(optional).get("/x", headers={"X-Tenant": "nope"})
     assert (r.status_code, r.text) == (403, "no")
+
+
+def test_fastapi_dependency_yields_the_request_tenant_session(acme_globex: Tenancy) -> None:
+    with acme_globex.session("globex") as s:
+        s.add(Customer(name="Gail"))
+        s.commit()
+
+    async def main() -> None:
+        tenancy = AsyncTenancy(acme_globex)
+        tenant_dependency = Depends(tenant_session(tenancy))
+        app = FastAPI()
+        app.add_middleware(TenantMiddleware, tenancy=tenancy, resolvers=header(), required=False)
+
+        async def names(session: AsyncSession = tenant_dependency) -> list[str]:
+            return list(await session.scalars(sa.select(Customer.name)))
+
+        app.get("/names")(names)
+        async with http_client(app) as http:
+            assert (await http.get("/names", headers={"X-Tenant": "globex"})).json() == ["Gail"]
+            assert (await http.get("/names", headers={"X-Tenant": "acme"})).json() == []
+            r = await http.get("/names")  # tenant optional here, but the dependency needs one
+            assert (r.status_code, r.json()) == (400, {"detail": "no tenant in request"})
+        await tenancy.dispose()
+
+    asyncio.run(main())
