@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -115,3 +122,53 @@ def test_flask_example_over_http(flask_server: str) -> None:
             "globex": GLOBEX,
         }
         assert [body for _, body in results] == [expected[name] for name, _ in results]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["fastapi_app", "flask_app"])
+def test_examples_run_as_documented(database_url: str, example: str) -> None:
+    """``TENANTRY_URL=... PORT=... python -m examples.<name>``, as docs/web.md says."""
+    port = free_port()
+    env = dict(os.environ, TENANTRY_URL=database_url, PORT=str(port))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"examples.{example}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base) as http:
+            for _ in range(300):
+                if process.poll() is not None:
+                    break
+                try:
+                    if http.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert process.poll() is None, process.communicate()[0].decode()
+            assert http.get("/notes", headers={"X-Tenant": "acme"}).json() == ACME
+            assert http.get("/t/globex/notes").json() == GLOBEX
+            assert http.get("/notes").status_code == 400
+            assert http.get("/notes", headers={"X-Tenant": "initech"}).status_code == 404
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl+C, as a user would stop it
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()

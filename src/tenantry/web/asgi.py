@@ -97,9 +97,19 @@ class TenantMiddleware:
     async def _check(self, tenant: str) -> None:
         """Raise :class:`UnknownTenant` unless ``tenant`` is registered and usable."""
         if isinstance(self.tenancy, Tenancy):
-            await asyncio.to_thread(_check_sync, self.tenancy, tenant)
+            await _to_thread(_check_sync, self.tenancy, tenant)
         else:
             await self.tenancy.route(tenant)
+
+
+async def _to_thread(fn: Callable[[Tenancy, str], None], tenancy: Tenancy, tenant: str) -> None:
+    """Run ``fn`` in a worker thread: anyio's when available (asyncio or trio), else asyncio's."""
+    try:
+        from anyio import to_thread
+    except ImportError:  # pragma: no cover - Starlette and FastAPI depend on anyio
+        await asyncio.to_thread(fn, tenancy, tenant)
+    else:
+        await to_thread.run_sync(fn, tenancy, tenant)
 
 
 def _check_sync(tenancy: Tenancy, tenant: str) -> None:
