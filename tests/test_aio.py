@@ -47,6 +47,7 @@ def test_async_url_picks_the_driver() -> None:
         async_url("postgresql://u@h/db", "aiopg")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_many_concurrent_tasks_never_see_another_tenant(tenancy: Tenancy) -> None:
     """200 tasks over 20 tenants, per driver: each writes and reads only its own rows."""
     tenants = [f"t{i:02d}" for i in range(20)]
