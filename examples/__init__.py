@@ -1,0 +1,1 @@
+"""Runnable example applications (see docs/web.md)."""

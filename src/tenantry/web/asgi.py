@@ -1,0 +1,126 @@
+"""Pure ASGI middleware (Starlette, FastAPI, any ASGI app) that selects the tenant per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..context import use
+from ..errors import InvalidTenantName, UnknownTenant
+from ..tenancy import Tenancy
+from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple, rejection
+from .resolvers import RequestView, Resolver, host_of, resolve
+
+if TYPE_CHECKING:
+    from ..aio import AsyncTenancy
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: WebSocket close code used when a WebSocket connection is refused (policy violation).
+WS_REFUSED = 1008
+
+
+def request_view(scope: Scope) -> RequestView:
+    """The resolver view of an ASGI ``http`` or ``websocket`` scope."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    host = headers.get("host")
+    if host is None:
+        server = scope.get("server") or ("", None)
+        host = str(server[0])
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root + "/"):
+        path = path[len(root) :]
+    return RequestView(host_of(host), path, headers, scope)
+
+
+class TenantMiddleware:
+    """Resolve the tenant of each request and select it for that request only.
+
+    ``tenancy`` is an :class:`~tenantry.aio.AsyncTenancy` (checked without blocking) or a
+    :class:`~tenantry.Tenancy` (checked in a worker thread). ``resolvers`` are tried in order.
+    A request naming an unregistered tenant gets ``on_unknown`` (default 404); one naming no
+    tenant gets ``on_missing`` (default 400) unless ``required`` is false (or returns false
+    for it), in which case it runs with no tenant selected. There is never a default tenant.
+    The tenant is visible in the endpoint (and in sync endpoints that Starlette runs in its
+    threadpool, which copies the context) and reset when the request ends.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tenancy: AsyncTenancy | Tenancy,
+        resolvers: Resolver | Sequence[Resolver],
+        *,
+        required: bool | Callable[[RequestView], bool] = True,
+        on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
+        on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
+    ) -> None:
+        self.app = app
+        self.tenancy = tenancy
+        self.resolvers = as_tuple(resolvers)
+        self.required = required
+        self.on_unknown = on_unknown
+        self.on_missing = on_missing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        view = request_view(scope)
+        found = resolve(view, self.resolvers)
+        if found is None:
+            needed = self.required(view) if callable(self.required) else self.required
+            if needed:
+                await _refuse(scope, send, rejection(self.on_missing, view, None))
+                return
+            with use(None):
+                await self.app(scope, receive, send)
+            return
+        try:
+            await self._check(found.tenant)
+        except (UnknownTenant, InvalidTenantName):
+            await _refuse(scope, send, rejection(self.on_unknown, view, found.tenant))
+            return
+        if found.strip:
+            scope = dict(scope, root_path=scope.get("root_path", "") + found.strip)
+            if not scope["path"].startswith(scope["root_path"]):
+                scope["path"] = scope["root_path"] + view.path[len(found.strip) :]
+        with use(found.tenant):
+            await self.app(scope, receive, send)
+
+    async def _check(self, tenant: str) -> None:
+        """Raise :class:`UnknownTenant` unless ``tenant`` is registered and usable."""
+        if isinstance(self.tenancy, Tenancy):
+            await _to_thread(_check_sync, self.tenancy, tenant)
+        else:
+            await self.tenancy.route(tenant)
+
+
+async def _to_thread(fn: Callable[[Tenancy, str], None], tenancy: Tenancy, tenant: str) -> None:
+    """Run ``fn`` in a worker thread: anyio's when available (asyncio or trio), else asyncio's."""
+    try:
+        from anyio import to_thread
+    except ImportError:  # pragma: no cover - Starlette and FastAPI depend on anyio
+        await asyncio.to_thread(fn, tenancy, tenant)
+    else:
+        await to_thread.run_sync(fn, tenancy, tenant)
+
+
+def _check_sync(tenancy: Tenancy, tenant: str) -> None:
+    with tenancy.use(tenant):
+        pass
+
+
+async def _refuse(scope: Scope, send: Send, reject: Reject) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": WS_REFUSED})
+        return
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reject.header_list()]
+    await send({"type": "http.response.start", "status": reject.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reject.encoded()})
