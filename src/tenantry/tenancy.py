@@ -362,3 +362,38 @@ class Tenancy:
     def locate(self, name: str) -> Location:
         """Where tenant ``name`` lives."""
         return self.get_tenant(name).location
+
+    # -- export / import (issue 6) ---------------------------------------------------------
+
+    def export_tenant(
+        self,
+        name: str,
+        dest: str | Path,
+        *,
+        pg_dump: bool = False,
+        progress: Any = None,
+    ) -> Any:
+        """Write tenant ``name``'s data to directory ``dest`` (JSON Lines + manifest.json,
+        and a ``pg_dump -Fc`` archive of its schema with ``pg_dump=True``); returns the
+        :class:`~tenantry.transfer.Manifest`. See :func:`tenantry.transfer.export_tenant`."""
+        from .transfer import export_tenant
+
+        return export_tenant(self, name, dest, pg_dump=pg_dump, progress=progress)
+
+    def import_tenant(
+        self,
+        src: str | Path,
+        as_name: str,
+        *,
+        replace: bool = False,
+        upgrade: bool = True,
+        progress: Any = None,
+    ) -> TenantInfo:
+        """Create tenant ``as_name`` from the export in ``src``. An existing ``as_name`` is
+        refused unless ``replace=True`` (which drops it: that is the confirmation). See
+        :func:`tenantry.transfer.import_tenant`."""
+        from .transfer import import_tenant
+
+        return import_tenant(
+            self, src, as_name, replace=replace, upgrade=upgrade, progress=progress
+        )
