@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -238,3 +239,48 @@ def test_pg_dump_archive_holds_only_that_tenant(rich: Tenancy, tmp_path: Path) -
         capture_output=True, text=True, check=True,
     ).stdout
     assert "ACME customer 1" in sql and "GLOBEX" not in sql
+
+
+def test_cli_export_and_import(tenancy: Tenancy, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tenantry.cli import app
+
+    fill(tenancy, "acme", "ACME", kinds=False)
+    url = tenancy.engine.url.render_as_string(hide_password=False)
+    migrations = Path(__file__).parent / "app" / "migrations"
+    base = ["--url", url, "--tenant-migrations", str(migrations / "tenant")]
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, [*base, *args])
+
+    exported = run("export", "acme", str(tmp_path / "x"))
+    assert exported.exit_code == 0, exported.output
+    assert "3 tables, 10 rows" in exported.output
+    assert (tmp_path / "x" / "manifest.json").is_file()
+    assert run("import", str(tmp_path / "x"), "--as", "copy").exit_code == 0
+    again = run("import", str(tmp_path / "x"), "--as", "copy")
+    assert again.exit_code == 1 and "exists" in again.output
+    unconfirmed = run("import", str(tmp_path / "x"), "--as", "copy", "--replace")
+    assert unconfirmed.exit_code == 1 and "--yes" in unconfirmed.output
+    assert run("import", str(tmp_path / "x"), "--as", "copy", "--replace", "--yes").exit_code == 0
+    assert snapshot(tenancy, "copy") == snapshot(tenancy, "acme")
+
+
+def test_progress_is_drawn_on_a_terminal_only(tenancy: Tenancy, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tenantry.progress import table_progress
+
+    fill(tenancy, "acme", "ACME", kinds=False)
+    with table_progress(Console(file=io.StringIO()), "exporting") as progress:
+        assert progress is None
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    with table_progress(console, "exporting") as progress:
+        tenancy.export_tenant("acme", tmp_path / "x", progress=progress)
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # without ANSI codes
+    assert "exporting customers" in drawn and "4/4" in drawn
