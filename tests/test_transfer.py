@@ -284,3 +284,68 @@ def test_progress_is_drawn_on_a_terminal_only(tenancy: Tenancy, tmp_path: Path) 
         tenancy.export_tenant("acme", tmp_path / "x", progress=progress)
     drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # without ANSI codes
     assert "exporting customers" in drawn and "4/4" in drawn
+
+
+def _peak_bytes(fn: Any) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_table_size(tenancy: Tenancy, tmp_path: Path) -> None:
+    """Export and import of 10x more rows peak at about the same Python memory (streamed)."""
+    peaks: dict[int, tuple[int, int]] = {}
+    rss_growth: dict[int, int] = {}
+    for rows in (20_000, 200_000):
+        name = f"big{rows}"
+        tenancy.create_tenant(name)
+        with tenancy.connection(name) as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO tenant_{name}.customers (name, email) "  # noqa: S608
+                "SELECT repeat('n', 160) || i, i || '@example.com' "
+                f"FROM generate_series(1, {rows}) AS i"
+            )
+            conn.commit()
+        dest = tmp_path / name
+        rss_growth[rows] = _export_rss_growth(tenancy, name, tmp_path / f"rss{rows}")
+        export_peak = _peak_bytes(lambda: tenancy.export_tenant(name, dest))  # noqa: B023
+        import_peak = _peak_bytes(lambda: tenancy.import_tenant(dest, f"{name}_copy"))  # noqa: B023
+        peaks[rows] = (export_peak, import_peak)
+        assert Manifest.read(dest).tables[0].rows == rows
+    (small_export, small_import), (big_export, big_import) = peaks[20_000], peaks[200_000]
+    assert (tmp_path / "big200000" / "tables" / "customers.jsonl").stat().st_size > 35_000_000
+    assert big_export < small_export * 1.5 + 1_000_000, peaks
+    assert big_import < small_import * 1.5 + 1_000_000, peaks
+    # the driver's buffers are invisible to tracemalloc: the whole process must not grow either
+    assert rss_growth[200_000] - rss_growth[20_000] < 8_000, rss_growth  # KiB
+
+
+RSS_PROBE = """
+import resource, sys
+from tenantry import Tenancy
+with Tenancy(sys.argv[1]) as tenancy:
+    tenancy.get_tenant(sys.argv[2])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tenancy.export_tenant(sys.argv[2], sys.argv[3])
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def _export_rss_growth(tenancy: Tenancy, name: str, dest: Path) -> int:
+    """Growth of peak RSS (KiB) of a fresh process exporting tenant ``name``."""
+    import os
+    import sys
+
+    url = tenancy.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, url, name, str(dest)],
+        capture_output=True, text=True, check=True, env=env,
+    )
+    return int(done.stdout.strip().splitlines()[-1])
