@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -29,6 +29,9 @@ from .names import DEFAULT_PREFIX, validate_name, validate_prefix
 from .registry import Location, State, TenantInfo
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
+
+if TYPE_CHECKING:  # issue 6
+    from .transfer import Manifest, Progress
 
 log = logging.getLogger("tenantry")
 
@@ -371,8 +374,8 @@ class Tenancy:
         dest: str | Path,
         *,
         pg_dump: bool = False,
-        progress: Any = None,
-    ) -> Any:
+        progress: Progress | None = None,
+    ) -> Manifest:
         """Write tenant ``name``'s data to directory ``dest`` (JSON Lines + manifest.json,
         and a ``pg_dump -Fc`` archive of its schema with ``pg_dump=True``); returns the
         :class:`~tenantry.transfer.Manifest`. See :func:`tenantry.transfer.export_tenant`."""
@@ -387,7 +390,7 @@ class Tenancy:
         *,
         replace: bool = False,
         upgrade: bool = True,
-        progress: Any = None,
+        progress: Progress | None = None,
     ) -> TenantInfo:
         """Create tenant ``as_name`` from the export in ``src``. An existing ``as_name`` is
         refused unless ``replace=True`` (which drops it: that is the confirmation). See
