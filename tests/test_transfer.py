@@ -349,3 +349,22 @@ def _export_rss_growth(tenancy: Tenancy, name: str, dest: Path) -> int:
         capture_output=True, text=True, check=True, env=env,
     )
     return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_odd_table_names_stay_inside_the_export(tenancy: Tenancy, tmp_path: Path) -> None:
+    from tenantry.transfer import _file_names
+
+    names = _file_names(["../../etc/passwd", "a b", "a_b", "A_B", "orders"])
+    assert names["orders"] == "tables/orders.jsonl"
+    assert len(set(names.values())) == 5
+    assert all(re.fullmatch(r"tables/[A-Za-z0-9_-]+\.jsonl", f) for f in names.values())
+
+
+def test_failed_export_leaves_no_partial_files(
+    tenancy: Tenancy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(tenancy, "acme", "ACME", kinds=False)
+    monkeypatch.setenv("TENANTRY_PG_DUMP", str(tmp_path / "no-such-pg_dump"))
+    with pytest.raises(TransferError, match="cannot run pg_dump"):
+        tenancy.export_tenant("acme", tmp_path / "x", pg_dump=True)
+    assert list((tmp_path / "x").iterdir()) == []

@@ -145,7 +145,28 @@ def export_tenant(
     """
     info = tenancy.get_tenant(name)
     directory = _empty_directory(Path(dest))
-    engine = tenancy._route(name)
+    try:
+        manifest = _export(tenancy, info, directory, pg_dump, progress, batch_rows)
+    except BaseException:
+        for child in directory.iterdir():  # it was empty: leave no half-written export
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        raise
+    (directory / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")  # last: marks done
+    return manifest
+
+
+def _export(
+    tenancy: Tenancy,
+    info: TenantInfo,
+    directory: Path,
+    pg_dump: bool,
+    progress: Progress | None,
+    batch_rows: int,
+) -> Manifest:
+    engine = tenancy._route(info.name)
     version_table = _version_table(tenancy)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="REPEATABLE READ")
@@ -153,6 +174,10 @@ def export_tenant(
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             for setting in _SESSION_SETTINGS:
                 conn.exec_driver_sql(setting)
+            stream = tenancy.tenant_stream
+            revision = (
+                stream.current(conn, info.schema) if stream is not None else info.revision
+            )
             tables = _load_order(*_tables(conn, info.schema, exclude=version_table), info.name)
             sequences = _sequences(conn, info.schema)
             dump = None
@@ -160,16 +185,18 @@ def export_tenant(
                 snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
                 dump = _run_pg_dump(conn, engine, info.schema, snapshot, directory / DUMP_FILE)
             (directory / "tables").mkdir()
+            files = _file_names([t.name for t in tables])
             entries = [
-                _export_table(conn, info.schema, t, directory, progress, batch_rows)
+                _export_table(conn, info.schema, t, directory / files[t.name], progress,
+                              batch_rows)
                 for t in tables
             ]
             server_version = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
-    manifest = Manifest(
+    return Manifest(
         tenant=info.name,
         strategy=info.strategy,
         schema=info.schema,
-        revision=info.revision,
+        revision=revision,
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         server_version=server_version,
         tables=entries,
@@ -177,8 +204,21 @@ def export_tenant(
         pg_dump=dump,
         version_table=version_table,
     )
-    (directory / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")  # last: marks done
-    return manifest
+
+
+def _file_names(tables: list[str]) -> dict[str, str]:
+    """``tables/<name>.jsonl`` per table, made safe as a file name and unique."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for table in tables:
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", table)[:100] or "table"
+        candidate, n = stem, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate.lower())
+        names[table] = f"tables/{candidate}.jsonl"
+    return names
 
 
 def _empty_directory(path: Path) -> Path:
@@ -279,7 +319,7 @@ def _export_table(
     conn: Connection,
     schema: str,
     table: _Table,
-    directory: Path,
+    path: Path,
     progress: Progress | None,
     batch_rows: int,
 ) -> TableEntry:
@@ -288,10 +328,9 @@ def _export_table(
     if order:
         sql += f" ORDER BY {order}"
     estimate = _estimate(conn, table.oid)
-    file = f"tables/{table.name}.jsonl"
     digest = hashlib.sha256()
     rows = 0
-    with (directory / file).open("wb") as out:
+    with path.open("wb") as out:
         result = conn.exec_driver_sql(
             sql, execution_options={"stream_results": True, "max_row_buffer": batch_rows}
         )
@@ -306,8 +345,13 @@ def _export_table(
     if progress is not None:
         progress(table.name, rows, rows)
     return TableEntry(
-        table.name, file, rows, digest.hexdigest(), table.columns, table.generated,
-        table.primary_key,
+        name=table.name,
+        file=f"{path.parent.name}/{path.name}",
+        rows=rows,
+        sha256=digest.hexdigest(),
+        columns=table.columns,
+        generated=table.generated,
+        primary_key=table.primary_key,
     )
 
 
@@ -399,7 +443,10 @@ def _run_pg_dump(
         binary, "--format=custom", f'--schema="{schema}"', f"--snapshot={snapshot}",
         f"--file={path}", "--no-password",
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise TransferError(f"cannot run pg_dump {binary!r}: {exc.strerror or exc}") from exc
     if done.returncode != 0:
         detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise TransferError(f"pg_dump of schema {schema!r} failed: {detail}")
