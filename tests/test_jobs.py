@@ -152,3 +152,12 @@ def test_celery_explicit_header_wins(tenancy: Tenancy, celery_app: Any) -> None:
     whoami = celery_app.tasks["tenantry_test.whoami"]
     with use("acme"):
         assert whoami.apply_async(headers={"tenantry_tenant": "globex"}).get(timeout=30) == "globex"
+
+
+def test_celery_eager_apply_keeps_the_callers_tenant(celery_app: Any) -> None:
+    whoami = celery_app.tasks["tenantry_test.whoami"]
+    with use("acme"):
+        assert whoami.apply().get() == "acme"
+    assert whoami.apply().get() is None
+    with use("acme"):
+        assert whoami.apply(headers={"tenantry_tenant": "globex"}).get() == "globex"

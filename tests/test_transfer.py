@@ -228,7 +228,8 @@ def test_pg_dump_archive_holds_only_that_tenant(rich: Tenancy, tmp_path: Path) -
     manifest = rich.export_tenant("acme", tmp_path / "x", pg_dump=True)
     assert manifest.pg_dump is not None and manifest.pg_dump["file"] == "tenant.dump"
     archive = tmp_path / "x" / "tenant.dump"
-    pg_restore = str(Path(pg_dump_binary(18)).with_name("pg_restore"))
+    major = rich.engine.dialect.server_version_info[0]  # type: ignore[index]
+    pg_restore = str(Path(pg_dump_binary(major)).with_name("pg_restore"))
     listing = subprocess.run(
         [pg_restore, "--list", str(archive)], capture_output=True, text=True, check=True
     ).stdout

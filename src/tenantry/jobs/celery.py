@@ -5,9 +5,10 @@ is defined). Then:
 
 * publishing a task records :func:`~tenantry.current_tenant` in the header ``tenantry_tenant``
   (unless the caller set that header explicitly);
-* the worker selects that tenant for the duration of the task, and selects *no* tenant for a
-  task sent without one, so such a task fails with :class:`~tenantry.NoTenantSelected` as soon
-  as it touches a tenant table, instead of silently using whatever a previous task left behind.
+* the worker selects that tenant for the duration of the task (an eager ``task.apply()`` keeps
+  the caller's), and selects *no* tenant for a task sent without one, so such a task fails
+  with :class:`~tenantry.NoTenantSelected` as soon as it touches a tenant table, instead of
+  silently using whatever a previous task left behind.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def _on_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     name = _header(task)
+    if name is None and getattr(getattr(task, "request", None), "is_eager", False):
+        return  # task.apply() / always-eager: runs right here, in the caller's context
     if name is not None:
         validate_name(name, prefix="")
     token = _current.set(name)
