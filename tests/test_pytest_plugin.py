@@ -132,6 +132,7 @@ def test_fixtures_loaded_by_entry_point(
     result.assert_outcomes(passed=INNER_PASSED)
 
 
+@pytest.mark.slow
 def test_each_xdist_worker_gets_its_own_database(pytester: pytest.Pytester, project: Path) -> None:
     pytester.makepyfile(
         test_worker='''
@@ -159,3 +160,29 @@ def test_embedded_server_by_default(
     monkeypatch.delenv("TENANTRY_TEST_URL")
     result = pytester.runpytest_subprocess(*LOAD_EXPLICITLY, "-k", "rolled_back")
     result.assert_outcomes(passed=2, deselected=INNER_PASSED - 2)
+
+
+def test_tenantry_app_naming_a_tenancy_is_cloned_onto_the_test_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tenantry import Tenancy
+    from tenantry.pytest_plugin import _factory
+
+    migrations = Path(__file__).parent / "app" / "migrations"
+    app_tenancy = Tenancy(
+        "postgresql://app@db.invalid/prod", prefix="t_", version_table="schema_version",
+        tenant_migrations=migrations / "tenant", shared_migrations=migrations / "shared",
+    )
+    (tmp_path / "prodapp.py").write_text("tenancy = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import prodapp  # type: ignore[import-not-found]
+
+    monkeypatch.setattr(prodapp, "tenancy", app_tenancy, raising=False)
+    with _factory("prodapp:tenancy")(database_url) as test_tenancy:
+        assert test_tenancy.engine.url.database == database_url.rsplit("/", 1)[1].split("?")[0]
+        assert test_tenancy.prefix == "t_" and test_tenancy.metadata is app_tenancy.metadata
+        assert test_tenancy.tenant_stream is not None
+        assert test_tenancy.tenant_stream.version_table == "schema_version"
+        assert test_tenancy.tenant_stream.head == app_tenancy.tenant_stream.head  # type: ignore[union-attr]
+        test_tenancy.migrate_shared()
+        assert test_tenancy.create_tenant("x").schema == "t_x"
