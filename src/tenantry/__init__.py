@@ -9,12 +9,15 @@ from .errors import (
     NoTenantSelected,
     TenantExists,
     TenantryError,
+    TransferError,
     UnknownTenant,
 )
+from .jobs import TenantProcessPool
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .registry import Location, State, TenantInfo
 from .tenancy import Tenancy, make_engine
+from .transfer import Manifest
 
 __all__ = [
     "SHARED_SCHEMA",
@@ -24,6 +27,7 @@ __all__ = [
     "ContextExecutor",
     "InvalidTenantName",
     "Location",
+    "Manifest",
     "MigrationError",
     "MigrationReport",
     "NoTenantSelected",
@@ -35,8 +39,10 @@ __all__ = [
     "TenantExists",
     "TenantInfo",
     "TenantOutcome",
+    "TenantProcessPool",
     "TenantStatus",
     "TenantryError",
+    "TransferError",
     "UnknownTenant",
     "carry",
     "current_tenant",

