@@ -59,12 +59,14 @@ class TenantMismatch(TenantryError):
     """A statement or an object names a tenant other than the one its session is bound to."""
 
     def __init__(self, expected: str, got: str, tables: list[str] | None = None,
-                 what: str = "statement") -> None:
+                 what: str = "statement", message: str | None = None) -> None:
         self.expected, self.got, self.tables = expected, got, tables or []
-        super().__init__(
+        head = message or (
             f"{what} for tenant {got!r} in a session/connection of tenant {expected!r}"
-            f"{_tables(self.tables)}; open an admin session (tenancy.admin_session()) to "
-            "work on several tenants"
+        )
+        super().__init__(
+            f"{head}{_tables(self.tables)}; open an admin session (tenancy.admin_session()) "
+            "to work on several tenants"
         )
 
 

@@ -50,7 +50,7 @@ def tenant_of(obj: object) -> str | None:
     state: InstanceState[Any] = inspect(obj)
     if not is_tenant_mapper(state.mapper):
         return None
-    token = state.identity_token
+    token = state.key[2] if state.key is not None else state.identity_token
     return token if isinstance(token, str) else state.info.get(_ASSIGNED)
 
 
@@ -64,8 +64,11 @@ def assign(obj: object, tenant: str) -> Any:
     state: InstanceState[Any] = inspect(obj)
     current = tenant_of(obj)
     if state.key is not None and current is not None and current != tenant:
-        raise TenantMismatch(current, tenant, _mapper_tables(state.mapper),
-                             what=f"assign() of a {type(obj).__name__} object")
+        raise TenantMismatch(
+            current, tenant, _mapper_tables(state.mapper),
+            message=f"cannot assign a {type(obj).__name__} object of tenant {current!r} "
+            f"to tenant {tenant!r}",
+        )
     state.info[_ASSIGNED] = tenant
     if state.key is None:
         state.identity_token = tenant
@@ -168,19 +171,22 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
 
 
 def _tenant_from_graph(state: InstanceState[Any]) -> str | None:
-    """The tenant of a pending instance: its own, else the one of the objects it is tied to."""
+    """The tenant of a pending instance: its own and that of the objects it is tied to."""
+    found: dict[str, None] = {}
     own = tenant_of(state.obj())
     if own is not None:
-        return own
-    found: dict[str, None] = {}
+        found[own] = None
     for obj, _mapper, _state, _dict in state.mapper.cascade_iterator("save-update", state):
         tenant = tenant_of(obj)
         if tenant is not None:
             found[tenant] = None
     if len(found) > 1:
         first, second = list(found)[:2]
-        raise TenantMismatch(first, second, _mapper_tables(state.mapper),
-                             what=f"new {state.class_.__name__} object tied to objects")
+        raise TenantMismatch(
+            first, second, _mapper_tables(state.mapper),
+            message=f"new {state.class_.__name__} object is tied to objects of tenants "
+            f"{sorted(found)}",
+        )
     return next(iter(found), None)
 
 
