@@ -151,5 +151,5 @@ def test_instance_tied_to_two_tenants_raises(two: Tenancy) -> None:
         a = s.scalars(sa.select(Customer).execution_options(tenant="acme")).one()
         order = assign(Order(user_id=1, total=Decimal(1)), "beta")
         a.orders.append(order)
-        with pytest.raises(TenantMismatch, match="orders|customers"):
+        with pytest.raises(TenantMismatch, match=r"orders|customers"):
             s.flush()

@@ -83,7 +83,7 @@ def test_unknown_tenant(two: Tenancy) -> None:
 
 
 def test_tenantless_plain_session_needs_an_admin_session(two: Tenancy) -> None:
-    with two.session() as s, pytest.raises(AdminSessionRequired, match="acme.*customers"):
+    with two.session() as s, pytest.raises(AdminSessionRequired, match=r"acme.*customers"):
         s.scalars(names("acme")).all()
 
 
@@ -103,7 +103,7 @@ def test_core_tenant_connection_rejects_other_tenant(two: Tenancy) -> None:
     query = sa.select(Customer.__table__.c.name)
     with two.connection("acme") as conn:
         assert conn.scalars(query.execution_options(tenant="acme")).all() == ["Ann"]
-        with pytest.raises(TenantMismatch, match="'acme'.*'beta'|'beta'.*'acme'"):
+        with pytest.raises(TenantMismatch, match=r"'beta'.*'acme'"):
             conn.scalars(query.execution_options(tenant="beta")).all()
 
 
