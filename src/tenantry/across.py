@@ -110,10 +110,11 @@ def _run_batch(
     engine: Engine, template: _Template, infos: Sequence[TenantInfo], stream: bool
 ) -> Iterator[TenantRow]:
     sql = _batch_sql(template, infos)
-    with engine.connect() as conn, conn.begin():
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        options = {"stream_results": True, "yield_per": 1000} if stream else {}
-        result = conn.execution_options(**options).exec_driver_sql(sql, template.params)
+    options: dict[str, Any] = {"postgresql_readonly": True}  # BEGIN READ ONLY
+    if stream:
+        options.update(stream_results=True, yield_per=1000)
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        result = conn.exec_driver_sql(sql, template.params)
         columns = tuple(result.keys())[1:]
         for row in result:
             yield TenantRow(row[0], tuple(row[1:]), columns)
@@ -149,10 +150,10 @@ def across(
     """
     check_read_only(statement)
     infos = select_tenants(tenancy, tenants)
-    groups: dict[Any, tuple[Engine, list[TenantInfo]]] = {}
+    groups: dict[int, tuple[Engine, list[TenantInfo]]] = {}
     for info in infos:
         engine = tenancy.strategy.engine(info.location)
-        groups.setdefault(engine.url, (engine, []))[1].append(info)
+        groups.setdefault(id(engine), (engine, []))[1].append(info)
     batches = [
         (engine, template, part)
         for engine, members in groups.values()
