@@ -153,3 +153,15 @@ def test_instance_tied_to_two_tenants_raises(two: Tenancy) -> None:
         a.orders.append(order)
         with pytest.raises(TenantMismatch, match=r"orders|customers"):
             s.flush()
+
+
+def test_get_by_primary_key_in_tenant_and_admin_sessions(two: Tenancy) -> None:
+    with two.session("acme") as s:
+        ann = s.scalars(sa.select(Customer)).one()
+        assert s.get(Customer, 1) is ann
+    with two.admin_session() as s:
+        bob = s.get(Customer, 1, execution_options={"tenant": "beta"})
+        ann = s.get(Customer, 1, identity_token="acme")
+        assert bob is not None and ann is not None
+        assert (bob.name, ann.name) == ("Bob", "Ann")
+        assert s.get(Customer, 1, identity_token="beta") is bob
