@@ -170,3 +170,21 @@ def test_cli_query_errors(five: Tenancy) -> None:
         app, ["--url", url, "query", "SELECT 1 FROM __tenant__.customers", "--tenant", "BAD!"]
     )
     assert result.exit_code == 1 and "BAD!" in result.stderr
+
+
+def test_cli_progress_bar_on_a_terminal(five: Tenancy, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tenantry import cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, width=100))
+    url = five.engine.url.render_as_string(hide_password=False)
+    sql = "SELECT count(*) AS n FROM __tenant__.customers"
+    result = CliRunner().invoke(
+        app, ["--url", url, "query", sql, "--all-tenants", "--json", "--chunk", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "tenants" in screen.getvalue() and "5/5" in screen.getvalue()

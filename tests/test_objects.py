@@ -165,3 +165,16 @@ def test_get_by_primary_key_in_tenant_and_admin_sessions(two: Tenancy) -> None:
         assert bob is not None and ann is not None
         assert (bob.name, ann.name) == ("Bob", "Ann")
         assert s.get(Customer, 1, identity_token="beta") is bob
+
+
+def test_bulk_update_synchronises_only_that_tenant_instances(two: Tenancy) -> None:
+    with two.admin_session() as s:
+        ann = s.scalars(sa.select(Customer).execution_options(tenant="acme")).one()
+        bob = s.scalars(sa.select(Customer).execution_options(tenant="beta")).one()
+        s.execute(
+            sa.update(Customer).where(Customer.id == 1).values(name="Zed")
+            .execution_options(tenant="beta")
+        )
+        assert (ann.name, bob.name) == ("Ann", "Zed")
+        s.commit()
+        assert (ann.name, bob.name) == ("Ann", "Zed")
