@@ -78,7 +78,7 @@ def test_missing_tenant_still_raises_no_tenant_selected(two: Tenancy) -> None:
 
 
 def test_unknown_tenant(two: Tenancy) -> None:
-    with two.admin_session() as s, pytest.raises(UnknownTenant, match="nope"):
+    with two.admin_session() as s, pytest.raises(UnknownTenant, match=r"'nope'.*customers"):
         s.scalars(names("nope")).all()
 
 
@@ -95,7 +95,7 @@ def test_core_admin_connection_routes_each_statement(two: Tenancy) -> None:
         with pytest.raises(NoTenantSelected, match="customers"):
             conn.scalars(query).all()  # the previous statement's tenant does not linger
         assert conn.scalars(query.execution_options(tenant="acme")).all() == ["Ann"]
-        with pytest.raises(UnknownTenant):
+        with pytest.raises(UnknownTenant, match=r"'nope'.*customers"):
             conn.scalars(query.execution_options(tenant="nope")).all()
 
 

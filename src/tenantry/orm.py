@@ -139,7 +139,7 @@ def _route_orm(state: ORMExecuteState) -> None:
         if touches:
             raise AdminSessionRequired(tenant, statement_tables(state.statement))
         return
-    engine, _ = resolve(tenancy, tenant)
+    engine, _ = resolve(tenancy, tenant, state.statement)
     state.bind_arguments["bind"] = engine
     if touches:
         state.update_execution_options(identity_token=tenant)

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import util as sql_util
 
-from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch
+from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch, UnknownTenant
 from .models import TENANT_SCHEMA
 from .registry import TenantInfo
 
@@ -55,9 +55,19 @@ def touches_tenant_tables(statement: Any) -> bool:
         return False
 
 
-def resolve(tenancy: Tenancy, tenant: str) -> tuple[Engine, TenantInfo]:
+def resolve(
+    tenancy: Tenancy, tenant: str, statement: Any = None
+) -> tuple[Engine, TenantInfo]:
     """The routed engine of ``tenant`` and its registry row (:class:`UnknownTenant` if none)."""
-    engine = tenancy._route(tenant)
+    try:
+        engine = tenancy._route(tenant)
+    except UnknownTenant as exc:
+        tables = statement_tables(statement) if statement is not None else []
+        if not tables:
+            raise
+        detail = str(exc).partition(": ")[2]
+        where = f"named by a statement on {', '.join(tables)}"
+        raise UnknownTenant(tenant, f"{detail}; {where}" if detail else where) from None
     hit = tenancy._known.get(tenant)
     info = hit[0] if hit is not None else tenancy.get_tenant(tenant)
     return engine, info
@@ -97,7 +107,7 @@ def _route_core(
         if wanted != bound:
             raise TenantMismatch(bound, wanted, statement_tables(elem))
     elif per_statement is not None:
-        _, info = resolve(per_statement.tenancy, wanted)
+        _, info = resolve(per_statement.tenancy, wanted, elem)
         if not same_database(per_statement.tenancy, info, conn.engine):
             raise TenantElsewhere(wanted, describe_location(info), statement_tables(elem))
         per_statement[TENANT_SCHEMA] = info.schema
