@@ -142,6 +142,8 @@ def test_raw_sql_is_read_only_and_must_name_tenant_tables(five: Tenancy) -> None
         list(five.across(sneaky))
     with pytest.raises(sa.exc.DBAPIError):
         list(five.across("SELECT 1 FROM __tenant__.customers; DROP TABLE public.users"))
+    with pytest.raises(sa.exc.DBAPIError, match="read-only transaction"):
+        list(five.across("SELECT nextval('__tenant__.customers_id_seq') AS n"))
     with pytest.raises(NotReadOnly, match="__tenant__"):
         list(five.across("SELECT 1"))
     with five.session("t5") as s:

@@ -178,3 +178,19 @@ def test_bulk_update_synchronises_only_that_tenant_instances(two: Tenancy) -> No
         assert (ann.name, bob.name) == ("Ann", "Zed")
         s.commit()
         assert (ann.name, bob.name) == ("Ann", "Zed")
+
+
+def test_admin_flush_updates_and_deletes_in_the_instance_tenant(two: Tenancy) -> None:
+    with two.admin_session() as s:
+        ann = s.scalars(sa.select(Customer).execution_options(tenant="acme")).one()
+        bob = s.scalars(sa.select(Customer).execution_options(tenant="beta")).one()
+        ann.name = "Ada"
+        for order in bob.orders:
+            s.delete(order)
+        s.commit()
+    with two.session("acme") as s:
+        assert s.scalars(sa.select(Customer.name)).all() == ["Ada"]
+        assert s.scalar(sa.select(sa.func.count()).select_from(Order)) == 1
+    with two.session("beta") as s:
+        assert s.scalars(sa.select(Customer.name)).all() == ["Bob"]
+        assert s.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
