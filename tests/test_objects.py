@@ -89,6 +89,18 @@ def test_merge_without_load_of_another_tenant_raises(two: Tenancy) -> None:
         s.merge(ann, load=False)
 
 
+def test_merge_of_new_instance_assigned_to_another_tenant_raises(two: Tenancy) -> None:
+    with two.session("beta") as s:
+        with pytest.raises(TenantMismatch, match="'acme'"):
+            s.merge(assign(Customer(name="x"), "acme"))
+        customer = Customer(name="y")  # the merge cascade is checked too
+        customer.orders.append(assign(Order(user_id=1, total=Decimal(1)), "acme"))
+        with pytest.raises(TenantMismatch, match="orders"):
+            s.merge(customer)
+        s.rollback()
+        assert s.scalars(sa.select(Customer.name)).all() == ["Bob"]
+
+
 def test_merge_into_same_tenant_works(two: Tenancy) -> None:
     with two.session("acme") as s:
         ann = s.scalars(sa.select(Customer)).one()

@@ -18,7 +18,7 @@ from .errors import (
 )
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
-from .orm import AdminSession, assign, tenant_of
+from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo
 from .tenancy import Tenancy, make_engine
 
@@ -47,6 +47,7 @@ __all__ = [
     "TenantMismatch",
     "TenantOutcome",
     "TenantRow",
+    "TenantSession",
     "TenantStatus",
     "TenantryError",
     "UnknownTenant",

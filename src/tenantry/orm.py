@@ -75,6 +75,22 @@ def assign(obj: object, tenant: str) -> Any:
     return obj
 
 
+class TenantSession(Session):
+    """The session of :meth:`Tenancy.session`: ``merge`` refuses instances of other tenants.
+
+    (``add`` and flushes are checked by session events; ``merge`` copies attributes into a new
+    instance, so it is checked here, on the instance and its merge cascade.)
+    """
+
+    def merge(self, instance: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.info.get(SESSION_TENANT) is not None:
+            state: InstanceState[Any] = inspect(instance)
+            _check_attach(self, instance)
+            for obj, *_ in state.mapper.cascade_iterator("merge", state):
+                _check_attach(self, obj)
+        return super().merge(instance, *args, **kwargs)
+
+
 class AdminSession(Session):
     """A session without a tenant that routes each statement and each instance to its own.
 

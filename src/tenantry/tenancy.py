@@ -28,7 +28,7 @@ from .errors import (
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, validate_name, validate_prefix
-from .orm import AdminSession
+from .orm import AdminSession, TenantSession
 from .registry import Location, State, TenantInfo
 from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
@@ -265,7 +265,7 @@ class Tenancy:
         name = tenant if tenant is not None else current_tenant()
         bind = self.engine if name is None else self._route(name)
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=name)
-        return Session(bind=bind, info=info, **kwargs)
+        return TenantSession(bind=bind, info=info, **kwargs)
 
     @contextmanager
     def connection(self, tenant: str | None = None) -> Iterator[Connection]:
