@@ -50,3 +50,58 @@ class ConfigurationError(TenantryError):
 
 class TransferError(TenantryError):
     """Exporting or importing a tenant's data failed (bad archive, checksum, pg_dump...)."""
+
+
+# -- per-statement tenants, tenant-aware objects, cross-tenant queries (issue 8) --
+
+
+def _tables(tables: list[str] | None) -> str:
+    return f" (tables: {', '.join(tables)})" if tables else ""
+
+
+class TenantMismatch(TenantryError):
+    """A statement or an object names a tenant other than the one its session is bound to."""
+
+    def __init__(self, expected: str, got: str, tables: list[str] | None = None,
+                 what: str = "statement", message: str | None = None) -> None:
+        self.expected, self.got, self.tables = expected, got, tables or []
+        head = message or (
+            f"{what} for tenant {got!r} in a session/connection of tenant {expected!r}"
+        )
+        super().__init__(
+            f"{head}{_tables(self.tables)}; open an admin session (tenancy.admin_session()) "
+            "to work on several tenants"
+        )
+
+
+class AdminSessionRequired(TenantryError):
+    """A statement named its tenant on a session or connection that cannot route per statement."""
+
+    def __init__(self, tenant: str, tables: list[str] | None = None) -> None:
+        self.tenant, self.tables = tenant, tables or []
+        super().__init__(
+            f"statement names tenant {tenant!r}{_tables(self.tables)} but runs on a session or "
+            "connection without a tenant; use tenancy.admin_session() / "
+            "tenancy.admin_connection(), or tenancy.session(name)"
+        )
+
+
+class TenantElsewhere(TenantryError):
+    """A statement names a tenant whose tables live in another database than the connection's."""
+
+    def __init__(self, tenant: str, where: str, tables: list[str] | None = None) -> None:
+        self.tenant, self.where, self.tables = tenant, where, tables or []
+        super().__init__(
+            f"tenant {tenant!r} lives in {where}, not in this connection's database"
+            f"{_tables(self.tables)}; use tenancy.connection({tenant!r}) or an admin session"
+        )
+
+
+class NotReadOnly(TenantryError):
+    """A cross-tenant query (``across``) was given a statement that is not a plain read."""
+
+    def __init__(self, kind: str, tables: list[str] | None = None) -> None:
+        self.kind, self.tables = kind, tables or []
+        super().__init__(
+            f"across() runs read-only SELECT statements only, not {kind}{_tables(self.tables)}"
+        )

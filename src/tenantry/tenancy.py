@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,8 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from . import guard, registry
+from .across import DEFAULT_CHUNK, TenantRow
+from .across import across as run_across
 from .context import current_tenant
 from .context import use as use_context
 from .errors import (
@@ -26,7 +28,9 @@ from .errors import (
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, validate_name, validate_prefix
+from .orm import AdminSession, TenantSession
 from .registry import Location, State, TenantInfo
+from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 
@@ -264,7 +268,7 @@ class Tenancy:
         name = tenant if tenant is not None else current_tenant()
         bind = self.engine if name is None else self._route(name)
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=name)
-        return Session(bind=bind, info=info, **kwargs)
+        return TenantSession(bind=bind, info=info, **kwargs)
 
     @contextmanager
     def connection(self, tenant: str | None = None) -> Iterator[Connection]:
@@ -400,3 +404,39 @@ class Tenancy:
         return import_tenant(
             self, src, as_name, replace=replace, upgrade=upgrade, progress=progress
         )
+
+    # -- per-statement tenants and cross-tenant queries (issue 8) --
+
+    def admin_session(self, **kwargs: Any) -> AdminSession:
+        """A session with no tenant (the ambient one is ignored) for multi-tenant work.
+
+        Each statement names its tenant (``stmt.execution_options(tenant="acme")``), lazy loads
+        and refreshes follow the instance's tenant, and new instances go to the tenant given by
+        :func:`tenantry.assign`. Statements naming no tenant reach shared tables only.
+        """
+        return AdminSession(self, **kwargs)
+
+    @contextmanager
+    def admin_connection(self) -> Iterator[Connection]:
+        """A Core connection to the main database routing each statement to its ``tenant``.
+
+        Tenants of other databases are not reachable from it (:class:`TenantElsewhere`).
+        """
+        with self.engine.connect() as conn:
+            yield conn.execution_options(schema_translate_map=StatementSchemas(self))
+
+    def across(
+        self,
+        statement: Any,
+        tenants: Sequence[str] | None = None,
+        *,
+        jobs: int = 1,
+        chunk: int = DEFAULT_CHUNK,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[TenantRow]:
+        """Run a read-only ``statement`` in every (or each listed) tenant, streaming rows.
+
+        Yields :class:`TenantRow` ``(tenant, row, columns)``. Schema tenants are batched
+        ``chunk`` per round trip (``UNION ALL``); ``jobs`` batches run concurrently.
+        """
+        return run_across(self, statement, tenants, jobs=jobs, chunk=chunk, progress=progress)
