@@ -206,3 +206,17 @@ def test_admin_flush_updates_and_deletes_in_the_instance_tenant(two: Tenancy) ->
     with two.session("beta") as s:
         assert s.scalars(sa.select(Customer.name)).all() == ["Bob"]
         assert s.scalar(sa.select(sa.func.count()).select_from(Order)) == 0
+
+
+def test_get_uses_the_identity_map_in_tenant_sessions(two: Tenancy) -> None:
+    statements: list[str] = []
+    sa.event.listen(two.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with two.session("acme") as s:
+        first = s.get(Customer, 1)
+        count = len(statements)
+        assert s.get(Customer, 1) is first  # from the identity map: no second query
+        assert len(statements) == count
+        assert first is not None and tenant_of(first) == "acme"
+    with two.session("beta") as s:
+        other = s.get(Customer, 1)
+        assert other is not None and other.name == "Bob"  # same id, other tenant's row

@@ -82,6 +82,16 @@ class TenantSession(Session):
     instance, so it is checked here, on the instance and its merge cascade.)
     """
 
+    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        """As :meth:`Session.get`; tenant rows are looked up under the session's tenant, so an
+        instance already in the identity map is returned without a query."""
+        bound = self.info.get(SESSION_TENANT)
+        if bound is not None and "identity_token" not in kwargs:
+            mapper = inspect(entity, raiseerr=False)
+            if isinstance(mapper, Mapper) and is_tenant_mapper(mapper):
+                kwargs["identity_token"] = bound
+        return super().get(entity, ident, **kwargs)
+
     def merge(self, instance: Any, *args: Any, **kwargs: Any) -> Any:
         if self.info.get(SESSION_TENANT) is not None:
             state: InstanceState[Any] = inspect(instance)
