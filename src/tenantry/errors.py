@@ -46,3 +46,14 @@ class MigrationError(TenantryError):
 
 class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
+
+
+# -- database per tenant (issue 3) --
+
+
+class ConnectionBudgetExceeded(TenantryError):
+    """Every connection of the tenant engines' global budget stayed in use past the timeout."""
+
+
+class MoveError(TenantryError):
+    """Moving a tenant to another server failed (the tenant stays where it was)."""
