@@ -105,6 +105,7 @@ class EngineRegistry:
         self._open: set[int] = set()  # id() of DBAPI connections holding a budget slot
         self._reserved = 0  # slots taken by connections being opened
         self._peak = 0
+        self._waiting = 0
         self._hits = self._misses = self._evictions = self._reclaimed = self._waits = 0
 
     # -- engines -------------------------------------------------------------------------
@@ -204,6 +205,9 @@ class EngineRegistry:
         def checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
             if slot.retired and dbapi_connection is not None:
                 record.close()  # evicted while in use: close now that it is back
+            elif self._waiting:
+                with self._cond:  # an idle connection may now be reclaimed by a waiter
+                    self._cond.notify_all()
 
         event.listen(engine, "do_connect", connect)
         event.listen(engine, "close", closed)
@@ -220,7 +224,7 @@ class EngineRegistry:
                     self._reserved += 1
                     self._peak = max(self._peak, len(self._open) + self._reserved)
                     return
-                idle = self._idle_victim(requester)
+                idle, retire = self._idle_victim(requester)
                 if idle is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -233,20 +237,39 @@ class EngineRegistry:
                     if not waited:
                         self._waits += 1
                         waited = True
-                    self._cond.wait(min(remaining, 0.5))
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(min(remaining, 0.5))
+                    finally:
+                        self._waiting -= 1
                     continue
                 self._reclaimed += 1
-            idle.pool.dispose()  # outside the lock; its close events give slots back
+                if retire:
+                    self._engines.pop(idle.key, None)
+                    self._evictions += 1
+            # outside the lock; the close events give the slots back
+            if retire:
+                self._retire(idle)
+            else:
+                idle.pool.dispose()
 
-    def _idle_victim(self, requester: _Slot) -> _Slot | None:
-        """The least recently used engine whose connections are all idle (at least one)."""
-        for slot in self._engines.values():
-            if slot is requester:
-                continue
-            pool = slot.pool
-            if pool.checkedout() == 0 and pool.checkedin() > 0:
-                return slot
-        return None
+    def _idle_victim(self, requester: _Slot) -> tuple[_Slot | None, bool]:
+        """An engine holding idle connections, and whether it must be retired to free them.
+
+        First choice: the least recently used engine whose connections are all idle (closing
+        them keeps the engine). Else the least recently used engine with any idle connection,
+        retired (its checked-out connections close when they come back), the requester last.
+        """
+        candidates = [s for s in self._engines.values() if s.pool.checkedin() > 0]
+        for slot in candidates:
+            if slot is not requester and slot.pool.checkedout() == 0:
+                return slot, False
+        others = [s for s in candidates if s is not requester]
+        if others:
+            return others[0], True
+        if requester in candidates:
+            return requester, True
+        return None, False
 
     def __repr__(self) -> str:
         m = self.metrics()
