@@ -165,7 +165,10 @@ class EngineRegistry:
             raise ConfigurationError(
                 f"unknown server {server!r}; configured: {sorted(self.servers)}"
             )
-        options = {"pool_size": self.pool_size, "max_overflow": 0, **self.engine_options}
+        # pool_size: idle connections kept per tenant. No per-pool overflow limit: a pool never
+        # waits on its own queue (reclaiming idle connections would upset its overflow count);
+        # what bounds connections is the global budget, taken in ``do_connect``.
+        options = {**self.engine_options, "pool_size": self.pool_size, "max_overflow": -1}
         engine = self._make_engine(
             self.servers[server].set(database=database), poolclass=QueuePool, **options
         )
