@@ -19,14 +19,8 @@ from tenantry import (
 )
 from tenantry.strategies.database import DatabaseStrategy
 
-from .app.models import Customer, Setting
-from .db_fixtures import (  # noqa: F401  (fixtures)
-    database_names,
-    dbt,
-    make_tenancy,
-    second_url,
-)
-
+from ..app.models import Customer, Setting
+from .conftest import database_names
 
 NOTES = sa.Table("notes", sa.MetaData(), sa.Column("id", sa.Integer), schema="__tenant__")
 
@@ -189,7 +183,8 @@ def test_template_is_rebuilt_when_the_head_changes(
     # existing database tenants are brought up by migrate_all, through the same strategy
     report = newer.migrate_all()
     assert report.ok
-    assert {t.tenant: t.result for t in report.tenants} == {"after": "current", "before": "upgraded"}
+    results = {t.tenant: t.result for t in report.tenants}
+    assert results == {"after": "current", "before": "upgraded"}
     with newer.connection("before") as conn:
         assert conn.execute(sa.select(NOTES.c.id)).scalar_one() == 42
     assert {s.tenant: s.revision for s in newer.status()} == {"after": "t003", "before": "t003"}

@@ -13,12 +13,8 @@ import sqlalchemy as sa
 
 from tenantry import ConnectionBudgetExceeded, Tenancy
 
-from .app.models import Customer
-from .db_fixtures import (  # noqa: F401  (fixtures)
-    connections_to,
-    make_tenancy,
-    second_url,
-)
+from ..app.models import Customer
+from .conftest import connections_to
 
 
 def only_main(tenant: str, load: object) -> str:

@@ -1,7 +1,4 @@
-"""Fixtures for database-per-tenant tests: a second PostgreSQL server, database Tenancies.
-
-Imported by the test modules that need them (``from .db_fixtures import *``-free: by name).
-"""
+"""Fixtures for database-per-tenant tests: a second PostgreSQL server, database Tenancies."""
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import DatabaseStrategy, Tenancy, make_engine
 
-MIGRATIONS = Path(__file__).parent / "app" / "migrations"
+MIGRATIONS = Path(__file__).parent.parent / "app" / "migrations"
 #: The tenant stream without the FK to the shared ``users`` table (another database).
 TENANT_DB = MIGRATIONS / "tenant_db"
 
