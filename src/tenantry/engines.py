@@ -119,9 +119,15 @@ class EngineRegistry:
                 self._hits += 1
                 self._engines.move_to_end(key)
                 return slot.engine
+        made = self._new_slot(key)  # outside the lock: create_engine takes a while
+        with self._cond:
+            slot = self._engines.get(key)
+            if slot is not None:  # another thread made it meanwhile; ours never connected
+                self._hits += 1
+                self._engines.move_to_end(key)
+                return slot.engine
             self._misses += 1
-            slot = self._new_slot(key)
-            self._engines[key] = slot
+            slot = self._engines[key] = made
             victims = []
             while len(self._engines) > self.max_engines:
                 _, victim = self._engines.popitem(last=False)
