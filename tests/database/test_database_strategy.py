@@ -209,3 +209,17 @@ def test_rename_moves_database_and_schema(dbt: Tenancy, pg_url: str) -> None:
 def test_database_options_need_the_database_strategy(database_url: str) -> None:
     with pytest.raises(ConfigurationError, match="strategy='database'"):
         Tenancy(database_url, max_engines=3)
+
+
+def test_database_dropped_behind_our_back_is_an_unknown_tenant(dbt: Tenancy) -> None:
+    info = dbt.create_tenant("acme")
+    with dbt.session("acme") as s:
+        s.scalars(sa.select(Customer)).all()
+    strategy = strategy_of(dbt)
+    strategy.engines.discard("main", info.schema)  # as in a process that did not drop it...
+    with strategy.admin("main").connect() as conn:  # ...while another one did
+        conn.exec_driver_sql(f'DROP DATABASE "{info.schema}" WITH (FORCE)')
+    with dbt.session("acme") as s, pytest.raises(UnknownTenant, match="no longer exists"):
+        s.scalars(sa.select(Customer)).all()
+    with dbt.engine.begin() as conn:  # unregister it for the cleanup
+        conn.execute(sa.text("DELETE FROM tenantry_tenants WHERE name = 'acme'"))

@@ -17,13 +17,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
 from .. import guard, registry
 from ..engines import EngineRegistry
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
@@ -98,10 +98,20 @@ class DatabaseStrategy(Strategy):
 
     # -- engines -------------------------------------------------------------------------
 
-    @staticmethod
-    def _make_tenant_engine(url: URL, **options: Any) -> Engine:
+    def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
         engine = sa.create_engine(url, **options)
         guard.install(engine)
+        database = url.database or ""
+        tenant = database.removeprefix(self.prefix)
+        missing = f'database "{database}" does not exist'
+
+        def vanished(ctx: ExceptionContext) -> BaseException | None:
+            # the tenant's database was dropped, renamed or moved by another process
+            if missing in str(ctx.original_exception):
+                return UnknownTenant(tenant, f"database {database!r} no longer exists here")
+            return None
+
+        event.listen(engine, "handle_error", vanished)
         return engine
 
     def engine(self, location: Location) -> Engine:
