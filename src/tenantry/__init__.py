@@ -2,12 +2,17 @@
 
 from .across import TenantRow
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
+
+# -- database per tenant (issue 3) --
+from .engines import EngineMetrics, EngineRegistry
 from .errors import (
     AdminSessionRequired,
     ConfigurationError,
     ConfirmationRequired,
+    ConnectionBudgetExceeded,
     InvalidTenantName,
     MigrationError,
+    MoveError,
     NoTenantSelected,
     NotReadOnly,
     TenantElsewhere,
@@ -22,6 +27,7 @@ from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo
+from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
 from .tenancy import Tenancy, make_engine
 from .transfer import Manifest
 
@@ -32,14 +38,20 @@ __all__ = [
     "AdminSessionRequired",
     "ConfigurationError",
     "ConfirmationRequired",
+    "ConnectionBudgetExceeded",
     "ContextExecutor",
+    "DatabaseStrategy",
+    "EngineMetrics",
+    "EngineRegistry",
     "InvalidTenantName",
     "Location",
     "Manifest",
     "MigrationError",
     "MigrationReport",
+    "MoveError",
     "NoTenantSelected",
     "NotReadOnly",
+    "Placement",
     "SharedBase",
     "State",
     "Step",
@@ -60,6 +72,7 @@ __all__ = [
     "assign",
     "carry",
     "current_tenant",
+    "fewest_tenants",
     "make_engine",
     "run_in_thread",
     "tenant_of",

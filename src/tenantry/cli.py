@@ -47,6 +47,8 @@ class Settings:
     tenant_migrations: Path | None
     shared_migrations: Path | None
     _tenancy: Tenancy | None = field(default=None, repr=False)
+    strategy: str = "schema"  # database per tenant (issue 3)
+    servers: list[str] = field(default_factory=list)
 
     def tenancy(self) -> Tenancy:
         if self._tenancy is None:
@@ -63,6 +65,7 @@ class Settings:
             prefix=self.prefix,
             tenant_migrations=self.tenant_migrations,
             shared_migrations=self.shared_migrations,
+            **database_options(self.strategy, self.servers),
         )
 
     def close(self) -> None:
@@ -160,8 +163,18 @@ def options(
         Path | None,
         typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS", help="Shared Alembic directory."),
     ] = None,
+    strategy: Annotated[
+        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema or database.")
+    ] = "schema",
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", envvar="TENANTRY_SERVERS", show_default=False,
+                     help="Extra server for database tenants: name=URL (repeatable; the env "
+                          "variable holds several separated by spaces)."),
+    ] = None,
 ) -> None:
-    ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations)
+    ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations,
+                       strategy=strategy, servers=list(server or []))
 
 
 @app.command()
@@ -345,6 +358,23 @@ def import_(
               f"(revision {info.revision or '-'})", highlight=False)
 
 
+# -- database per tenant (issue 3) --
+
+
+def database_options(strategy: str, servers: list[str]) -> dict[str, Any]:
+    """Tenancy keyword arguments for ``--strategy`` and ``--server name=URL`` options."""
+    options: dict[str, Any] = {} if strategy == "schema" else {"strategy": strategy}
+    parsed: dict[str, str] = {}
+    for spec in servers:
+        name, sep, url = spec.partition("=")
+        if not sep or not name or not url:
+            raise ConfigurationError(f"--server wants name=URL, not {spec.split('=')[0]!r}=...")
+        parsed[name] = url
+    if parsed:
+        options["servers"] = parsed
+    return options
+
+
 @app.command()
 @handle_errors
 def query(
@@ -391,6 +421,18 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
                   transient=True) as bar:
         task = bar.add_task("tenants", total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+@handle_errors
+def move(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant name.", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="Target server name.", show_default=False)],
+) -> None:
+    """Move a database tenant to another server (dump, restore, switch)."""
+    info = tenancy_of(ctx).move_tenant(name, to=to)
+    out.print(f"tenant {info.name}: now on server {info.location.server}", highlight=False)
 
 
 def main() -> None:

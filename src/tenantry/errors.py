@@ -105,3 +105,14 @@ class NotReadOnly(TenantryError):
         super().__init__(
             f"across() runs read-only SELECT statements only, not {kind}{_tables(self.tables)}"
         )
+
+
+# -- database per tenant (issue 3) --
+
+
+class ConnectionBudgetExceeded(TenantryError):
+    """Every connection of the tenant engines' global budget stayed in use past the timeout."""
+
+
+class MoveError(TenantryError):
+    """Moving a tenant to another server failed (the tenant stays where it was)."""

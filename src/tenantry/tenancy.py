@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import current_tenant
 from .context import use as use_context
+from .engines import EngineMetrics
 from .errors import (
     ConfigurationError,
     ConfirmationRequired,
@@ -33,6 +35,7 @@ from .registry import Location, State, TenantInfo
 from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
+from .strategies.database import DatabaseStrategy, Placement
 
 if TYPE_CHECKING:  # issue 6
     from .transfer import Manifest, Progress
@@ -40,6 +43,7 @@ if TYPE_CHECKING:  # issue 6
 log = logging.getLogger("tenantry")
 
 _STRATEGIES: dict[str, type[Strategy]] = {SchemaStrategy.kind: SchemaStrategy}
+_STRATEGIES[DatabaseStrategy.kind] = DatabaseStrategy
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
@@ -73,6 +77,13 @@ class Tenancy:
         shared_migrations: str | Path | None = None,
         version_table: str = "alembic_version",
         engine_options: dict[str, Any] | None = None,
+        servers: dict[str, str | URL] | None = None,
+        placement: Placement | None = None,
+        max_engines: int | None = None,
+        max_connections: int | None = None,
+        pool_size: int | None = None,
+        budget_timeout: float | None = None,
+        template: bool | None = None,
     ) -> None:
         if isinstance(bind, Engine):
             if engine_options:
@@ -96,7 +107,22 @@ class Tenancy:
             if shared_migrations is not None
             else None
         )
-        self.strategy: Strategy = _STRATEGIES[strategy](self.engine, self.prefix)
+        strategy_options = {  # database per tenant (issue 3); None: the strategy's default
+            k: v
+            for k, v in dict(servers=servers, placement=placement, max_engines=max_engines,
+                             max_connections=max_connections, pool_size=pool_size,
+                             budget_timeout=budget_timeout, template=template).items()
+            if v is not None
+        }
+        if strategy_options and strategy != DatabaseStrategy.kind:
+            raise ConfigurationError(
+                f"{sorted(strategy_options)} apply only to strategy='database'"
+            )
+        self.strategy: Strategy = _STRATEGIES[strategy](
+            self.engine, self.prefix, **strategy_options
+        )
+        if isinstance(self.strategy, DatabaseStrategy):
+            self.strategy.template_stream = self.tenant_stream
         guard.install(self.engine)
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
@@ -245,13 +271,17 @@ class Tenancy:
     def _route(self, name: str) -> Engine:
         """The engine (with routing options) for tenant ``name``; raises if unknown."""
         hit = self._known.get(name)
-        if hit is not None:
+        if hit is not None and not isinstance(self.strategy, DatabaseStrategy):
             return hit[1]
-        validate_name(name, self.prefix)
-        with self._begin() as conn:
-            info = registry.get(conn, name)
-        if info is None or not info.usable:
-            raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
+        if hit is not None:  # engines come and go (LRU): fetch from the engine registry
+            info = hit[0]
+        else:
+            validate_name(name, self.prefix)
+            with self._begin() as conn:
+                found = registry.get(conn, name)
+            if found is None or not found.usable:
+                raise UnknownTenant(name, "" if found is None else f"state is {found.state}")
+            info = found
         routed = self.strategy.engine(info.location).execution_options(
             **routing_options(name, info.schema)
         )
@@ -440,3 +470,57 @@ class Tenancy:
         ``chunk`` per round trip (``UNION ALL``); ``jobs`` batches run concurrently.
         """
         return run_across(self, statement, tenants, jobs=jobs, chunk=chunk, progress=progress)
+
+    # -- database per tenant (issue 3) --
+
+    def _database_strategy(self) -> DatabaseStrategy:
+        if not isinstance(self.strategy, DatabaseStrategy):
+            raise ConfigurationError("this needs Tenancy(..., strategy='database')")
+        return self.strategy
+
+    def engine_metrics(self) -> EngineMetrics:
+        """Counters of the tenant engine registry (database strategy)."""
+        return self._database_strategy().engines.metrics()
+
+    def move_tenant(self, name: str, to: str, *, lock_timeout: str = "30s") -> TenantInfo:
+        """Move database tenant ``name`` to server ``to``; idempotent.
+
+        Dump and restore with ``pg_dump``/``pg_restore``, check every table's row count and
+        every sequence, switch the registry row, drop the source. Reads go on throughout;
+        writes wait from the start of the copy until the switch (details in the docs).
+        """
+        from .moving import Move
+
+        strategy = self._database_strategy()
+        validate_name(name, self.prefix)
+        if to not in strategy.servers:
+            raise ConfigurationError(
+                f"unknown server {to!r}; configured: {sorted(strategy.servers)}"
+            )
+        move: Move | None = None
+        try:
+            with self._begin() as main:
+                registry.lock_tenants(main, [name])
+                info = registry.get(main, name)
+                if info is None:
+                    raise UnknownTenant(name)
+                if info.strategy != strategy.kind:
+                    raise ConfigurationError(f"tenant {name!r} is not a database tenant")
+                source = replace(info.location, server=info.location.server or "main")
+                if source.server == to:
+                    return info
+                target = replace(source, server=to)
+                move = Move(strategy, name, source, target, lock_timeout=lock_timeout)
+                move.copy()
+                registry.update(main, name, location=target)
+                moved = registry.get(main, name)
+        except BaseException:
+            if move is not None:
+                move.abort()
+            raise
+        assert move is not None
+        self._forget(name)
+        move.finish()
+        log.info("moved tenant %s from server %s to %s", name, source.server, to)
+        assert moved is not None
+        return moved

