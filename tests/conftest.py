@@ -6,7 +6,6 @@ embedded server is started once for the session (once per xdist worker).
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy
+from tenantry.embedded import server_url
 from tenantry.names import quote
 
 from .app import models  # noqa: F401  (registers the test models)
@@ -27,17 +27,8 @@ MIGRATIONS = Path(__file__).parent / "app" / "migrations"
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of the test server's maintenance database."""
-    url = os.environ.get("TENANTRY_TEST_URL")
-    if url:
+    with server_url("TENANTRY_TEST_URL") as url:
         yield url
-        return
-    from tenantry import embedded
-
-    server = embedded.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

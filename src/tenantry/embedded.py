@@ -5,9 +5,12 @@ Needs the ``embedded`` extra: ``pip install 'tenantry[embedded]'``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,3 +63,17 @@ def start(directory: str | Path | None = None) -> EmbeddedServer:
     handle = get_server(parent / "pgdata", cleanup_mode="delete")
     url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
     return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)
+
+
+@contextmanager
+def server_url(env_var: str = "TENANTRY_TEST_URL") -> Iterator[str]:
+    """The URL in ``$env_var`` if set; otherwise start an embedded server for the block."""
+    url = os.environ.get(env_var)
+    if url:
+        yield url
+        return
+    server = start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

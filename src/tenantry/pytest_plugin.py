@@ -59,17 +59,10 @@ def tenantry_server_url() -> Iterator[str]:
 
     The role needs CREATEDB: each session (each xdist worker) gets its own database on it.
     """
-    url = os.environ.get("TENANTRY_TEST_URL")
-    if url:
-        yield url
-        return
-    from . import embedded
+    from .embedded import server_url
 
-    server = embedded.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with server_url("TENANTRY_TEST_URL") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tenantry import DatabaseStrategy, Tenancy, make_engine
+from tenantry.embedded import server_url
 
 MIGRATIONS = Path(__file__).parent.parent / "app" / "migrations"
 #: The tenant stream without the FK to the shared ``users`` table (another database).
@@ -22,17 +22,8 @@ TENANT_DB = MIGRATIONS / "tenant_db"
 @pytest.fixture(scope="session")
 def second_url() -> Iterator[str]:
     """URL of a second server's maintenance database (``TENANTRY_TEST_URL2`` or embedded)."""
-    url = os.environ.get("TENANTRY_TEST_URL2")
-    if url:
+    with server_url("TENANTRY_TEST_URL2") as url:
         yield url
-        return
-    from tenantry import embedded
-
-    server = embedded.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def cleanup(tenancy: Tenancy) -> None:

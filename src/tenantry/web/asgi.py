@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from ..context import use
 from ..errors import InvalidTenantName, UnknownTenant
 from ..tenancy import Tenancy
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple, rejection
+from .policy import TenantPolicy
+from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
 from .resolvers import RequestView, Resolver, host_of, resolve
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def request_view(scope: Scope) -> RequestView:
     return RequestView(host_of(host), path, headers, scope)
 
 
-class TenantMiddleware:
+class TenantMiddleware(TenantPolicy):
     """Resolve the tenant of each request and select it for that request only.
 
     ``tenancy`` is an :class:`~tenantry.aio.AsyncTenancy` (checked without blocking) or a
@@ -61,12 +62,11 @@ class TenantMiddleware:
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
     ) -> None:
+        super().__init__(
+            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing
+        )
         self.app = app
         self.tenancy = tenancy
-        self.resolvers = as_tuple(resolvers)
-        self.required = required
-        self.on_unknown = on_unknown
-        self.on_missing = on_missing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -75,8 +75,7 @@ class TenantMiddleware:
         view = request_view(scope)
         found = resolve(view, self.resolvers)
         if found is None:
-            needed = self.required(view) if callable(self.required) else self.required
-            if needed:
+            if self.needs_tenant(view):
                 await _refuse(scope, send, rejection(self.on_missing, view, None))
                 return
             with use(None):

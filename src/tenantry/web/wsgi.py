@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from ..context import _current
 from ..errors import InvalidTenantName, UnknownTenant
 from ..tenancy import Tenancy
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple, rejection
+from .policy import TenantPolicy
+from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
 from .resolvers import RequestView, Resolver, host_of, resolve
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def request_view(environ: WSGIEnvironment) -> RequestView:
     return RequestView(host_of(host), str(environ.get("PATH_INFO", "")), headers, environ)
 
 
-class WSGITenantMiddleware:
+class WSGITenantMiddleware(TenantPolicy):
     """Resolve the tenant of each request and select it for that request only.
 
     Flask: ``app.wsgi_app = WSGITenantMiddleware(app.wsgi_app, tenancy, [header()])``.
@@ -52,12 +53,11 @@ class WSGITenantMiddleware:
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
     ) -> None:
+        super().__init__(
+            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing
+        )
         self.app = app
         self.tenancy = tenancy
-        self.resolvers = as_tuple(resolvers)
-        self.required = required
-        self.on_unknown = on_unknown
-        self.on_missing = on_missing
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
@@ -72,8 +72,7 @@ class WSGITenantMiddleware:
         view = request_view(environ)
         found = resolve(view, self.resolvers)
         if found is None:
-            needed = self.required(view) if callable(self.required) else self.required
-            if needed:
+            if self.needs_tenant(view):
                 return _refuse(start_response, rejection(self.on_missing, view, None))
             tenant = None
         else:
