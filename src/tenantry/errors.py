@@ -46,3 +46,7 @@ class MigrationError(TenantryError):
 
 class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
+
+
+class TemplateError(TenantryError):
+    """The tenant template could not be built or applied."""
