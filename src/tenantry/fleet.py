@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import registry
-from .errors import MigrationError, UnknownTenant
+from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .migrations import MigrationStream, TenantOutcome, TenantStatus
 from .registry import State, TenantInfo
 
@@ -86,9 +86,17 @@ class Plan:
 
 
 def plan(
-    tenancy: Tenancy, stream: MigrationStream, target: str, patterns: Sequence[str] | None
+    tenancy: Tenancy,
+    stream: MigrationStream,
+    target: str,
+    patterns: Sequence[str] | None,
+    *,
+    confirm: bool = False,
 ) -> Plan:
-    """Read the registry once; split the tenants into to-do and already-at-``target``."""
+    """Read the registry once; split the tenants into to-do and already-at-``target``.
+
+    Downgrading destroys data: it needs ``confirm=True``.
+    """
     wanted = resolve(stream, target)
     with tenancy._begin() as conn:
         infos = registry.all_tenants(conn)
@@ -102,6 +110,12 @@ def plan(
             current.append(TenantOutcome(info.name, "current", info.revision, info.revision))
         elif info.state in _MIGRATABLE:
             todo.append(info)
+    down = [i.name for i in todo if is_downgrade(stream, i.revision, wanted)]
+    if down and not confirm:
+        raise ConfirmationRequired(
+            f"migrating to {target!r} downgrades {len(down)} tenant(s) (e.g. {down[0]!r}) and "
+            "may destroy data: pass confirm=True (CLI: --yes)"
+        )
     return Plan(wanted, todo, current)
 
 

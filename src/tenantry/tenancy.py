@@ -328,6 +328,7 @@ class Tenancy:
         jobs: int = 1,
         on_outcome: Callable[[TenantOutcome], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
+        confirm: bool = False,
     ) -> MigrationReport:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
@@ -335,10 +336,11 @@ class Tenancy:
         worker processes. A failing tenant is recorded (state ``failed``) and does not stop the
         others. Tenants already at ``target`` are found by one registry query and skipped.
         ``on_plan(n)`` is told how many tenants need work; ``on_outcome`` sees each result.
+        A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
         """
         shared = self.migrate_shared()
         stream = self._tenant_stream()
-        todo = fleet.plan(self, stream, target, tenants)
+        todo = fleet.plan(self, stream, target, tenants, confirm=confirm)
         if on_plan is not None:
             on_plan(len(todo.todo))
         done = fleet.run(self, todo.todo, todo.target, jobs=jobs, on_outcome=on_outcome)
