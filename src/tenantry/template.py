@@ -193,15 +193,15 @@ class Templates:
         log.info("building the tenant template for revision %s", head)
         with self._locked() as conn:
             self._migrate_template(conn, head)
-        with self._locked() as conn:  # the lock is held while pg_dump reads the template
-            chunks = conn.execute(
-                sa.select(templates.c.chunks).where(templates.c.head == head)
-            ).scalar()
-            if chunks is not None:  # another process finished first
-                return list(chunks)
-            if self.stream.current(conn, TEMPLATE_SCHEMA) != head:
-                raise TemplateError(f"template schema moved away from {head} while building")
-            built = split_dump(dump_schema(self.engine, TEMPLATE_SCHEMA, self._dump_program(conn)))
+            program = self._dump_program(conn)
+        # No connection is held while pg_dump runs (a pool of one server connection, as behind
+        # PgBouncer, must not deadlock); the dump proves which revision it captured.
+        dump = dump_schema(self.engine, TEMPLATE_SCHEMA, program)
+        stamp = f"INSERT INTO {TEMPLATE_SCHEMA}.alembic_version VALUES\n\t('{head}');"
+        if stamp not in dump:
+            raise TemplateError(f"template schema moved away from {head} while being dumped")
+        built = split_dump(dump)
+        with self._locked() as conn:
             conn.execute(
                 sa.dialects.postgresql.insert(templates)
                 .values(head=head, chunks=built)
@@ -236,6 +236,15 @@ class Templates:
             version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
             self._pg_dump = find_pg_dump(version // 10000, self._explicit)
         return self._pg_dump
+
+    @property
+    def checked(self) -> bool:
+        """Whether a usable ``pg_dump`` has been found already."""
+        return self._pg_dump is not None
+
+    def warm(self) -> None:
+        """Load (or build) the template of the head now, before a transaction is open."""
+        self.sql(TEMPLATE_SCHEMA)
 
     def available(self) -> bool:
         """Whether a suitable ``pg_dump`` exists (checked once)."""

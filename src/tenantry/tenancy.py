@@ -166,6 +166,7 @@ class Tenancy:
         leaves nothing behind.
         """
         validate_name(name, self.prefix)
+        self._warm_template()  # builds it, if needed, before this transaction holds a connection
         with self._begin() as main:
             registry.lock_tenants(main, [name])
             existing = registry.get(main, name)
@@ -417,3 +418,12 @@ class Tenancy:
         """Revision counts, states and failed/migrating tenants, from one registry query."""
         head = self.tenant_stream.head if self.tenant_stream is not None else None
         return fleet.Drift.of(head, self.status())
+
+    def _warm_template(self) -> None:
+        if self._templates is None:
+            return
+        if self._provisioning == "auto" and not self._templates.checked:
+            with self.engine.connect() as conn:
+                if not self._use_template(conn):
+                    return
+        self._templates.warm()

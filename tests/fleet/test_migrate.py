@@ -134,8 +134,9 @@ def test_kill_9_mid_run_then_resume(fleet: Tenancy, fleet_migrations: Path) -> N
     url = fleet.engine.url.render_as_string(hide_password=False)
     env = dict(os.environ, PYTHONPATH=str(SRC), TENANTRY_URL=url,
                TENANTRY_TENANT_MIGRATIONS=str(fleet_migrations))
-    proc = subprocess.Popen([sys.executable, "-c", "from tenantry.cli import main; main()", "migrate"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-c", "from tenantry.cli import main; main()", "migrate"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

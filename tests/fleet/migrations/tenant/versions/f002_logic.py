@@ -26,7 +26,7 @@ def upgrade() -> None:
         "CREATE VIEW happy_customers AS SELECT id, name FROM customers WHERE mood = 'happy'"
     )
     op.execute(
-        f"CREATE FUNCTION {schema}.customer_count() RETURNS bigint LANGUAGE sql STABLE "
+        f"CREATE FUNCTION {schema}.customer_count() RETURNS bigint LANGUAGE sql STABLE "  # noqa: S608
         f"AS $$ SELECT count(*) FROM {schema}.customers $$"
     )
     op.execute(
