@@ -7,10 +7,12 @@ from .errors import (
     InvalidTenantName,
     MigrationError,
     NoTenantSelected,
+    TemplateError,
     TenantExists,
     TenantryError,
     UnknownTenant,
 )
+from .fleet import Drift, TenancyConfig
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .registry import Location, State, TenantInfo
@@ -22,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationRequired",
     "ContextExecutor",
+    "Drift",
     "InvalidTenantName",
     "Location",
     "MigrationError",
@@ -30,7 +33,9 @@ __all__ = [
     "SharedBase",
     "State",
     "Step",
+    "TemplateError",
     "Tenancy",
+    "TenancyConfig",
     "TenantBase",
     "TenantExists",
     "TenantInfo",
