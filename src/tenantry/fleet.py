@@ -19,6 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from . import registry
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .migrations import MigrationStream, TenantOutcome, TenantStatus
@@ -31,6 +33,9 @@ log = logging.getLogger("tenantry.fleet")
 
 OnOutcome = Callable[[TenantOutcome], None]
 _MIGRATABLE = frozenset({State.READY, State.MIGRATING, State.FAILED})
+#: Tenants marked ``migrating`` together (and sent to a worker together): a killed run leaves
+#: at most this many tenants marked but not migrated, and a re-run finishes them.
+BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -119,19 +124,34 @@ def plan(
     return Plan(wanted, todo, current)
 
 
-def migrate_one(tenancy: Tenancy, info: TenantInfo, target: str | None) -> TenantOutcome:
-    """Migrate one tenant to revision ``target`` in its own transaction; never raises."""
+def mark_migrating(tenancy: Tenancy, names: Sequence[str]) -> None:
+    """Mark ``names`` as ``migrating`` in one committed update, visible to everyone."""
+    if names:
+        with tenancy._begin() as main:
+            main.execute(
+                registry.tenants.update()
+                .where(registry.tenants.c.name.in_(list(names)))
+                .values(state=State.MIGRATING.value, updated_at=sa.func.now())
+            )
+
+
+def migrate_one(
+    tenancy: Tenancy, info: TenantInfo, target: str | None, *, mark: bool = True
+) -> TenantOutcome:
+    """Migrate one tenant to revision ``target`` in its own transaction; never raises.
+
+    With ``mark`` the tenant is first marked ``migrating`` (else the caller did, in a batch).
+    """
     stream = tenancy._tenant_stream()
     name = info.name
     try:
-        with tenancy._begin() as main:  # committed first: others see the tenant is migrating
-            registry.update(main, name, state=State.MIGRATING)
+        if mark:
+            mark_migrating(tenancy, [name])
         with tenancy._begin() as main:
             registry.lock_tenants(main, [name])
             with tenancy.strategy.storage(main, name, info.location) as conn:
-                current = stream.current(conn, info.schema)
                 goal = target if target is not None else "base"
-                if is_downgrade(stream, current, target):
+                if is_downgrade(stream, info.revision, target):
                     step = stream.downgrade(conn, info.schema, goal)
                 else:
                     step = stream.upgrade(conn, info.schema, goal)
@@ -150,6 +170,14 @@ def migrate_one(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Tenan
         "downgraded" if is_downgrade(stream, step.before, step.after) else "upgraded"
     )
     return TenantOutcome(name, result, step.before, step.after)
+
+
+def migrate_batch(
+    tenancy: Tenancy, batch: Sequence[TenantInfo], target: str | None
+) -> list[TenantOutcome]:
+    """Mark a batch ``migrating`` with one update, then migrate its tenants one by one."""
+    mark_migrating(tenancy, [i.name for i in batch])
+    return [migrate_one(tenancy, info, target, mark=False) for info in batch]
 
 
 def run(
@@ -171,8 +199,9 @@ def run(
             on_outcome(outcome)
 
     if jobs == 1 or len(todo) <= 1:
-        for info in todo:
-            record(migrate_one(tenancy, info, target))
+        for batch in _batches(todo, BATCH):
+            for outcome in migrate_batch(tenancy, batch, target):
+                record(outcome)
         return outcomes
     for outcome in _parallel(tenancy.config(), todo, target, jobs):
         record(outcome)
@@ -187,7 +216,7 @@ def _batches(items: Sequence[TenantInfo], size: int) -> Iterator[list[TenantInfo
 def _parallel(
     config: TenancyConfig, todo: Sequence[TenantInfo], target: str | None, jobs: int
 ) -> Iterator[TenantOutcome]:
-    size = max(1, min(50, len(todo) // (jobs * 8) or 1))
+    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
     context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(config,)
@@ -216,7 +245,7 @@ def _init_worker(config: TenancyConfig) -> None:
 
 def _run_batch(batch: Iterable[TenantInfo], target: str | None) -> list[TenantOutcome]:
     assert _worker is not None, "worker not initialised"
-    return [migrate_one(_worker, info, target) for info in batch]
+    return migrate_batch(_worker, list(batch), target)
 
 
 @dataclass(frozen=True)
