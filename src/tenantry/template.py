@@ -34,6 +34,10 @@ log = logging.getLogger("tenantry.template")
 TEMPLATE_SCHEMA = "tenantry_template"
 _TEMPLATE_LOCK = "__tenantry_template__"
 
+# Templates already built by this process, by (server, script directory, head): other databases
+# on the same server with the same migrations (tests, many Tenancy objects) reuse them.
+_PROCESS_CACHE: dict[tuple[str, str, str], list[str]] = {}
+
 metadata = sa.MetaData()
 templates = sa.Table(
     "tenantry_templates",
@@ -163,6 +167,7 @@ class Templates:
         self._pg_dump: str | None = None
         self._cache: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+        self._server = engine.url.set(database=None, password=None).render_as_string()
 
     def sql(self, schema: str) -> str:
         """The SQL that makes ``schema`` (already created) a copy of the template at head."""
@@ -171,8 +176,13 @@ class Templates:
             raise TemplateError("the tenant stream is empty: nothing to template")
         chunks = self._cache.get(head)
         if chunks is None:
+            key = (self._server, str(Path(self.stream.config.get_main_option("script_location")
+                                          or "").resolve()), head)
             with self._lock:
-                chunks = self._cache.get(head) or self._load_or_build(head)
+                chunks = self._cache.get(head) or _PROCESS_CACHE.get(key)
+                if chunks is None:
+                    chunks = self._load_or_build(head)
+                    _PROCESS_CACHE[key] = chunks
                 self._cache = {head: chunks}
         return render(chunks, schema, self.engine.dialect.identifier_preparer)
 
@@ -182,6 +192,8 @@ class Templates:
         with self._lock, self._locked() as conn:
             conn.execute(templates.delete().where(templates.c.head == head))
             self._cache.clear()
+            for key in [k for k in _PROCESS_CACHE if k[0] == self._server]:
+                del _PROCESS_CACHE[key]
 
     def _load_or_build(self, head: str) -> list[str]:
         with self._locked() as conn:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -34,6 +35,7 @@ def setup_fleet(make_tenancy: MakeTenancy, migrations: Path) -> str:
     return t.engine.url.render_as_string(hide_password=False)
 
 
+@pytest.mark.slow
 def test_migrate_reports_and_fails(make_tenancy: MakeTenancy, fleet_migrations: Path) -> None:
     url = setup_fleet(make_tenancy, fleet_migrations)
     code, output = run(url, fleet_migrations, "migrate", "--dry-run", "--tenant", "a1")

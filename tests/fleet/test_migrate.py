@@ -62,6 +62,7 @@ def fleet(make_tenancy: MakeTenancy, fleet_migrations: Path) -> Tenancy:
     return make_tenancy()
 
 
+@pytest.mark.slow
 def test_parallel_migration_records_each_tenant(fleet: Tenancy) -> None:
     seen: list[str] = []
     planned: list[int] = []
@@ -127,6 +128,7 @@ def test_nothing_to_do_is_one_registry_query(fleet: Tenancy) -> None:
     assert not any("alembic_version" in s or "tenant_a" in s for s in statements)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume(fleet: Tenancy, fleet_migrations: Path) -> None:
     add_revision(fleet_migrations, sleep=0.3)  # slow enough to kill mid-run
     fleet.drop_tenant("bad1", confirm=True)

@@ -39,6 +39,7 @@ def bounced(database_url: str) -> Iterator[Tenancy]:
             t.dispose()
 
 
+@pytest.mark.slow
 def test_no_request_sees_another_tenants_rows(bounced: Tenancy) -> None:
     bounced.migrate_shared()
     for name in TENANTS:  # provisioning (template) and migrations go through the bouncer too
