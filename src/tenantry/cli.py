@@ -247,6 +247,11 @@ def migrate(
         bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm downgrades (data loss).")] = False,
+    compiled: Annotated[
+        bool,
+        typer.Option("--compiled", help="Render each step's SQL once, run it per tenant in one "
+                     "round trip (migrations must not query the database)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
@@ -261,7 +266,7 @@ def migrate(
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
             to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
-            confirm=yes,
+            confirm=yes, compiled=compiled,
         )
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from . import registry
+from .compiled import Compiler, StaleRevision
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
-from .migrations import MigrationStream, TenantOutcome, TenantStatus
+from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus
 from .registry import State, TenantInfo
 
 if TYPE_CHECKING:
@@ -136,26 +137,24 @@ def mark_migrating(tenancy: Tenancy, names: Sequence[str]) -> None:
 
 
 def migrate_one(
-    tenancy: Tenancy, info: TenantInfo, target: str | None, *, mark: bool = True
+    tenancy: Tenancy,
+    info: TenantInfo,
+    target: str | None,
+    *,
+    mark: bool = True,
+    compiler: Compiler | None = None,
 ) -> TenantOutcome:
     """Migrate one tenant to revision ``target`` in its own transaction; never raises.
 
     With ``mark`` the tenant is first marked ``migrating`` (else the caller did, in a batch).
+    With a ``compiler``, upgrades run the step's pre-rendered SQL (see :mod:`tenantry.compiled`).
     """
     stream = tenancy._tenant_stream()
     name = info.name
     try:
         if mark:
             mark_migrating(tenancy, [name])
-        with tenancy._begin() as main:
-            registry.lock_tenants(main, [name])
-            with tenancy.strategy.storage(main, name, info.location) as conn:
-                goal = target if target is not None else "base"
-                if is_downgrade(stream, info.revision, target):
-                    step = stream.downgrade(conn, info.schema, goal)
-                else:
-                    step = stream.upgrade(conn, info.schema, goal)
-            registry.update(main, name, state=State.READY, revision=step.after, error=None)
+        step = _compiled(tenancy, info, target, compiler) or _ordinary(tenancy, info, target)
     except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
         error = f"{type(exc).__name__}: {exc}".strip()[:4000]
         log.error("migration of tenant %s failed: %s", name, error)
@@ -172,12 +171,52 @@ def migrate_one(
     return TenantOutcome(name, result, step.before, step.after)
 
 
+def _ordinary(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step:
+    stream = tenancy._tenant_stream()
+    with tenancy._begin() as main:
+        registry.lock_tenants(main, [info.name])
+        with tenancy.strategy.storage(main, info.name, info.location) as conn:
+            goal = target if target is not None else "base"
+            if is_downgrade(stream, info.revision, target):
+                step = stream.downgrade(conn, info.schema, goal)
+            else:
+                step = stream.upgrade(conn, info.schema, goal)
+        registry.update(main, info.name, state=State.READY, revision=step.after, error=None)
+    return step
+
+
+def _compiled(
+    tenancy: Tenancy, info: TenantInfo, target: str | None, compiler: Compiler | None
+) -> Step | None:
+    """The compiled upgrade, if one applies; ``None``: migrate the ordinary way."""
+    if compiler is None or target is None or info.revision == target:
+        return None
+    if is_downgrade(compiler.stream, info.revision, target):
+        return None
+    compiled = compiler.step(info.revision, target)
+    if compiled is None:
+        return None
+    try:
+        with tenancy._begin() as main:
+            registry.lock_tenants(main, [info.name])
+            with tenancy.strategy.storage(main, info.name, info.location) as conn:
+                compiled.run(conn, info.schema)
+            registry.update(main, info.name, state=State.READY, revision=target, error=None)
+    except StaleRevision as exc:  # rolled back; the registry was out of date
+        log.info("compiled step skipped: %s", exc)
+        return None
+    return Step(info.revision, target)
+
+
 def migrate_batch(
-    tenancy: Tenancy, batch: Sequence[TenantInfo], target: str | None
+    tenancy: Tenancy,
+    batch: Sequence[TenantInfo],
+    target: str | None,
+    compiler: Compiler | None = None,
 ) -> list[TenantOutcome]:
     """Mark a batch ``migrating`` with one update, then migrate its tenants one by one."""
     mark_migrating(tenancy, [i.name for i in batch])
-    return [migrate_one(tenancy, info, target, mark=False) for info in batch]
+    return [migrate_one(tenancy, info, target, mark=False, compiler=compiler) for info in batch]
 
 
 def run(
@@ -187,8 +226,12 @@ def run(
     *,
     jobs: int = 1,
     on_outcome: OnOutcome | None = None,
+    compiled: bool = False,
 ) -> list[TenantOutcome]:
-    """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes."""
+    """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes.
+
+    ``compiled=True`` renders each upgrade step's SQL once (see :mod:`tenantry.compiled`).
+    """
     if jobs < 1:
         raise MigrationError(f"jobs must be at least 1, not {jobs}")
     outcomes: list[TenantOutcome] = []
@@ -199,11 +242,12 @@ def run(
             on_outcome(outcome)
 
     if jobs == 1 or len(todo) <= 1:
+        compiler = Compiler(tenancy._tenant_stream()) if compiled else None
         for batch in _batches(todo, BATCH):
-            for outcome in migrate_batch(tenancy, batch, target):
+            for outcome in migrate_batch(tenancy, batch, target, compiler):
                 record(outcome)
         return outcomes
-    for outcome in _parallel(tenancy.config(), todo, target, jobs):
+    for outcome in _parallel(tenancy.config(), todo, target, jobs, compiled):
         record(outcome)
     return outcomes
 
@@ -214,12 +258,16 @@ def _batches(items: Sequence[TenantInfo], size: int) -> Iterator[list[TenantInfo
 
 
 def _parallel(
-    config: TenancyConfig, todo: Sequence[TenantInfo], target: str | None, jobs: int
+    config: TenancyConfig,
+    todo: Sequence[TenantInfo],
+    target: str | None,
+    jobs: int,
+    compiled: bool,
 ) -> Iterator[TenantOutcome]:
     size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
     context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(config,)
+        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(config, compiled)
     ) as pool:
         batches = _batches(todo, size)
         pending: set[Future[list[TenantOutcome]]] = set()
@@ -236,16 +284,18 @@ def _parallel(
 
 
 _worker: Tenancy | None = None
+_worker_compiler: Compiler | None = None
 
 
-def _init_worker(config: TenancyConfig) -> None:
-    global _worker
+def _init_worker(config: TenancyConfig, compiled: bool) -> None:
+    global _worker, _worker_compiler
     _worker = config.build()
+    _worker_compiler = Compiler(_worker._tenant_stream()) if compiled else None
 
 
 def _run_batch(batch: Iterable[TenantInfo], target: str | None) -> list[TenantOutcome]:
     assert _worker is not None, "worker not initialised"
-    return migrate_batch(_worker, list(batch), target)
+    return migrate_batch(_worker, list(batch), target, _worker_compiler)
 
 
 @dataclass(frozen=True)

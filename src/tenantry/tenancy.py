@@ -330,6 +330,7 @@ class Tenancy:
         on_outcome: Callable[[TenantOutcome], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
+        compiled: bool = False,
     ) -> MigrationReport:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
@@ -338,13 +339,17 @@ class Tenancy:
         others. Tenants already at ``target`` are found by one registry query and skipped.
         ``on_plan(n)`` is told how many tenants need work; ``on_outcome`` sees each result.
         A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
+        ``compiled=True`` renders each upgrade step's SQL once and runs it per tenant in one
+        round trip (for migrations that do not query the database: see tenantry.compiled).
         """
         shared = self.migrate_shared()
         stream = self._tenant_stream()
         todo = fleet.plan(self, stream, target, tenants, confirm=confirm)
         if on_plan is not None:
             on_plan(len(todo.todo))
-        done = fleet.run(self, todo.todo, todo.target, jobs=jobs, on_outcome=on_outcome)
+        done = fleet.run(
+            self, todo.todo, todo.target, jobs=jobs, on_outcome=on_outcome, compiled=compiled
+        )
         return MigrationReport(shared, todo.current + done)
 
     def status(self) -> list[TenantStatus]:

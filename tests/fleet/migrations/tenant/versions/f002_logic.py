@@ -10,7 +10,7 @@ down_revision = "f001"
 def upgrade() -> None:
     schema = op.get_context().version_table_schema
     op.drop_column("customers", "obsolete")  # leaves a dropped attribute behind
-    op.execute("ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'")
+    op.execute("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh' BEFORE 'ok'")
     op.execute("CREATE SEQUENCE invoice_no START 1000 INCREMENT 5")
     op.create_table(
         "invoices",
