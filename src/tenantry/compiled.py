@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import re
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .migrations import MigrationStream
+from .names import quote
 from .template import execute_script
 
 log = logging.getLogger("tenantry.compiled")
@@ -26,6 +26,7 @@ log = logging.getLogger("tenantry.compiled")
 PLACEHOLDER = "tenantry_compiled_schema"
 _MENTION = re.compile(rf"(?<![\w$]){PLACEHOLDER}(?![\w$])")
 _TRANSACTION = re.compile(r"(?m)^(?:BEGIN|COMMIT);$")
+_STALE = "tenantry: stale revision"
 
 
 class StaleRevision(Exception):
@@ -41,14 +42,32 @@ class CompiledStep:
         self.version_table = stream.version_table
         self._chunks = _MENTION.split(_TRANSACTION.sub("", sql))
 
-    def run(self, conn: Connection, schema: str) -> None:
-        """Run the step on ``schema`` (on the search path) in ``conn``'s transaction."""
+    def run(self, conn: Connection, schema: str, prologue: str = "", epilogue: str = "") -> None:
+        """Run the step on ``schema`` (on the search path) in ``conn``'s transaction.
+
+        One round trip: ``prologue`` (e.g. a lock), the step, a check that the version table
+        now says the target (else :class:`StaleRevision`, and the caller rolls back), then
+        ``epilogue`` (e.g. the registry update, when it lives in the same database).
+        """
         name = conn.dialect.identifier_preparer.quote(schema)
-        execute_script(conn, name.join(self._chunks))
-        table = sa.table(self.version_table, sa.column("version_num"), schema=schema)
-        now = conn.execute(sa.select(table.c.version_num)).scalars().all()
-        if now != [self.target]:
-            raise StaleRevision(f"{schema}: version table says {now}, not {self.target!r}")
+        table = f"{quote(schema)}.{quote(self.version_table)}"
+        check = (
+            "DO $tenantry$ BEGIN IF (SELECT array_agg(version_num::text) FROM "  # noqa: S608
+            f"{table}) IS DISTINCT FROM ARRAY[{literal(self.target)}]::text[] THEN "
+            f"RAISE EXCEPTION '{_STALE}'; END IF; END $tenantry$;\n"
+        )
+        script = prologue + name.join(self._chunks) + check + epilogue
+        try:
+            execute_script(conn, script)
+        except Exception as exc:  # driver errors, raised by the raw cursor
+            if _STALE in str(exc):
+                raise StaleRevision(f"{schema}: version table is not at {self.start}") from exc
+            raise
+
+
+def literal(value: str) -> str:
+    """A SQL string literal (standard_conforming_strings)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class Compiler:

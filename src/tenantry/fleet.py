@@ -196,16 +196,40 @@ def _compiled(
     compiled = compiler.step(info.revision, target)
     if compiled is None:
         return None
+    same_database = tenancy.strategy.kind == "schema"  # registry and tenant in one database
     try:
         with tenancy._begin() as main:
-            registry.lock_tenants(main, [info.name])
+            if not same_database:
+                registry.lock_tenants(main, [info.name])
             with tenancy.strategy.storage(main, info.name, info.location) as conn:
-                compiled.run(conn, info.schema)
-            registry.update(main, info.name, state=State.READY, revision=target, error=None)
+                if same_database:  # lock, step, check and registry row: one round trip
+                    compiled.run(conn, info.schema, _lock_sql(info.name),
+                                 _ready_sql(tenancy, info.name, target))
+                else:
+                    compiled.run(conn, info.schema)
+            if not same_database:
+                registry.update(main, info.name, state=State.READY, revision=target, error=None)
     except StaleRevision as exc:  # rolled back; the registry was out of date
         log.info("compiled step skipped: %s", exc)
         return None
     return Step(info.revision, target)
+
+
+def _lock_sql(name: str) -> str:
+    """The statement :func:`registry.lock_tenants` runs for one tenant, as SQL text."""
+    return f"SELECT pg_advisory_xact_lock({registry._LOCK_CLASS}, {registry._lock_key(name)});\n"
+
+
+def _ready_sql(tenancy: Tenancy, name: str, revision: str) -> str:
+    """The registry update of a migrated tenant, as SQL text (values rendered as literals)."""
+    update = (
+        registry.tenants.update()
+        .where(registry.tenants.c.name == name)
+        .values(state=State.READY.value, revision=revision, error=None, updated_at=sa.func.now())
+    )
+    compiled = update.compile(dialect=tenancy.engine.dialect,
+                              compile_kwargs={"literal_binds": True})
+    return f"{compiled};\n"
 
 
 def migrate_batch(
