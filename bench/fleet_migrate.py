@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import new_database, server, timed  # noqa: E402
+from _common import new_database, server, timed
 
-from tenantry import Tenancy  # noqa: E402
-from tenantry.names import quote  # noqa: E402
+from tenantry import Tenancy
+from tenantry.names import quote
 
 BASE = '''from alembic import op
 revision = "m000"

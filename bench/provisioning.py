@@ -17,11 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import new_database, server, write_chain  # noqa: E402
+from _common import new_database, server, write_chain
 
-from tenantry import Tenancy  # noqa: E402
-from tenantry.names import quote  # noqa: E402
-from tenantry.template import execute_script  # noqa: E402
+from tenantry import Tenancy
+from tenantry.names import quote
+from tenantry.template import execute_script
 
 
 def main() -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import sqlalchemy as sa  # noqa: E402
-from _common import new_database, server  # noqa: E402
+import sqlalchemy as sa
+from _common import new_database, server
 
-from tenantry import Tenancy  # noqa: E402
+from tenantry import Tenancy
 
 STREAM = '''from alembic import op
 revision = "s001"
