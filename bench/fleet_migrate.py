@@ -124,9 +124,10 @@ def main() -> None:
             print(f"{label} per tenant / raw DDL: {per[label] / per_raw:.2f}  (target <= 3)")
         print(f"jobs=2 / jobs=1 time per tenant: {per['jobs=2'] / per['jobs=1']:.2f}, compiled: "
               f"{per['jobs=2 compiled'] / per['jobs=1 compiled']:.2f}  (target < 1)")
-        print(f"peak RSS of the migrating process: {small['maxrss_kb'] / 1024:.0f} MB for "
-              f"{small['moved']} tenants, {rest['maxrss_kb'] / 1024:.0f} MB for "
-              f"{rest['moved']} tenants")
+        print("peak RSS of the migrating (main) process:")
+        for label, run in (("jobs=1", small), ("jobs=1", rest), ("jobs=2", both),
+                           ("jobs=1 compiled", compiled1), ("jobs=2 compiled", compiled2)):
+            print(f"  {label:16s} {run['moved']:6d} tenants: {run['maxrss_kb'] / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -209,8 +209,9 @@ class Templates:
         # No connection is held while pg_dump runs (a pool of one server connection, as behind
         # PgBouncer, must not deadlock); the dump proves which revision it captured.
         dump = dump_schema(self.engine, TEMPLATE_SCHEMA, program)
-        stamp = f"INSERT INTO {TEMPLATE_SCHEMA}.alembic_version VALUES\n\t('{head}');"
-        if stamp not in dump:
+        table = re.escape(f"{TEMPLATE_SCHEMA}.{self.stream.version_table}")
+        stamp = rf"INSERT INTO {table} VALUES\s*\(\s*'{re.escape(head)}'\s*\);"
+        if re.search(stamp, dump) is None:
             raise TemplateError(f"template schema moved away from {head} while being dumped")
         built = split_dump(dump)
         with self._locked() as conn:
