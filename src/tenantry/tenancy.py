@@ -319,7 +319,11 @@ class Tenancy:
 
     def _migrate(self, info: TenantInfo, target: str) -> TenantOutcome:
         stream = self._tenant_stream()
-        return fleet.migrate_one(self, info, fleet.resolve(stream, target))
+        try:
+            resolved = fleet.resolve(stream, target)
+        except MigrationError:  # a relative target ("+1"): Alembic resolves it per tenant
+            resolved = target
+        return fleet.migrate_one(self, info, resolved)
 
     def migrate_all(
         self,
