@@ -36,7 +36,8 @@ def pgbouncer(server_url: str, pool_size: int = 2) -> Iterator[sa.URL]:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="tenantry-pgbouncer-"))
     user = url.username or "postgres"
-    (workdir / "users.txt").write_text(f'"{user}" ""\n')
+    # trust for clients; the password (if any) is what PgBouncer sends to the server
+    (workdir / "users.txt").write_text(f'"{user}" "{url.password or ""}"\n')
     (workdir / "pgbouncer.ini").write_text(
         "[databases]\n"
         f"* = host={host} port={server_port}\n"
