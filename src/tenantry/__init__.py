@@ -15,6 +15,7 @@ from .errors import (
     MoveError,
     NoTenantSelected,
     NotReadOnly,
+    TemplateError,
     TenantElsewhere,
     TenantExists,
     TenantMismatch,
@@ -22,6 +23,7 @@ from .errors import (
     TransferError,
     UnknownTenant,
 )
+from .fleet import Drift, TenancyConfig
 from .jobs import TenantProcessPool
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
@@ -41,6 +43,7 @@ __all__ = [
     "ConnectionBudgetExceeded",
     "ContextExecutor",
     "DatabaseStrategy",
+    "Drift",
     "EngineMetrics",
     "EngineRegistry",
     "InvalidTenantName",
@@ -55,7 +58,9 @@ __all__ = [
     "SharedBase",
     "State",
     "Step",
+    "TemplateError",
     "Tenancy",
+    "TenancyConfig",
     "TenantBase",
     "TenantElsewhere",
     "TenantExists",

@@ -6,6 +6,7 @@ import functools
 import importlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,9 +19,18 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
+from . import fleet
 from .errors import ConfigurationError, TenantryError
+from .fleet import Drift
 from .migrations import MigrationReport
 from .names import DEFAULT_PREFIX
+from .progress import (
+    MigrationProgress,
+    drift_tables,
+    failures_table,
+    report_json,
+    summary_table,
+)
 from .tenancy import Tenancy
 
 P = ParamSpec("P")
@@ -243,41 +253,61 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def migrate(
     ctx: typer.Context,
     tenant: Annotated[
-        list[str] | None, typer.Option("--tenant", help="Only these tenants (repeatable).")
+        list[str] | None,
+        typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
+    to: Annotated[str, typer.Option("--to", help="Target revision (up or down).")] = "heads",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm downgrades (data loss).")] = False,
+    compiled: Annotated[
+        bool,
+        typer.Option("--compiled", help="Render each step's SQL once, run it per tenant in one "
+                     "round trip (migrations must not query the database)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
-    report = tenancy_of(ctx).migrate_all(tenants=tenant)
-    print_report(report, as_json)
+    tenancy = tenancy_of(ctx)
+    if dry_run:
+        names = [t.name for t in tenancy.list_tenants() if fleet.matches(t.name, tenant)]
+        if not names:
+            raise ConfigurationError("--dry-run: no tenant matches")
+        out.print(tenancy.migration_sql(names[0], to), highlight=False, markup=False)
+        return
+    started = time.monotonic()
+    with MigrationProgress(out, quiet=as_json) as progress:
+        report = tenancy.migrate_all(
+            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            confirm=yes, compiled=compiled,
+        )
+    print_report(report, as_json, time.monotonic() - started)
     if not report.ok:
         raise typer.Exit(1)
 
 
-def print_report(report: MigrationReport, as_json: bool) -> None:
-    rows = [
-        {"tenant": t.tenant, "result": t.result, "before": t.before, "after": t.after,
-         "error": t.error}
-        for t in report.tenants
-    ]
+def print_report(report: MigrationReport, as_json: bool, elapsed: float = 0.0) -> None:
     if as_json:
-        out.print_json(json.dumps({"ok": report.ok, "tenants": rows}))
+        out.print_json(json.dumps(report_json(report, elapsed)))
         return
-    table = Table("tenant", "result", "from", "to", "error")
-    for r in rows:
-        style = "red" if r["result"] == "failed" else None
-        table.add_row(r["tenant"], r["result"], r["before"] or "-", r["after"] or "-",
-                      (r["error"] or "")[:120], style=style)
-    out.print(table)
-    counts = {k: len(report.by_result(k)) for k in ("upgraded", "current", "failed")}
-    out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    out.print(summary_table(report, elapsed))
+    failures = failures_table(report)
+    if failures is not None:
+        out.print(failures)
 
 
 @app.command()
 @handle_errors
-def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Each tenant's revision against the head."""
-    rows = tenancy_of(ctx).status()
+def status(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    each: Annotated[bool, typer.Option("--each", help="One line per tenant.")] = False,
+) -> None:
+    """Revision drift at a glance: tenants per revision and state, failed/migrating ones."""
+    tenancy = tenancy_of(ctx)
+    rows = tenancy.status()
     if as_json:
         out.print_json(json.dumps([
             {"tenant": r.tenant, "state": r.state, "revision": r.revision, "head": r.head,
@@ -285,13 +315,44 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             for r in rows
         ]))
         return
-    table = Table("tenant", "state", "revision", "head", "")
-    for r in rows:
-        mark = "[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
-        table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
-    out.print(table)
-    behind = sum(not r.current for r in rows)
-    out.print(f"{len(rows)} tenant(s), {behind} behind")
+    if each:
+        table = Table("tenant", "state", "revision", "head", "")
+        for r in rows:
+            mark = "[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
+            table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
+        out.print(table)
+    head = tenancy.tenant_stream.head if tenancy.tenant_stream is not None else None
+    drift = Drift.of(head, rows)
+    for table in drift_tables(drift):
+        out.print(table)
+    out.print(f"{drift.total} tenant(s), {drift.behind} behind, {len(drift.attention)} "
+              "failed or migrating", highlight=False)
+
+
+@app.command()
+@handle_errors
+def downgrade(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Argument(help="Target revision ('base' for none).")],
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Downgrade tenants to a revision (needs --yes). Exit 1 if any tenant failed."""
+    tenancy = tenancy_of(ctx)
+    started = time.monotonic()
+    with MigrationProgress(out, quiet=as_json) as progress:
+        report = tenancy.migrate_all(
+            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            confirm=yes,
+        )
+    print_report(report, as_json, time.monotonic() - started)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -116,3 +116,7 @@ class ConnectionBudgetExceeded(TenantryError):
 
 class MoveError(TenantryError):
     """Moving a tenant to another server failed (the tenant stays where it was)."""
+
+
+class TemplateError(TenantryError):
+    """The tenant template could not be built or applied."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,10 +148,16 @@ class MigrationStream:
         stamp: bool = False,
     ) -> Step:
         before: list[str | None] = []
+        applied: list[Collection[str]] = []  # heads after each step: no re-read of the table
 
         def fn(rev: Any, _ctx: Any) -> Any:
             before.append(_one(rev) if isinstance(rev, tuple) else rev)
             return revs(rev)
+
+        def track(
+            ctx: MigrationContext, step: Any, heads: Collection[str], run_args: Mapping[str, Any]
+        ) -> None:
+            applied.append(heads)
 
         try:
             with self._lock, EnvironmentContext(
@@ -162,12 +168,14 @@ class MigrationStream:
                     version_table=self.version_table,
                     version_table_schema=schema,
                     transactional_ddl=True,
+                    on_version_apply=track,
                 )
                 env.run_migrations()
-                after = _one(env.get_context().get_current_heads())
         except CommandError as exc:
             raise MigrationError(str(exc)) from exc
-        step = Step(before[0] if before else None, after)
+        start = before[0] if before else None
+        after = _one(applied[-1]) if applied else start
+        step = Step(start, after)
         if step.changed:
             log.info(
                 "%s %s: %s -> %s",

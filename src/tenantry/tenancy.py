@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import guard, registry
+from . import fleet, guard, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import current_tenant
@@ -29,13 +29,14 @@ from .errors import (
 )
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
-from .names import DEFAULT_PREFIX, validate_name, validate_prefix
+from .names import DEFAULT_PREFIX, quote, validate_name, validate_prefix
 from .orm import AdminSession, TenantSession
 from .registry import Location, State, TenantInfo
 from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 from .strategies.database import DatabaseStrategy, Placement
+from .template import Templates, execute_script
 
 if TYPE_CHECKING:  # issue 6
     from .transfer import Manifest, Progress
@@ -84,7 +85,11 @@ class Tenancy:
         pool_size: int | None = None,
         budget_timeout: float | None = None,
         template: bool | None = None,
+        provisioning: str = "auto",
+        pg_dump: str | Path | None = None,
     ) -> None:
+        # the constructor's options, to rebuild this Tenancy in worker processes (config())
+        self._options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
         if isinstance(bind, Engine):
             if engine_options:
                 raise ConfigurationError("engine_options apply only when tenantry makes the engine")
@@ -127,6 +132,7 @@ class Tenancy:
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
         self._lock = threading.Lock()
+        self._templates = self._make_templates(provisioning, pg_dump)
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -193,6 +199,7 @@ class Tenancy:
         leaves nothing behind.
         """
         validate_name(name, self.prefix)
+        self._warm_template()  # builds it, if needed, before this transaction holds a connection
         with self._begin() as main:
             registry.lock_tenants(main, [name])
             existing = registry.get(main, name)
@@ -212,6 +219,10 @@ class Tenancy:
 
     def _build_tenant_tables(self, conn: Connection, schema: str) -> str | None:
         """Bring a new, empty tenant schema to the head; returns the revision."""
+        if self.tenant_stream is not None and self._use_template(conn):
+            assert self._templates is not None
+            execute_script(conn, self._templates.sql(schema))
+            return self.tenant_stream.head
         if self.tenant_stream is not None:
             return self.tenant_stream.upgrade(conn, schema).after
         self.metadata.create_all(conn, tables=tenant_tables(self.metadata), checkfirst=False)
@@ -345,48 +356,42 @@ class Tenancy:
 
     def _migrate(self, info: TenantInfo, target: str) -> TenantOutcome:
         stream = self._tenant_stream()
-        name = info.name
         try:
-            with self._begin() as main:
-                registry.lock_tenants(main, [name])
-                with self.strategy.storage(main, name, info.location) as conn:
-                    step = stream.to(conn, info.schema, target)
-                registry.update(main, name, state=State.READY, revision=step.after, error=None)
-        except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
-            error = f"{type(exc).__name__}: {exc}".strip()[:4000]
-            log.error("migration of tenant %s failed: %s", name, error)
-            with self._begin() as main:
-                registry.update(main, name, state=State.FAILED, error=error)
-            return TenantOutcome(name, "failed", info.revision, info.revision, error)
-        self._forget(name)
-        return TenantOutcome(
-            name, "upgraded" if step.changed else "current", step.before, step.after
-        )
+            resolved = fleet.resolve(stream, target)
+        except MigrationError:  # a relative target ("+1"): Alembic resolves it per tenant
+            resolved = target
+        return fleet.migrate_one(self, info, resolved)
 
     def migrate_all(
-        self, target: str = "heads", tenants: Sequence[str] | None = None
+        self,
+        target: str = "heads",
+        tenants: Sequence[str] | None = None,
+        *,
+        jobs: int = 1,
+        on_outcome: Callable[[TenantOutcome], None] | None = None,
+        on_plan: Callable[[int], None] | None = None,
+        confirm: bool = False,
+        compiled: bool = False,
     ) -> MigrationReport:
-        """Shared stream first, then every (or each listed) tenant, each in its own transaction.
+        """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
-        A failing tenant is recorded (state ``failed``) and does not stop the others. Tenants
-        whose registered revision is already the head are skipped without a connection.
+        Each tenant is migrated to ``target`` (up or down) in its own transaction, on ``jobs``
+        worker processes. A failing tenant is recorded (state ``failed``) and does not stop the
+        others. Tenants already at ``target`` are found by one registry query and skipped.
+        ``on_plan(n)`` is told how many tenants need work; ``on_outcome`` sees each result.
+        A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
+        ``compiled=True`` renders each upgrade step's SQL once and runs it per tenant in one
+        round trip (for migrations that do not query the database: see tenantry.compiled).
         """
         shared = self.migrate_shared()
         stream = self._tenant_stream()
-        with self._begin() as conn:
-            infos = registry.all_tenants(conn, tenants)
-        if tenants is not None:
-            missing = sorted(set(tenants) - {i.name for i in infos})
-            if missing:
-                raise UnknownTenant(missing[0], f"not registered (also missing: {missing[1:]})")
-        outcomes = []
-        for info in infos:
-            at_head = target in ("head", "heads") and info.revision == stream.head
-            if at_head and info.state == State.READY:
-                outcomes.append(TenantOutcome(info.name, "current", info.revision, info.revision))
-            else:
-                outcomes.append(self._migrate(info, target))
-        return MigrationReport(shared, outcomes)
+        todo = fleet.plan(self, stream, target, tenants, confirm=confirm)
+        if on_plan is not None:
+            on_plan(len(todo.todo))
+        done = fleet.run(
+            self, todo.todo, todo.target, jobs=jobs, on_outcome=on_outcome, compiled=compiled
+        )
+        return MigrationReport(shared, todo.current + done)
 
     def status(self) -> list[TenantStatus]:
         """Each tenant's revision against the head, from one registry query."""
@@ -524,3 +529,72 @@ class Tenancy:
         log.info("moved tenant %s from server %s to %s", name, source.server, to)
         assert moved is not None
         return moved
+
+    # -- fleet operations (issue 5) --------------------------------------------------------
+
+    def _make_templates(self, provisioning: str, pg_dump: str | Path | None) -> Templates | None:
+        if provisioning not in ("auto", "template", "migrations"):
+            raise ConfigurationError(
+                f"provisioning must be 'auto', 'template' or 'migrations', not {provisioning!r}"
+            )
+        self._provisioning = provisioning
+        if provisioning == "migrations" or self.tenant_stream is None:
+            return None
+        if self.strategy.kind != "schema":
+            return None
+        return Templates(self.engine, self.tenant_stream, pg_dump)
+
+    def _use_template(self, conn: Connection) -> bool:
+        """Whether new tenants come from the template (``auto``: if pg_dump is usable)."""
+        if self._templates is None:
+            return False
+        if self._provisioning == "auto":
+            try:
+                self._templates._dump_program(conn)
+            except ConfigurationError as exc:
+                log.warning("provisioning by replaying migrations: %s", exc)
+                self._templates = None
+                return False
+        return True
+
+    def rebuild_template(self) -> None:
+        """Drop the stored template of the head revision; the next tenant rebuilds it."""
+        if self._templates is not None:
+            self._templates.rebuild()
+
+    def config(self) -> fleet.TenancyConfig:
+        """A picklable recipe for this Tenancy (worker processes rebuild it from this)."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        options = {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in self._options.items()
+            if k != "metadata" and not (k == "engine_options" and not self._owns_engine)
+        }
+        return fleet.TenancyConfig(url, options)
+
+    def migration_sql(self, name: str, target: str = "heads") -> str:
+        """The SQL that migrating tenant ``name`` to ``target`` would run (Alembic offline)."""
+        info = self.get_tenant(name)
+        stream = self._tenant_stream()
+        wanted = fleet.resolve(stream, target)
+        if fleet.is_downgrade(stream, info.revision, wanted):
+            raise MigrationError("--dry-run shows upgrades only")
+        if info.revision == wanted:
+            return f"-- tenant {name} is already at {wanted or 'base'}: nothing to do\n"
+        header = f"-- tenant {name}: {info.revision or 'base'} -> {wanted}\n"
+        search_path = f"SET LOCAL search_path TO {quote(info.schema)};\n"
+        return header + search_path + stream.sql(info.schema, target, start=info.revision)
+
+    def drift(self) -> fleet.Drift:
+        """Revision counts, states and failed/migrating tenants, from one registry query."""
+        head = self.tenant_stream.head if self.tenant_stream is not None else None
+        return fleet.Drift.of(head, self.status())
+
+    def _warm_template(self) -> None:
+        if self._templates is None:
+            return
+        if self._provisioning == "auto" and not self._templates.checked:
+            with self.engine.connect() as conn:
+                if not self._use_template(conn):
+                    return
+        self._templates.warm()

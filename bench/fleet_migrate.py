@@ -1,0 +1,134 @@
+"""One new revision over a fleet of schema tenants: jobs=1 vs jobs=2 vs the raw DDL by hand.
+
+Also records the peak RSS of the migrating process for a quarter and for the rest of the
+fleet (it must not grow with the tenant count). Usage: python bench/fleet_migrate.py [--tenants N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import new_database, server, timed
+
+from tenantry import Tenancy
+from tenantry.names import quote
+
+BASE = '''from alembic import op
+revision = "m000"
+down_revision = None
+def upgrade():
+    op.execute("CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL)")
+    op.execute("CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers)")
+    op.execute("CREATE TABLE settings (key text PRIMARY KEY, value text)")
+    op.execute("INSERT INTO settings VALUES ('currency', 'EUR')")
+def downgrade():
+    pass
+'''
+STEP = '''from alembic import op
+revision = "{rev}"
+down_revision = "{down}"
+def upgrade():
+    op.execute("ALTER TABLE customers ADD COLUMN {column} text")
+def downgrade():
+    op.execute("ALTER TABLE customers DROP COLUMN {column}")
+'''
+CHILD = '''
+import json, resource, sys, time
+from tenantry import Tenancy
+t = Tenancy(sys.argv[1], tenant_migrations=sys.argv[2])
+patterns = json.loads(sys.argv[4])
+start = time.perf_counter()
+report = t.migrate_all(tenants=patterns, jobs=int(sys.argv[3]), compiled=sys.argv[5] == "1")
+elapsed = time.perf_counter() - start
+moved = len(report.by_result("upgraded"))
+print(json.dumps({"elapsed": elapsed, "moved": moved, "ok": report.ok,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+'''
+
+
+def migrate(
+    url: str, stream: Path, jobs: int, patterns: list[str] | None, compiled: bool = False
+) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, url, str(stream), str(jobs), json.dumps(patterns),
+         str(int(compiled))],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    assert result["ok"], result
+    return result
+
+
+def add(stream: Path, rev: str, down: str, column: str) -> None:
+    (stream / "versions" / f"{rev}.py").write_text(STEP.format(rev=rev, down=down, column=column))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenants", type=int, default=2000)
+    n = parser.parse_args().tenants
+    quarter = n // 4
+    with server() as url, tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "tenant"
+        (stream / "versions").mkdir(parents=True)
+        (stream / "versions" / "m000.py").write_text(BASE)
+        db = new_database(url)
+        t = Tenancy(db, tenant_migrations=stream)
+        names = [f"q{i:05d}" for i in range(quarter)] + [f"t{i:05d}" for i in range(n - quarter)]
+        made = timed(lambda: [t.create_tenant(name) for name in names])
+        print(f"{n} tenants provisioned from the template in {made:.1f}s")
+        schemas = [t.locate(name).schema for name in names[:quarter]]
+        t.dispose()
+
+        raw = Tenancy(db)
+
+        def by_hand(column: str) -> float:  # the same DDL, one transaction per tenant
+            start = time.perf_counter()
+            for schema in schemas:
+                with raw.engine.begin() as conn:
+                    conn.exec_driver_sql(f"SET LOCAL search_path TO {quote(schema)}")
+                    conn.exec_driver_sql(f"ALTER TABLE customers ADD COLUMN {column} text")
+            return (time.perf_counter() - start) / len(schemas)
+
+        raw_before = by_hand("raw1")
+        add(stream, "m001", "m000", "a")
+        small = migrate(db, stream, 1, ["q*"])
+        rest = migrate(db, stream, 1, None)
+        add(stream, "m002", "m001", "b")
+        both = migrate(db, stream, 2, None)
+        add(stream, "m003", "m002", "c")
+        compiled1 = migrate(db, stream, 1, None, compiled=True)
+        add(stream, "m004", "m003", "d")
+        compiled2 = migrate(db, stream, 2, None, compiled=True)
+        raw_after = by_hand("raw2")
+        raw.dispose()
+        per_raw = (raw_before + raw_after) / 2
+        per = {}
+        for label, run in (("jobs=1", rest), ("jobs=2", both), ("jobs=1 compiled", compiled1),
+                           ("jobs=2 compiled", compiled2)):
+            per[label] = run["elapsed"] / run["moved"]
+            print(f"{label:16s}: {run['moved']} tenants in {run['elapsed']:.1f}s = "
+                  f"{per[label] * 1000:.2f} ms/tenant")
+        print(f"raw DDL by hand : {per_raw * 1000:.2f} ms/tenant over {len(schemas)} "
+              f"(before {raw_before * 1000:.2f}, after {raw_after * 1000:.2f})")
+        print()
+        for label in per:
+            print(f"{label} per tenant / raw DDL: {per[label] / per_raw:.2f}  (target <= 3)")
+        print(f"jobs=2 / jobs=1 time per tenant: {per['jobs=2'] / per['jobs=1']:.2f}, compiled: "
+              f"{per['jobs=2 compiled'] / per['jobs=1 compiled']:.2f}  (target < 1)")
+        print("peak RSS of the migrating (main) process:")
+        for label, run in (("jobs=1", small), ("jobs=1", rest), ("jobs=2", both),
+                           ("jobs=1 compiled", compiled1), ("jobs=2 compiled", compiled2)):
+            print(f"  {label:16s} {run['moved']:6d} tenants: {run['maxrss_kb'] / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

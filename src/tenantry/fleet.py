@@ -1,0 +1,347 @@
+"""Fleet migrations: plan from one registry query, run tenants on worker processes.
+
+Alembic's ``op`` and ``context`` proxies are module globals, so one process runs one migration
+at a time; ``jobs=N`` starts N worker processes, each rebuilding the Tenancy from
+:class:`TenancyConfig` once (scripts loaded once, connections pooled) and migrating batches of
+tenants. Each tenant is marked ``migrating`` (committed, visible to everyone) and then migrated
+in one transaction that also records its new revision and state, so a crash leaves every tenant
+at its old or its new revision and a re-run finishes the rest.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from . import registry
+from .compiled import Compiler, StaleRevision
+from .errors import ConfirmationRequired, MigrationError, UnknownTenant
+from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus
+from .registry import State, TenantInfo
+
+if TYPE_CHECKING:
+    from .tenancy import Tenancy
+
+log = logging.getLogger("tenantry.fleet")
+
+OnOutcome = Callable[[TenantOutcome], None]
+_MIGRATABLE = frozenset({State.READY, State.MIGRATING, State.FAILED})
+#: Tenants marked ``migrating`` together (and sent to a worker together): a killed run leaves
+#: at most this many tenants marked but not migrated, and a re-run finishes them.
+BATCH = 20
+
+
+@dataclass(frozen=True)
+class TenancyConfig:
+    """What it takes to rebuild a :class:`~tenantry.Tenancy` in another process (picklable)."""
+
+    url: str = field(repr=False)  # carries the password: never printed
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Tenancy:
+        from .tenancy import Tenancy
+
+        return Tenancy(self.url, **self.options)
+
+
+def resolve(stream: MigrationStream, target: str) -> str | None:
+    """The revision id ``target`` names (``head``/``heads``/``base`` or a revision prefix)."""
+    if target in ("head", "heads"):
+        return stream.head
+    if target == "base":
+        return None
+    try:
+        found = stream.script.get_revision(target)
+    except Exception as exc:  # alembic raises several types for unknown/ambiguous ids
+        raise MigrationError(f"unknown revision {target!r}: {exc}") from exc
+    if found is None:
+        raise MigrationError(f"unknown revision {target!r}")
+    return str(found.revision)
+
+
+def is_downgrade(stream: MigrationStream, current: str | None, target: str | None) -> bool:
+    """Whether going from ``current`` to ``target`` means walking down the history."""
+    if current is None or current == target:
+        return False
+    if target is None:
+        return True
+    below = stream.script.iterate_revisions(current, "base")
+    return any(rev.revision == target for rev in below)
+
+
+def matches(name: str, patterns: Sequence[str] | None) -> bool:
+    """Whether ``name`` matches one of the glob ``patterns`` (no patterns: everything)."""
+    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@dataclass
+class Plan:
+    """The tenants to migrate and those already at the target (one registry query)."""
+
+    target: str | None
+    todo: list[TenantInfo]
+    current: list[TenantOutcome]
+
+
+def plan(
+    tenancy: Tenancy,
+    stream: MigrationStream,
+    target: str,
+    patterns: Sequence[str] | None,
+    *,
+    confirm: bool = False,
+) -> Plan:
+    """Read the registry once; split the tenants into to-do and already-at-``target``.
+
+    Downgrading destroys data: it needs ``confirm=True``.
+    """
+    wanted = resolve(stream, target)
+    with tenancy._begin() as conn:
+        infos = registry.all_tenants(conn)
+    chosen = [i for i in infos if matches(i.name, patterns)]
+    for pattern in patterns or ():
+        if not any(ch in pattern for ch in "*?[") and not any(i.name == pattern for i in chosen):
+            raise UnknownTenant(pattern, "not registered")
+    todo, current = [], []
+    for info in chosen:
+        if info.state == State.READY and info.revision == wanted:
+            current.append(TenantOutcome(info.name, "current", info.revision, info.revision))
+        elif info.state in _MIGRATABLE:
+            todo.append(info)
+    down = [i.name for i in todo if is_downgrade(stream, i.revision, wanted)]
+    if down and not confirm:
+        raise ConfirmationRequired(
+            f"migrating to {target!r} downgrades {len(down)} tenant(s) (e.g. {down[0]!r}) and "
+            "may destroy data: pass confirm=True (CLI: --yes)"
+        )
+    return Plan(wanted, todo, current)
+
+
+def mark_migrating(tenancy: Tenancy, names: Sequence[str]) -> None:
+    """Mark ``names`` as ``migrating`` in one committed update, visible to everyone."""
+    if names:
+        with tenancy._begin() as main:
+            main.execute(
+                registry.tenants.update()
+                .where(registry.tenants.c.name.in_(list(names)))
+                .values(state=State.MIGRATING.value, updated_at=sa.func.now())
+            )
+
+
+def migrate_one(
+    tenancy: Tenancy,
+    info: TenantInfo,
+    target: str | None,
+    *,
+    mark: bool = True,
+    compiler: Compiler | None = None,
+) -> TenantOutcome:
+    """Migrate one tenant to revision ``target`` in its own transaction; never raises.
+
+    With ``mark`` the tenant is first marked ``migrating`` (else the caller did, in a batch).
+    With a ``compiler``, upgrades run the step's pre-rendered SQL (see :mod:`tenantry.compiled`).
+    """
+    stream = tenancy._tenant_stream()
+    name = info.name
+    try:
+        if mark:
+            mark_migrating(tenancy, [name])
+        step = _compiled(tenancy, info, target, compiler) or _ordinary(tenancy, info, target)
+    except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
+        error = f"{type(exc).__name__}: {exc}".strip()[:4000]
+        log.error("migration of tenant %s failed: %s", name, error)
+        try:
+            with tenancy._begin() as main:
+                registry.update(main, name, state=State.FAILED, error=error)
+        except Exception:  # the database is gone: the tenant stays 'migrating'
+            log.exception("cannot record the failure of tenant %s", name)
+        return TenantOutcome(name, "failed", info.revision, info.revision, error)
+    tenancy._forget(name)
+    result = "current" if not step.changed else (
+        "downgraded" if is_downgrade(stream, step.before, step.after) else "upgraded"
+    )
+    return TenantOutcome(name, result, step.before, step.after)
+
+
+def _ordinary(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step:
+    stream = tenancy._tenant_stream()
+    with tenancy._begin() as main:
+        registry.lock_tenants(main, [info.name])
+        with tenancy.strategy.storage(main, info.name, info.location) as conn:
+            goal = target if target is not None else "base"
+            if is_downgrade(stream, info.revision, target):
+                step = stream.downgrade(conn, info.schema, goal)
+            else:
+                step = stream.upgrade(conn, info.schema, goal)
+        registry.update(main, info.name, state=State.READY, revision=step.after, error=None)
+    return step
+
+
+def _compiled(
+    tenancy: Tenancy, info: TenantInfo, target: str | None, compiler: Compiler | None
+) -> Step | None:
+    """The compiled upgrade, if one applies; ``None``: migrate the ordinary way."""
+    if compiler is None or target is None or info.revision == target:
+        return None
+    if is_downgrade(compiler.stream, info.revision, target):
+        return None
+    compiled = compiler.step(info.revision, target)
+    if compiled is None:
+        return None
+    same_database = tenancy.strategy.kind == "schema"  # registry and tenant in one database
+    try:
+        with tenancy._begin() as main:
+            if not same_database:
+                registry.lock_tenants(main, [info.name])
+            with tenancy.strategy.storage(main, info.name, info.location) as conn:
+                if same_database:  # lock, step, check and registry row: one round trip
+                    compiled.run(conn, info.schema, _lock_sql(info.name),
+                                 _ready_sql(tenancy, info.name, target))
+                else:
+                    compiled.run(conn, info.schema)
+            if not same_database:
+                registry.update(main, info.name, state=State.READY, revision=target, error=None)
+    except StaleRevision as exc:  # rolled back; the registry was out of date
+        log.info("compiled step skipped: %s", exc)
+        return None
+    return Step(info.revision, target)
+
+
+def _lock_sql(name: str) -> str:
+    """The statement :func:`registry.lock_tenants` runs for one tenant, as SQL text."""
+    return f"SELECT pg_advisory_xact_lock({registry._LOCK_CLASS}, {registry._lock_key(name)});\n"
+
+
+def _ready_sql(tenancy: Tenancy, name: str, revision: str) -> str:
+    """The registry update of a migrated tenant, as SQL text (values rendered as literals)."""
+    update = (
+        registry.tenants.update()
+        .where(registry.tenants.c.name == name)
+        .values(state=State.READY.value, revision=revision, error=None, updated_at=sa.func.now())
+    )
+    compiled = update.compile(dialect=tenancy.engine.dialect,
+                              compile_kwargs={"literal_binds": True})
+    return f"{compiled};\n"
+
+
+def migrate_batch(
+    tenancy: Tenancy,
+    batch: Sequence[TenantInfo],
+    target: str | None,
+    compiler: Compiler | None = None,
+) -> list[TenantOutcome]:
+    """Mark a batch ``migrating`` with one update, then migrate its tenants one by one."""
+    mark_migrating(tenancy, [i.name for i in batch])
+    return [migrate_one(tenancy, info, target, mark=False, compiler=compiler) for info in batch]
+
+
+def run(
+    tenancy: Tenancy,
+    todo: Sequence[TenantInfo],
+    target: str | None,
+    *,
+    jobs: int = 1,
+    on_outcome: OnOutcome | None = None,
+    compiled: bool = False,
+) -> list[TenantOutcome]:
+    """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes.
+
+    ``compiled=True`` renders each upgrade step's SQL once (see :mod:`tenantry.compiled`).
+    """
+    if jobs < 1:
+        raise MigrationError(f"jobs must be at least 1, not {jobs}")
+    outcomes: list[TenantOutcome] = []
+
+    def record(outcome: TenantOutcome) -> None:
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    if jobs == 1 or len(todo) <= 1:
+        compiler = Compiler(tenancy._tenant_stream()) if compiled else None
+        for batch in _batches(todo, BATCH):
+            for outcome in migrate_batch(tenancy, batch, target, compiler):
+                record(outcome)
+        return outcomes
+    for outcome in _parallel(tenancy.config(), todo, target, jobs, compiled):
+        record(outcome)
+    return outcomes
+
+
+def _batches(items: Sequence[TenantInfo], size: int) -> Iterator[list[TenantInfo]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _parallel(
+    config: TenancyConfig,
+    todo: Sequence[TenantInfo],
+    target: str | None,
+    jobs: int,
+    compiled: bool,
+) -> Iterator[TenantOutcome]:
+    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+    context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(config, compiled)
+    ) as pool:
+        batches = _batches(todo, size)
+        pending: set[Future[list[TenantOutcome]]] = set()
+        for batch in batches:  # keep a bounded number of batches in flight
+            pending.add(pool.submit(_run_batch, batch, target))
+            if len(pending) >= jobs * 2:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield from future.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield from future.result()
+
+
+_worker: Tenancy | None = None
+_worker_compiler: Compiler | None = None
+
+
+def _init_worker(config: TenancyConfig, compiled: bool) -> None:
+    global _worker, _worker_compiler
+    _worker = config.build()
+    _worker_compiler = Compiler(_worker._tenant_stream()) if compiled else None
+
+
+def _run_batch(batch: Iterable[TenantInfo], target: str | None) -> list[TenantOutcome]:
+    assert _worker is not None, "worker not initialised"
+    return migrate_batch(_worker, list(batch), target, _worker_compiler)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Revision drift of the fleet at a glance, from one :meth:`~tenantry.Tenancy.status`."""
+
+    head: str | None
+    total: int
+    by_revision: dict[str | None, int]
+    by_state: dict[str, int]
+    attention: list[TenantStatus]  # failed or migrating tenants
+
+    @property
+    def behind(self) -> int:
+        return self.total - self.by_revision.get(self.head, 0)
+
+    @classmethod
+    def of(cls, head: str | None, rows: Sequence[TenantStatus]) -> Drift:
+        return cls(
+            head=head,
+            total=len(rows),
+            by_revision=dict(Counter(r.revision for r in rows).most_common()),
+            by_state=dict(Counter(r.state for r in rows).most_common()),
+            attention=[r for r in rows if r.state in (State.FAILED, State.MIGRATING)],
+        )

@@ -1,0 +1,37 @@
+"""Tenancy.config() for worker processes, and the provisioning options."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+
+import pytest
+
+from tenantry import ConfigurationError, Tenancy
+from tenantry.template import find_pg_dump
+
+MakeTenancy = Callable[..., Tenancy]
+
+
+def test_config_round_trips_and_hides_the_password(make_tenancy: MakeTenancy) -> None:
+    t = make_tenancy(prefix="org_", provisioning="migrations")
+    config = pickle.loads(pickle.dumps(t.config()))
+    assert "secret" not in repr(config.__class__("postgresql://u:secret@h/db"))
+    rebuilt = config.build()
+    try:
+        assert rebuilt.prefix == "org_" and rebuilt._provisioning == "migrations"
+        assert rebuilt.tenant_stream is not None
+        assert rebuilt.tenant_stream.head == t.tenant_stream.head  # type: ignore[union-attr]
+        assert rebuilt.engine.url == t.engine.url
+    finally:
+        rebuilt.dispose()
+
+
+def test_provisioning_options(make_tenancy: MakeTenancy) -> None:
+    with pytest.raises(ConfigurationError, match="provisioning"):
+        make_tenancy(provisioning="clone")
+    with pytest.raises(ConfigurationError, match="pg_dump >= 99"):
+        find_pg_dump(99)
+    replayed = make_tenancy(provisioning="migrations")
+    assert replayed.create_tenant("r").revision == "f003"
+    assert replayed._templates is None
