@@ -64,8 +64,9 @@ def test_migrate_exit_code_when_a_tenant_fails(env: dict[str, str], tmp_path: Pa
         c.exec_driver_sql("UPDATE tenant_acme.alembic_version SET version_num = 'zzz'")
         c.exec_driver_sql("UPDATE public.tenantry_tenants SET revision = 'zzz'")
     engine.dispose()
-    code, out, _ = run(env, "migrate", "--json")
-    assert code == 1
+    code, out, err = run(env, "migrate", "--json")
+    assert code == 1, err
+    assert out, err
     assert json.loads(out)["tenants"][0]["result"] == "failed"
 
 

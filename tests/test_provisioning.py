@@ -19,7 +19,7 @@ from .conftest import MIGRATIONS
 def schemas(t: Tenancy) -> set[str]:
     with t.engine.connect() as c:
         return set(
-            c.scalars(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%'"))
+            c.scalars(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'"))
         )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from alembic.script.revision import RevisionError
 
 from . import registry
 from .compiled import Compiler, StaleRevision
@@ -73,7 +74,10 @@ def is_downgrade(stream: MigrationStream, current: str | None, target: str | Non
         return False
     if target is None:
         return True
-    below = stream.script.iterate_revisions(current, "base")
+    try:
+        below = list(stream.script.iterate_revisions(current, "base"))
+    except RevisionError:  # a revision the scripts do not know: that tenant fails on its own
+        return False
     return any(rev.revision == target for rev in below)
 
 

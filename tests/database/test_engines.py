@@ -78,7 +78,7 @@ def test_connection_budget_holds_under_concurrent_load(
 ) -> None:
     budget = 4
     tenancy = fleet(make_tenancy, 6, max_engines=10, max_connections=budget, pool_size=2)
-    like = f"{tenancy.prefix}%"
+    like = tenancy.prefix.replace("_", "\\_") + "%"
     observed: list[int] = []
     stop = threading.Event()
     errors: list[BaseException] = []
