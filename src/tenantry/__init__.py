@@ -8,6 +8,7 @@ from .errors import (
     MigrationError,
     NoTenantSelected,
     TenantExists,
+    TenantIsolationError,
     TenantryError,
     UnknownTenant,
 )
@@ -43,4 +44,5 @@ __all__ = [
     "make_engine",
     "run_in_thread",
     "use",
+    "TenantIsolationError",
 ]

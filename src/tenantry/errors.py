@@ -46,3 +46,19 @@ class MigrationError(TenantryError):
 
 class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
+
+
+class TenantIsolationError(TenantryError, PermissionError):
+    """Strict mode stopped a tenant's statement from reaching something not its own."""
+
+    def __init__(self, tenant: str, kind: str, name: str, owner: str | None = None) -> None:
+        self.tenant, self.kind, self.name, self.owner = tenant, kind, name, owner
+        if owner is not None:
+            what = f"schema {name!r} of tenant {owner!r}"
+        else:
+            what = f"{kind} {name!r}"
+        hint = (
+            "" if kind == "schema"
+            else " (shared tables need tenancy.grant_shared(...) in strict mode)"
+        )
+        super().__init__(f"tenant {tenant!r} may not use {what}: permission denied{hint}")

@@ -29,6 +29,7 @@ from .names import DEFAULT_PREFIX, validate_name, validate_prefix
 from .registry import Location, State, TenantInfo
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
+from .strict import StrictRoles
 
 log = logging.getLogger("tenantry")
 
@@ -66,6 +67,7 @@ class Tenancy:
         shared_migrations: str | Path | None = None,
         version_table: str = "alembic_version",
         engine_options: dict[str, Any] | None = None,
+        strict: bool = False,
     ) -> None:
         if isinstance(bind, Engine):
             if engine_options:
@@ -94,6 +96,9 @@ class Tenancy:
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
         self._lock = threading.Lock()
+        self.strict_roles = StrictRoles(self.engine) if strict else None
+        if self.strict_roles is not None:
+            self.strict_roles.install()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -160,6 +165,8 @@ class Tenancy:
         leaves nothing behind.
         """
         validate_name(name, self.prefix)
+        if self.strict_roles is not None:
+            self.strict_roles.ensure_group()
         with self._begin() as main:
             registry.lock_tenants(main, [name])
             existing = registry.get(main, name)
@@ -171,7 +178,8 @@ class Tenancy:
                     f"storage {location.schema!r} for tenant {name!r} exists but is not "
                     "registered; drop it or register it by hand"
                 )
-            with self.strategy.storage(main, name, location, create=True) as conn:
+            with self.strategy.storage(main, name, location, create=True) as conn, \
+                    self._as_tenant(conn, name, location):
                 revision = self._build_tenant_tables(conn, location.schema)
             info = registry.insert(main, name, self.strategy.kind, location, State.READY, revision)
         log.info("created tenant %s in %s (revision %s)", name, location.schema, revision)
@@ -200,6 +208,8 @@ class Tenancy:
             if info is None:
                 return False
             self.strategy.drop(main, info.location)
+            if self.strict_roles is not None:
+                self.strict_roles.drop(main, name, info.location)
             registry.delete(main, name)
         self._forget(name)
         log.info("dropped tenant %s (%s)", name, info.location.schema)
@@ -222,6 +232,8 @@ class Tenancy:
             if self.strategy.exists(main, location):
                 raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
             self.strategy.rename(main, info.location, location)
+            if self.strict_roles is not None:
+                self.strict_roles.rename(main, new, info.location, location)
             registry.update(main, old, name=new, location=location)
             renamed = registry.get(main, new)
         self._forget(old)
@@ -243,11 +255,13 @@ class Tenancy:
         validate_name(name, self.prefix)
         with self._begin() as conn:
             info = registry.get(conn, name)
-        if info is None or not info.usable:
-            raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-        routed = self.strategy.engine(info.location).execution_options(
-            **routing_options(name, info.schema)
-        )
+            if info is None or not info.usable:
+                raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
+            routed = self.strategy.engine(info.location).execution_options(
+                **routing_options(name, info.schema)
+            )
+            if self.strict_roles is not None:
+                routed = self.strict_roles.route(routed, conn, info.location)
         with self._lock:
             self._known[name] = (info, routed)
         return routed
@@ -312,7 +326,8 @@ class Tenancy:
         try:
             with self._begin() as main:
                 registry.lock_tenants(main, [name])
-                with self.strategy.storage(main, name, info.location) as conn:
+                with self.strategy.storage(main, name, info.location) as conn, \
+                        self._as_tenant(conn, name, info.location):
                     step = stream.to(conn, info.schema, target)
                 registry.update(main, name, state=State.READY, revision=step.after, error=None)
         except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
@@ -362,3 +377,37 @@ class Tenancy:
     def locate(self, name: str) -> Location:
         """Where tenant ``name`` lives."""
         return self.get_tenant(name).location
+
+    # -- strict mode (issue 7) -------------------------------------------------------------
+
+    @contextmanager
+    def _as_tenant(self, conn: Connection, tenant: str, location: Location) -> Iterator[None]:
+        """In strict mode, run the block (migrations) as the tenant's role, made if missing."""
+        if self.strict_roles is None:
+            yield
+            return
+        with self.strict_roles.acting_as(conn, tenant, location):
+            yield
+
+    def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
+        """Strict mode: let every tenant read (or, with ``write=True``, write) shared tables.
+
+        ``tables`` are :class:`~sqlalchemy.Table` objects or ``"schema.table"`` names. The
+        grant goes to the group role all tenant roles belong to, so it covers future tenants.
+        """
+        self._strict().grant_shared(tables, write=write)
+
+    def revoke_shared(self, *tables: sa.Table | str) -> None:
+        """Strict mode: take back what :meth:`grant_shared` gave on ``tables``."""
+        self._strict().revoke_shared(tables)
+
+    def tenant_role(self, name: str) -> str:
+        """Strict mode: the PostgreSQL role of tenant ``name``."""
+        location = self.get_tenant(name).location
+        with self.engine.connect() as conn:
+            return self._strict().role(conn, location)
+
+    def _strict(self) -> StrictRoles:
+        if self.strict_roles is None:
+            raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
+        return self.strict_roles
