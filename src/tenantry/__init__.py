@@ -1,6 +1,7 @@
 """tenantry: multi-tenancy for SQLAlchemy 2 + Alembic applications on PostgreSQL."""
 
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
+from .doctor import DoctorReport, Finding, Problem
 from .errors import (
     ConfigurationError,
     ConfirmationRequired,
@@ -12,6 +13,7 @@ from .errors import (
     TenantryError,
     UnknownTenant,
 )
+from .logs import TenantFilter
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .registry import Location, State, TenantInfo
@@ -23,18 +25,23 @@ __all__ = [
     "ConfigurationError",
     "ConfirmationRequired",
     "ContextExecutor",
+    "DoctorReport",
+    "Finding",
     "InvalidTenantName",
     "Location",
     "MigrationError",
     "MigrationReport",
     "NoTenantSelected",
+    "Problem",
     "SharedBase",
     "State",
     "Step",
     "Tenancy",
     "TenantBase",
     "TenantExists",
+    "TenantFilter",
     "TenantInfo",
+    "TenantIsolationError",
     "TenantOutcome",
     "TenantStatus",
     "TenantryError",
@@ -44,5 +51,4 @@ __all__ = [
     "make_engine",
     "run_in_thread",
     "use",
-    "TenantIsolationError",
 ]

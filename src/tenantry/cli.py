@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .migrations import MigrationReport
 from .names import DEFAULT_PREFIX
@@ -287,6 +288,55 @@ def demo(ctx: typer.Context) -> None:
 
     settings = ctx.ensure_object(Settings)
     run(settings.url or os.environ.get("TENANTRY_URL"))
+
+
+@app.command()
+@handle_errors
+def doctor(
+    ctx: typer.Context,
+    fix: Annotated[bool, typer.Option("--fix", help="Repair what is safe (asks first).")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="With --fix: do not ask, and also run destructive fixes."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the registry with the database. Exit 1 if anything is wrong (after --fix)."""
+    tenancy = tenancy_of(ctx)
+    report = tenancy.doctor()
+    if fix and report.findings and not yes:
+        print_findings(report, as_json=False, title="found")
+        safe = [f for f in report.findings if f.fix and not f.destructive]
+        if not safe:
+            err.print("nothing safe to fix; destructive fixes need --yes", highlight=False)
+            raise typer.Exit(1)
+        if not typer.confirm(f"apply {len(safe)} safe fix(es)?", err=True):
+            raise typer.Exit(1)
+    if fix and report.findings:
+        report = tenancy.doctor(fix=True, destructive=yes)
+    print_findings(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_findings(report: DoctorReport, as_json: bool, title: str = "remaining") -> None:
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    for finding in report.fixed:
+        out.print(f"fixed: {finding.problem} {finding.subject}: {finding.fix}", highlight=False)
+    for finding, error in report.errors:
+        err.print(f"[red]could not fix[/red] {finding.problem} {finding.subject}: {error}",
+                  highlight=False)
+    if report.ok:
+        out.print("[green]no problems found[/green]")
+        return
+    table = Table("problem", "tenant", "subject", "detail", "fix", title=f"{title} problems")
+    for f in report.findings:
+        fix = f.fix + (" [red](destroys data: --yes)[/red]" if f.destructive else "")
+        table.add_row(f.problem.value, f.tenant or "-", f.subject, f.detail, fix or "-")
+    out.print(table)
+    out.print(f"{len(report.findings)} problem(s)")
 
 
 def main() -> None:

@@ -53,10 +53,7 @@ class TenantIsolationError(TenantryError, PermissionError):
 
     def __init__(self, tenant: str, kind: str, name: str, owner: str | None = None) -> None:
         self.tenant, self.kind, self.name, self.owner = tenant, kind, name, owner
-        if owner is not None:
-            what = f"schema {name!r} of tenant {owner!r}"
-        else:
-            what = f"{kind} {name!r}"
+        what = f"{kind} {name!r}" + (f" of tenant {owner!r}" if owner is not None else "")
         hint = (
             "" if kind == "schema"
             else " (shared tables need tenancy.grant_shared(...) in strict mode)"

@@ -152,8 +152,9 @@ class StrictRoles:
         """Hand ``schema`` and everything in it to ``role``."""
         conn.exec_driver_sql(f"ALTER SCHEMA {quote(schema)} OWNER TO {quote(role)}")
         moved = 0
-        for kind, name in conn.execute(_OWNED_OBJECTS, {"s": schema}):
-            conn.exec_driver_sql(f"ALTER {kind} {quote(schema)}.{quote(name)} OWNER TO {quote(role)}")
+        for kind, name, _owner in conn.execute(_OWNED_OBJECTS, {"s": schema}):
+            target = f"{quote(schema)}.{quote(name)}"
+            conn.exec_driver_sql(f"ALTER {kind} {target} OWNER TO {quote(role)}")
             moved += 1
         log.info(
             "gave schema %s (%d objects) to role %s of tenant %s",

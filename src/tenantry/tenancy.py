@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from . import guard, registry
 from .context import current_tenant
 from .context import use as use_context
+from .doctor import Doctor, DoctorReport
 from .errors import (
     ConfigurationError,
     ConfirmationRequired,
@@ -182,7 +183,8 @@ class Tenancy:
                     self._as_tenant(conn, name, location):
                 revision = self._build_tenant_tables(conn, location.schema)
             info = registry.insert(main, name, self.strategy.kind, location, State.READY, revision)
-        log.info("created tenant %s in %s (revision %s)", name, location.schema, revision)
+        log.info("created tenant %s in %s (revision %s)", name, location.schema, revision,
+                 extra={"tenant": name})
         return info
 
     def _build_tenant_tables(self, conn: Connection, schema: str) -> str | None:
@@ -212,7 +214,7 @@ class Tenancy:
                 self.strict_roles.drop(main, name, info.location)
             registry.delete(main, name)
         self._forget(name)
-        log.info("dropped tenant %s (%s)", name, info.location.schema)
+        log.info("dropped tenant %s (%s)", name, info.location.schema, extra={"tenant": name})
         return True
 
     def rename_tenant(self, old: str, new: str) -> TenantInfo:
@@ -237,7 +239,7 @@ class Tenancy:
             registry.update(main, old, name=new, location=location)
             renamed = registry.get(main, new)
         self._forget(old)
-        log.info("renamed tenant %s to %s", old, new)
+        log.info("renamed tenant %s to %s", old, new, extra={"tenant": new})
         assert renamed is not None
         return renamed
 
@@ -257,7 +259,7 @@ class Tenancy:
             info = registry.get(conn, name)
             if info is None or not info.usable:
                 raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-            routed = self.strategy.engine(info.location).execution_options(
+            routed: Engine = self.strategy.engine(info.location).execution_options(
                 **routing_options(name, info.schema)
             )
             if self.strict_roles is not None:
@@ -332,11 +334,13 @@ class Tenancy:
                 registry.update(main, name, state=State.READY, revision=step.after, error=None)
         except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
             error = f"{type(exc).__name__}: {exc}".strip()[:4000]
-            log.error("migration of tenant %s failed: %s", name, error)
+            log.error("migration of tenant %s failed: %s", name, error, extra={"tenant": name})
             with self._begin() as main:
                 registry.update(main, name, state=State.FAILED, error=error)
             return TenantOutcome(name, "failed", info.revision, info.revision, error)
         self._forget(name)
+        log.info("tenant %s: %s -> %s", name, step.before or "base", step.after or "base",
+                 extra={"tenant": name})
         return TenantOutcome(
             name, "upgraded" if step.changed else "current", step.before, step.after
         )
@@ -382,12 +386,14 @@ class Tenancy:
 
     @contextmanager
     def _as_tenant(self, conn: Connection, tenant: str, location: Location) -> Iterator[None]:
-        """In strict mode, run the block (migrations) as the tenant's role, made if missing."""
-        if self.strict_roles is None:
-            yield
-            return
-        with self.strict_roles.acting_as(conn, tenant, location):
-            yield
+        """Run the block (migrations) with ``tenant`` current (so logs name it) and, in strict
+        mode, as the tenant's role (made if missing)."""
+        with use_context(tenant):
+            if self.strict_roles is None:
+                yield
+                return
+            with self.strict_roles.acting_as(conn, tenant, location):
+                yield
 
     def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
         """Strict mode: let every tenant read (or, with ``write=True``, write) shared tables.
@@ -411,3 +417,16 @@ class Tenancy:
         if self.strict_roles is None:
             raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
         return self.strict_roles
+
+    # -- doctor (issue 7) ------------------------------------------------------------------
+
+    def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
+        """Compare the registry with the database; with ``fix=True`` repair what is safe.
+
+        Destructive repairs (dropping an orphan schema, finishing an interrupted drop) run only
+        with ``destructive=True`` as well. The report's ``findings`` are what remains.
+        """
+        doctor = Doctor(self)
+        if fix:
+            return doctor.repair(destructive=destructive)
+        return DoctorReport(doctor.examine())
