@@ -33,7 +33,7 @@ def drop_roles(t: Tenancy) -> None:
     with t.engine.begin() as conn:
         for role in [*t.strict_roles.roles(conn), t.strict_roles.group(conn)]:
             if role_exists(conn, role):
-                conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+                conn.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
                 conn.exec_driver_sql(f'DROP ROLE "{role}"')
 
 
@@ -224,3 +224,30 @@ def test_role_steps_are_logged(strict: Tenancy, caplog: pytest.LogCaptureFixture
     assert any("dropped role" in m for m in messages)
     assert all(getattr(r, "tenant", "logged") == "logged" for r in caplog.records
                if "role" in r.getMessage() and "group" not in r.getMessage())
+
+
+def test_doctor_checks_roles_ownership_and_grants(strict: Tenancy) -> None:
+    from tenantry import Problem
+
+    strict.create_tenant("a")
+    strict.create_tenant("b")
+    assert strict.doctor().ok
+    assert strict.strict_roles is not None
+    role_a = strict.tenant_role("a")
+    with strict.engine.begin() as conn:
+        group = strict.strict_roles.group(conn)
+        database = strict.strict_roles.database(conn)
+        conn.exec_driver_sql(f'REVOKE "{group}" FROM "{role_a}"')
+        conn.exec_driver_sql("ALTER TABLE tenant_b.customers OWNER TO CURRENT_USER")
+        orphan = role_name(database, "tenant_zombie")
+        conn.exec_driver_sql(f'CREATE ROLE "{orphan}" NOLOGIN')
+    found = {(f.problem, f.tenant, f.subject) for f in strict.doctor().findings}
+    assert found == {
+        (Problem.ROLE_GRANTS, "a", role_a),
+        (Problem.OWNER_MISMATCH, "b", strict.tenant_role("b")),
+        (Problem.ORPHAN_ROLE, None, orphan),
+    }
+    assert strict.doctor(fix=True).ok
+    with strict.session("b") as s:
+        s.add(Customer(name="after repair"))
+        s.commit()

@@ -324,7 +324,8 @@ def print_findings(report: DoctorReport, as_json: bool, title: str = "remaining"
         out.print_json(json.dumps(report.as_dict()))
         return
     for finding in report.fixed:
-        out.print(f"fixed: {finding.problem} {finding.subject}: {finding.fix}", highlight=False)
+        out.print(f"fixed: {finding.problem} {finding.tenant or finding.subject}: {finding.fix}",
+                  highlight=False)
     for finding, error in report.errors:
         err.print(f"[red]could not fix[/red] {finding.problem} {finding.subject}: {error}",
                   highlight=False)

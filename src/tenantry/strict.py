@@ -142,17 +142,21 @@ class StrictRoles:
             conn.exec_driver_sql(f"GRANT {quote(group)} TO {quote(role)}")
         if not _can_set(conn, role):
             conn.exec_driver_sql(f"GRANT {quote(role)} TO CURRENT_USER")
-        if _schema_owner(conn, location.schema) != role:
-            self._give(conn, tenant, location.schema, role)
+        objects = conn.execute(_OWNED_OBJECTS, {"s": location.schema})
+        foreign = [r for r in objects if r.owner != role]
+        if foreign or _schema_owner(conn, location.schema) != role:
+            self._give(conn, tenant, location.schema, role, [(r.kind, r.name) for r in foreign])
         # Hook for database tenants (issue 3): REVOKE CONNECT ON DATABASE ... FROM PUBLIC and
         # GRANT CONNECT ... TO the role, on the admin connection. See database_grants().
         return role
 
-    def _give(self, conn: Connection, tenant: str, schema: str, role: str) -> None:
-        """Hand ``schema`` and everything in it to ``role``."""
+    def _give(
+        self, conn: Connection, tenant: str, schema: str, role: str, objects: list[tuple[str, str]]
+    ) -> None:
+        """Hand ``schema`` and ``objects`` (kind, name) in it to ``role``."""
         conn.exec_driver_sql(f"ALTER SCHEMA {quote(schema)} OWNER TO {quote(role)}")
         moved = 0
-        for kind, name, _owner in conn.execute(_OWNED_OBJECTS, {"s": schema}):
+        for kind, name in objects:
             target = f"{quote(schema)}.{quote(name)}"
             conn.exec_driver_sql(f"ALTER {kind} {target} OWNER TO {quote(role)}")
             moved += 1
