@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from . import guard, registry
+from .context import _current as _current_tenant
 from .context import current_tenant
 from .context import use as use_context
 from .doctor import Doctor, DoctorReport
@@ -388,12 +389,15 @@ class Tenancy:
     def _as_tenant(self, conn: Connection, tenant: str, location: Location) -> Iterator[None]:
         """Run the block (migrations) with ``tenant`` current (so logs name it) and, in strict
         mode, as the tenant's role (made if missing)."""
-        with use_context(tenant):
+        token = _current_tenant.set(tenant)  # not use(): that rejects names like "pg_x"
+        try:
             if self.strict_roles is None:
                 yield
                 return
             with self.strict_roles.acting_as(conn, tenant, location):
                 yield
+        finally:
+            _current_tenant.reset(token)
 
     def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
         """Strict mode: let every tenant read (or, with ``write=True``, write) shared tables.
