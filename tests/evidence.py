@@ -26,3 +26,4 @@ class Tally(Counter[str]):
         if path:
             with _lock, open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"test": test, **self}) + "\n")
+        self.clear()
