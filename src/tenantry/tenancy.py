@@ -40,7 +40,12 @@ _STRATEGIES: dict[str, type[Strategy]] = {SchemaStrategy.kind: SchemaStrategy}
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
     """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver."""
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:  # the message must not echo the URL: it may hold a password
+        raise ConfigurationError(
+            "cannot parse the database URL; expected postgresql://user@host/database"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith("postgresql"):
