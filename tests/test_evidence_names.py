@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
@@ -30,6 +32,12 @@ names = st.one_of(
     st.sampled_from(INJECTIONS),
 )
 tally = Tally()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def publish_tally() -> Iterator[None]:
+    yield
+    tally.publish("names")
 
 
 @pytest.mark.slow
@@ -65,5 +73,3 @@ def test_any_text_is_a_valid_name_or_rejected(tenancy: Tenancy, name: str) -> No
         assert conn.execute(sa.text("SELECT count(*) FROM public.tenantry_tenants")).scalar() == 0
 
 
-def test_publish_names_tally() -> None:
-    tally.publish("names")
