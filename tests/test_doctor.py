@@ -162,3 +162,22 @@ def test_provisioning_and_migration_steps_are_logged(
     assert any(m.startswith("dropped tenant logged2") and t == "logged2" for _, t, m in lines)
     url = tenancy.engine.url
     assert all(str(url.password or "\0") not in m for _, _, m in lines)
+
+
+def test_cli_doctor_strict_adopts_normal_tenants(env: dict[str, str], tenancy: Tenancy) -> None:
+    from .test_strict import drop_roles
+
+    tenancy.create_tenant("plain")
+    result = runner.invoke(app, ["doctor", "--strict", "--json"], env=env)
+    assert result.exit_code == 1
+    assert [f["problem"] for f in json.loads(result.stdout)["findings"]] == ["role_missing"]
+    result = runner.invoke(app, ["doctor", "--strict", "--fix", "--yes"], env=env)
+    assert result.exit_code == 0, result.stdout
+    tenancy.enable_strict()
+    try:
+        with tenancy.session("plain") as s:
+            assert s.execute(sa.text("SELECT current_user")).scalar() == tenancy.tenant_role(
+                "plain"
+            )
+    finally:
+        drop_roles(tenancy)

@@ -27,10 +27,10 @@ def strict_tenancy(url: str) -> Tenancy:
     return t
 
 
-def drop_roles(t: Tenancy) -> None:
+def drop_roles(t: Tenancy, engine: sa.Engine | None = None) -> None:
     """Roles are cluster-wide: remove this database's so the shared test server stays clean."""
     assert t.strict_roles is not None
-    with t.engine.begin() as conn:
+    with (engine or t.engine).begin() as conn:
         for role in [*t.strict_roles.roles(conn), t.strict_roles.group(conn)]:
             if role_exists(conn, role):
                 conn.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
@@ -251,3 +251,43 @@ def test_doctor_checks_roles_ownership_and_grants(strict: Tenancy) -> None:
     with strict.session("b") as s:
         s.add(Customer(name="after repair"))
         s.commit()
+
+
+def test_strict_mode_as_a_non_superuser_app(admin_engine: sa.Engine, database_url: str) -> None:
+    """The usual deployment: the app connects as a CREATEROLE user that owns its database."""
+    import uuid
+
+    app_role = f"app_{uuid.uuid4().hex[:8]}"
+    db = sa.make_url(database_url).database
+    with admin_engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{app_role}" LOGIN CREATEROLE')
+        conn.exec_driver_sql(f'ALTER DATABASE "{db}" OWNER TO "{app_role}"')
+    with sa.create_engine(database_url, poolclass=sa.pool.NullPool).begin() as conn:
+        conn.exec_driver_sql(f'ALTER SCHEMA public OWNER TO "{app_role}"')
+    url = sa.make_url(database_url).set(username=app_role).render_as_string(hide_password=False)
+    t = strict_tenancy(url)
+    try:
+        t.create_tenant("a")
+        t.create_tenant("b")
+        with t.session("a") as s:
+            assert s.execute(sa.text("SELECT current_user")).scalar() == t.tenant_role("a")
+            s.add(Customer(name="x"))
+            s.commit()
+        with t.session("b") as s, pytest.raises(TenantIsolationError):
+            s.execute(sa.text("SELECT * FROM tenant_a.customers")).all()
+        t.migrate_tenant("a", "t001")
+        t.migrate_tenant("a")
+        t.rename_tenant("a", "c")
+        assert t.doctor().ok
+        assert t.drop_tenant("c", confirm=True)
+        assert t.drop_tenant("b", confirm=True)
+    finally:
+        t.dispose()
+        superuser = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        drop_roles(t, superuser)
+        with superuser.begin() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{app_role}" CASCADE')
+        superuser.dispose()
+        with admin_engine.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{db}" OWNER TO CURRENT_USER')
+            conn.exec_driver_sql(f'DROP ROLE "{app_role}"')

@@ -299,10 +299,17 @@ def doctor(
         bool,
         typer.Option("--yes", help="With --fix: do not ask, and also run destructive fixes."),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", envvar="TENANTRY_STRICT",
+                     help="Check strict-mode roles too (implied by an --app with strict=True)."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare the registry with the database. Exit 1 if anything is wrong (after --fix)."""
     tenancy = tenancy_of(ctx)
+    if strict:
+        tenancy.enable_strict()
     report = tenancy.doctor()
     if fix and report.findings and not yes:
         print_findings(report, as_json=False, title="found")

@@ -141,7 +141,10 @@ class StrictRoles:
         if not _member(conn, role, group):
             conn.exec_driver_sql(f"GRANT {quote(group)} TO {quote(role)}")
         if not _can_set(conn, role):
-            conn.exec_driver_sql(f"GRANT {quote(role)} TO CURRENT_USER")
+            # PostgreSQL 16+ gives a CREATEROLE creator ADMIN only: it needs SET (to switch)
+            # and INHERIT (to drop what the role owns) as well.
+            options = " WITH INHERIT TRUE, SET TRUE" if _version(conn) >= 160000 else ""
+            conn.exec_driver_sql(f"GRANT {quote(role)} TO CURRENT_USER{options}")
         objects = conn.execute(_OWNED_OBJECTS, {"s": location.schema})
         foreign = [r for r in objects if r.owner != role]
         if foreign or _schema_owner(conn, location.schema) != role:
@@ -291,8 +294,18 @@ def _member(conn: Connection, role: str, group: str) -> bool:
     return conn.execute(query, {"r": role, "g": group}).first() is not None
 
 
+def _version(conn: Connection) -> int:
+    return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one())
+
+
 def _can_set(conn: Connection, role: str) -> bool:
-    query = sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')")
+    """Whether the app may ``SET ROLE`` to ``role`` and act with its privileges."""
+    if _version(conn) >= 160000:
+        query = sa.text(
+            "SELECT pg_has_role(current_user, :r, 'SET') AND pg_has_role(current_user, :r, 'USAGE')"
+        )
+    else:
+        query = sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')")
     return bool(conn.execute(query, {"r": role}).scalar())
 
 

@@ -422,6 +422,13 @@ class Tenancy:
         with self.engine.connect() as conn:
             return self._strict().role(conn, location)
 
+    def enable_strict(self) -> None:
+        """Turn strict mode on after construction (as ``strict=True`` does); idempotent."""
+        if self.strict_roles is None:
+            self.strict_roles = StrictRoles(self.engine)
+            self.strict_roles.install()
+            self._known.clear()
+
     def _strict(self) -> StrictRoles:
         if self.strict_roles is None:
             raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
