@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -291,3 +292,37 @@ def test_strict_mode_as_a_non_superuser_app(admin_engine: sa.Engine, database_ur
         with admin_engine.connect() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{db}" OWNER TO CURRENT_USER')
             conn.exec_driver_sql(f'DROP ROLE "{app_role}"')
+
+
+def test_concurrent_creates_with_roles(database_url: str, migrations_dir: Path) -> None:
+    """Several processes' worth of Tenancy objects race to make the group and tenant roles."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (migrations_dir / "tenant" / "versions" / "t002_orders.py").unlink()  # no FK to users:
+    # the group role (which holds the REFERENCES grant) does not exist when the race starts
+
+    first = strict_tenancy(database_url)
+    assert first.strict_roles is not None
+    with first.engine.begin() as conn:  # start with no group role: the race includes it
+        group = first.strict_roles.group(conn)
+        conn.exec_driver_sql(f'DROP OWNED BY "{group}"')
+        conn.exec_driver_sql(f'DROP ROLE "{group}"')
+    tenancies = [
+        Tenancy(database_url, strict=True, tenant_migrations=migrations_dir / "tenant")
+        for _ in range(6)
+    ]
+    jobs = [(t, name) for i, t in enumerate(tenancies) for name in ("same", f"own{i}")]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            infos = list(pool.map(lambda job: job[0].create_tenant(job[1]), jobs))
+        assert {i.name for i in infos if i.name == "same"} == {"same"}
+        assert len({i.name for i in infos}) == 7
+        assert tenancies[0].doctor().ok
+        first.grant_shared(User.__table__)
+        with tenancies[0].session("same") as s:
+            assert s.scalars(sa.select(User.name)).all() == []
+    finally:
+        for t in tenancies:
+            t.dispose()
+        drop_roles(first)
+        first.dispose()
