@@ -243,6 +243,7 @@ def test_server_restarted_mid_run(tmp_path: Path, migrations_dir: Path) -> None:
         stop.set()
         assert not worker.is_alive()
         assert failures, "the restart interrupted nothing"
+        tally.add("operations interrupted", len(failures))
         report = t.doctor()
         assert report.ok, report.findings
         registered = {i.name for i in t.list_tenants()}

@@ -21,7 +21,7 @@ from sqlalchemy.schema import DropSchema
 
 from . import registry
 from .errors import InvalidTenantName, TenantryError
-from .names import validate_name
+from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
 
 if TYPE_CHECKING:
@@ -99,8 +99,8 @@ class Doctor:
         """Every inconsistency between the registry and the database, in a stable order."""
         t = self.tenancy
         findings: list[Finding] = []
+        t.setup()
         with t.engine.begin() as conn:
-            registry.ensure(conn)
             infos = registry.all_tenants(conn)
             for info in infos:
                 findings.extend(self._tenant(conn, info))
@@ -323,13 +323,7 @@ class Doctor:
 
     def _drop_role(self, f: Finding) -> None:
         with self.tenancy.engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {_quote(f.subject)}")
-
-
-def _quote(ident: str) -> str:
-    from .names import quote
-
-    return quote(ident)
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(f.subject)}")
 
 
 def _tenant_name(schema: str, prefix: str) -> str | None:
