@@ -82,6 +82,12 @@ def test_sessions_run_as_the_tenant_role(strict: Tenancy) -> None:
         # a new transaction switches again
         assert s.execute(sa.text("SELECT current_user")).scalar() == strict.tenant_role("acme")
         assert s.scalars(sa.select(Customer.name)).all() == ["Ann"]
+    with strict.connection("acme") as conn:  # Core connections switch too, per transaction
+        for _ in range(2):
+            assert conn.execute(sa.text("SELECT current_user")).scalar() == strict.tenant_role(
+                "acme"
+            )
+            conn.rollback()
     with strict.engine.connect() as conn:  # no tenant: the app's own role
         assert conn.execute(sa.text("SELECT current_user")).scalar() != strict.tenant_role(
             "acme"
