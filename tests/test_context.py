@@ -63,3 +63,8 @@ def test_carry_crosses_processes() -> None:
 def test_public_api_exports() -> None:
     for name in tenantry.__all__:
         assert hasattr(tenantry, name), name
+
+
+def test_use_accepts_names_that_are_only_reserved_without_a_prefix() -> None:
+    with use("pg_x"):  # schema tenant_pg_x is a valid tenant; only "pg_x" itself is reserved
+        assert current_tenant() == "pg_x"

@@ -2,6 +2,7 @@
 
 from .across import TenantRow
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
+from .doctor import DoctorReport, Finding, Problem
 
 # -- database per tenant (issue 3) --
 from .engines import EngineMetrics, EngineRegistry
@@ -18,6 +19,7 @@ from .errors import (
     TemplateError,
     TenantElsewhere,
     TenantExists,
+    TenantIsolationError,
     TenantMismatch,
     TenantryError,
     TransferError,
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .fleet import Drift, TenancyConfig
 from .jobs import TenantProcessPool
+from .logs import TenantFilter
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .orm import AdminSession, TenantSession, assign, tenant_of
@@ -43,9 +46,11 @@ __all__ = [
     "ConnectionBudgetExceeded",
     "ContextExecutor",
     "DatabaseStrategy",
+    "DoctorReport",
     "Drift",
     "EngineMetrics",
     "EngineRegistry",
+    "Finding",
     "InvalidTenantName",
     "Location",
     "Manifest",
@@ -55,6 +60,7 @@ __all__ = [
     "NoTenantSelected",
     "NotReadOnly",
     "Placement",
+    "Problem",
     "SharedBase",
     "State",
     "Step",
@@ -64,7 +70,9 @@ __all__ = [
     "TenantBase",
     "TenantElsewhere",
     "TenantExists",
+    "TenantFilter",
     "TenantInfo",
+    "TenantIsolationError",
     "TenantMismatch",
     "TenantOutcome",
     "TenantProcessPool",

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from .names import validate_name
+from .names import check_syntax
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,7 +32,7 @@ def use(name: str | None) -> Iterator[str | None]:
     plain threads do not (use :func:`carry`, :func:`run_in_thread` or :class:`ContextExecutor`).
     """
     if name is not None:
-        validate_name(name, prefix="")
+        check_syntax(name)  # the prefix-dependent checks happen where the name is used
     token = _current.set(name)
     try:
         yield name

@@ -120,3 +120,16 @@ class MoveError(TenantryError):
 
 class TemplateError(TenantryError):
     """The tenant template could not be built or applied."""
+
+
+class TenantIsolationError(TenantryError, PermissionError):
+    """Strict mode stopped a tenant's statement from reaching something not its own."""
+
+    def __init__(self, tenant: str, kind: str, name: str, owner: str | None = None) -> None:
+        self.tenant, self.kind, self.name, self.owner = tenant, kind, name, owner
+        what = f"{kind} {name!r}" + (f" of tenant {owner!r}" if owner is not None else "")
+        hint = (
+            "" if kind == "schema"
+            else " (shared tables need tenancy.grant_shared(...) in strict mode)"
+        )
+        super().__init__(f"tenant {tenant!r} may not use {what}: permission denied{hint}")

@@ -179,7 +179,10 @@ def _ordinary(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step:
     stream = tenancy._tenant_stream()
     with tenancy._begin() as main:
         registry.lock_tenants(main, [info.name])
-        with tenancy.strategy.storage(main, info.name, info.location) as conn:
+        with (
+            tenancy.strategy.storage(main, info.name, info.location) as conn,
+            tenancy._as_tenant(conn, info.name, info.location),
+        ):
             goal = target if target is not None else "base"
             if is_downgrade(stream, info.revision, target):
                 step = stream.downgrade(conn, info.schema, goal)
@@ -194,6 +197,8 @@ def _compiled(
 ) -> Step | None:
     """The compiled upgrade, if one applies; ``None``: migrate the ordinary way."""
     if compiler is None or target is None or info.revision == target:
+        return None
+    if tenancy.strict_roles is not None:  # migrations must run as the tenant's role
         return None
     if is_downgrade(compiler.stream, info.revision, target):
         return None

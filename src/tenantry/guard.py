@@ -21,7 +21,8 @@ from .errors import NoTenantSelected, UnknownTenant
 from .models import TENANT_SCHEMA
 from .strategies.base import schema_exists
 
-_TABLE = re.compile(rf'"?{TENANT_SCHEMA}"?\.("[^"]+"|[A-Za-z0-9_$]+)')
+# Not preceded by an identifier character: schema "tenant__tenant__" is not the placeholder.
+_TABLE = re.compile(rf'(?<![A-Za-z0-9_$])("?){TENANT_SCHEMA}\1\.("[^"]+"|[A-Za-z0-9_$]+)')
 _MISSING_SCHEMA = "3F000"  # invalid_schema_name
 _MISSING_TABLE = "42P01"  # undefined_table
 
@@ -37,7 +38,7 @@ def placeholder_tables(statement: str) -> list[str]:
     """Names of tenant tables that ``statement`` reaches without a tenant."""
     if TENANT_SCHEMA not in statement:
         return []
-    return sorted({m.strip('"') for m in _TABLE.findall(statement)})
+    return sorted({m[1].strip('"') for m in _TABLE.findall(statement)})
 
 
 def _stop_unrouted(

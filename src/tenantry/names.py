@@ -29,19 +29,28 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
-def validate_name(name: object, prefix: str = DEFAULT_PREFIX) -> str:
-    """Return ``name`` if it is a valid tenant name under ``prefix``, else raise.
-
-    Valid: lowercase ASCII letters, digits and ``_``, and ``prefix + name`` fits PostgreSQL's
-    63-byte identifier limit and is not a reserved schema name.
-    """
+def check_syntax(name: object) -> str:
+    """Return ``name`` if it is made of lowercase letters, digits and ``_`` and fits an
+    identifier; the checks that need the prefix are :func:`validate_name`'s."""
     if not isinstance(name, str):
         raise InvalidTenantName(f"tenant name must be a string, not {type(name).__name__}")
     if not _NAME.fullmatch(name):
         raise InvalidTenantName(
             f"invalid tenant name {name!r}: use lowercase letters, digits and '_' only"
         )
-    ident = prefix + name
+    if len(name) > MAX_IDENTIFIER_BYTES:
+        raise InvalidTenantName(f"invalid tenant name {name!r}: longer than an identifier")
+    return name
+
+
+def validate_name(name: object, prefix: str = DEFAULT_PREFIX) -> str:
+    """Return ``name`` if it is a valid tenant name under ``prefix``, else raise.
+
+    Valid: lowercase ASCII letters, digits and ``_``, and ``prefix + name`` fits PostgreSQL's
+    63-byte identifier limit and is not a reserved schema name.
+    """
+    checked = check_syntax(name)
+    ident = prefix + checked
     if len(ident.encode()) > MAX_IDENTIFIER_BYTES:
         limit = MAX_IDENTIFIER_BYTES - len(prefix.encode())
         raise InvalidTenantName(
@@ -49,7 +58,7 @@ def validate_name(name: object, prefix: str = DEFAULT_PREFIX) -> str:
         )
     if ident in _RESERVED_EXACT or ident.startswith(_RESERVED):
         raise InvalidTenantName(f"invalid tenant name {name!r}: {ident!r} is reserved")
-    return name
+    return checked
 
 
 def identifier(name: str, prefix: str = DEFAULT_PREFIX) -> str:

@@ -179,3 +179,9 @@ def update(conn: Connection, name: str, /, **values: Any) -> None:
 
 def delete(conn: Connection, name: str) -> None:
     conn.execute(tenants.delete().where(tenants.c.name == name))
+
+
+def try_lock_tenant(conn: Connection, name: str) -> bool:
+    """Take ``name``'s transaction-scoped lock if nobody holds it; whether that worked."""
+    query = sa.select(sa.func.pg_try_advisory_xact_lock(_LOCK_CLASS, _lock_key(name)))
+    return bool(conn.execute(query).scalar())

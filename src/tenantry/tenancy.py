@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from . import fleet, guard, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
+from .context import _current as _current_tenant
 from .context import current_tenant
 from .context import use as use_context
+from .doctor import Doctor, DoctorReport
 from .engines import EngineMetrics
 from .errors import (
     ConfigurationError,
@@ -36,6 +38,7 @@ from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 from .strategies.database import DatabaseStrategy, Placement
+from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates, execute_script
 
 if TYPE_CHECKING:  # issue 6
@@ -49,7 +52,12 @@ _STRATEGIES[DatabaseStrategy.kind] = DatabaseStrategy
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
     """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver."""
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:  # the message must not echo the URL: it may hold a password
+        raise ConfigurationError(
+            "cannot parse the database URL; expected postgresql://user@host/database"
+        ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith("postgresql"):
@@ -87,6 +95,7 @@ class Tenancy:
         template: bool | None = None,
         provisioning: str = "auto",
         pg_dump: str | Path | None = None,
+        strict: bool = False,
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
         self._options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
@@ -133,6 +142,9 @@ class Tenancy:
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
         self._lock = threading.Lock()
         self._templates = self._make_templates(provisioning, pg_dump)
+        self.strict_roles = StrictRoles(self.engine) if strict else None
+        if self.strict_roles is not None:
+            self.strict_roles.install()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -200,6 +212,8 @@ class Tenancy:
         """
         validate_name(name, self.prefix)
         self._warm_template()  # builds it, if needed, before this transaction holds a connection
+        if self.strict_roles is not None:
+            self.strict_roles.ensure_group()
         with self._begin() as main:
             registry.lock_tenants(main, [name])
             existing = registry.get(main, name)
@@ -211,10 +225,12 @@ class Tenancy:
                     f"storage {location.schema!r} for tenant {name!r} exists but is not "
                     "registered; drop it or register it by hand"
                 )
-            with self.strategy.storage(main, name, location, create=True) as conn:
+            with self.strategy.storage(main, name, location, create=True) as conn, \
+                    self._as_tenant(conn, name, location):
                 revision = self._build_tenant_tables(conn, location.schema)
             info = registry.insert(main, name, self.strategy.kind, location, State.READY, revision)
-        log.info("created tenant %s in %s (revision %s)", name, location.schema, revision)
+        log.info("created tenant %s in %s (revision %s)", name, location.schema, revision,
+                 extra={"tenant": name})
         return info
 
     def _build_tenant_tables(self, conn: Connection, schema: str) -> str | None:
@@ -244,9 +260,11 @@ class Tenancy:
             if info is None:
                 return False
             self.strategy.drop(main, info.location)
+            if self.strict_roles is not None:
+                self.strict_roles.drop(main, name, info.location)
             registry.delete(main, name)
         self._forget(name)
-        log.info("dropped tenant %s (%s)", name, info.location.schema)
+        log.info("dropped tenant %s (%s)", name, info.location.schema, extra={"tenant": name})
         return True
 
     def rename_tenant(self, old: str, new: str) -> TenantInfo:
@@ -266,10 +284,12 @@ class Tenancy:
             if self.strategy.exists(main, location):
                 raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
             self.strategy.rename(main, info.location, location)
+            if self.strict_roles is not None:
+                self.strict_roles.rename(main, new, info.location, location)
             registry.update(main, old, name=new, location=location)
             renamed = registry.get(main, new)
         self._forget(old)
-        log.info("renamed tenant %s to %s", old, new)
+        log.info("renamed tenant %s to %s", old, new, extra={"tenant": new})
         assert renamed is not None
         return renamed
 
@@ -284,18 +304,24 @@ class Tenancy:
         hit = self._known.get(name)
         if hit is not None and not isinstance(self.strategy, DatabaseStrategy):
             return hit[1]
-        if hit is not None:  # engines come and go (LRU): fetch from the engine registry
-            info = hit[0]
+        if hit is not None:  # a database tenant: engines come and go (LRU), fetch it again
+            info, cached = hit
+            role = {k: v for k, v in cached.get_execution_options().items() if k == ROLE_OPTION}
+            routed: Engine = self.strategy.engine(info.location).execution_options(
+                **routing_options(name, info.schema), **role
+            )
         else:
             validate_name(name, self.prefix)
             with self._begin() as conn:
                 found = registry.get(conn, name)
-            if found is None or not found.usable:
-                raise UnknownTenant(name, "" if found is None else f"state is {found.state}")
-            info = found
-        routed = self.strategy.engine(info.location).execution_options(
-            **routing_options(name, info.schema)
-        )
+                if found is None or not found.usable:
+                    raise UnknownTenant(name, "" if found is None else f"state is {found.state}")
+                info = found
+                routed = self.strategy.engine(info.location).execution_options(
+                    **routing_options(name, info.schema)
+                )
+                if self.strict_roles is not None:
+                    routed = self.strict_roles.route(routed, conn, info.location)
         with self._lock:
             self._known[name] = (info, routed)
         return routed
@@ -598,3 +624,62 @@ class Tenancy:
                 if not self._use_template(conn):
                     return
         self._templates.warm()
+
+    # -- strict mode (issue 7) -------------------------------------------------------------
+
+    @contextmanager
+    def _as_tenant(self, conn: Connection, tenant: str, location: Location) -> Iterator[None]:
+        """Run the block (migrations) with ``tenant`` current (so logs name it) and, in strict
+        mode, as the tenant's role (made if missing)."""
+        token = _current_tenant.set(tenant)  # not use(): that rejects names like "pg_x"
+        try:
+            if self.strict_roles is None:
+                yield
+                return
+            with self.strict_roles.acting_as(conn, tenant, location):
+                yield
+        finally:
+            _current_tenant.reset(token)
+
+    def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
+        """Strict mode: let every tenant read (or, with ``write=True``, write) shared tables.
+
+        ``tables`` are :class:`~sqlalchemy.Table` objects or ``"schema.table"`` names. The
+        grant goes to the group role all tenant roles belong to, so it covers future tenants.
+        """
+        self._strict().grant_shared(tables, write=write)
+
+    def revoke_shared(self, *tables: sa.Table | str) -> None:
+        """Strict mode: take back what :meth:`grant_shared` gave on ``tables``."""
+        self._strict().revoke_shared(tables)
+
+    def tenant_role(self, name: str) -> str:
+        """Strict mode: the PostgreSQL role of tenant ``name``."""
+        location = self.get_tenant(name).location
+        with self.engine.connect() as conn:
+            return self._strict().role(conn, location)
+
+    def enable_strict(self) -> None:
+        """Turn strict mode on after construction (as ``strict=True`` does); idempotent."""
+        if self.strict_roles is None:
+            self.strict_roles = StrictRoles(self.engine)
+            self.strict_roles.install()
+            self._known.clear()
+
+    def _strict(self) -> StrictRoles:
+        if self.strict_roles is None:
+            raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
+        return self.strict_roles
+
+    # -- doctor (issue 7) ------------------------------------------------------------------
+
+    def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
+        """Compare the registry with the database; with ``fix=True`` repair what is safe.
+
+        Destructive repairs (dropping an orphan schema, finishing an interrupted drop) run only
+        with ``destructive=True`` as well. The report's ``findings`` are what remains.
+        """
+        doctor = Doctor(self)
+        if fix:
+            return doctor.repair(destructive=destructive)
+        return DoctorReport(doctor.examine())

@@ -1,0 +1,343 @@
+"""``tenantry doctor``: compare the registry with what exists, and repair what is safe.
+
+Findings are typed (:class:`Problem`) and each says how it would be fixed. Fixes that cannot
+lose data (re-running a migration, deleting the registry row of storage that is already gone,
+registering an orphan schema that carries a known revision, making a missing strict-mode role)
+are *safe*; fixes that destroy data (dropping an orphan schema, finishing an interrupted drop)
+are *destructive* and run only when asked for explicitly (``destructive=True``, CLI ``--yes``).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.schema import DropSchema
+
+from . import registry
+from .errors import InvalidTenantName, TenantryError
+from .names import quote, validate_name
+from .registry import Location, State, TenantInfo
+
+if TYPE_CHECKING:
+    from .tenancy import Tenancy
+
+log = logging.getLogger("tenantry.doctor")
+
+#: States a tenant is only in while an operation runs: seen unlocked, the operation died.
+TRANSIENT_STATES = frozenset({State.PROVISIONING, State.MIGRATING, State.DROPPING})
+
+
+class Problem(enum.StrEnum):
+    """What kind of inconsistency a finding reports."""
+
+    ORPHAN_STORAGE = "orphan_storage"  # a schema with the tenant prefix, not registered
+    MISSING_STORAGE = "missing_storage"  # a registered tenant whose schema is gone
+    STUCK = "stuck"  # provisioning/migrating/dropping, and nobody is working on it
+    FAILED = "failed"  # the last migration failed
+    REVISION_MISMATCH = "revision_mismatch"  # alembic_version in the schema != registry
+    BEHIND_HEAD = "behind_head"  # registered revision is not the head
+    ROLE_MISSING = "role_missing"  # strict mode: the tenant has no role
+    ROLE_GRANTS = "role_grants"  # strict mode: role not in the group / not settable by the app
+    OWNER_MISMATCH = "owner_mismatch"  # strict mode: schema or objects not owned by the role
+    ORPHAN_ROLE = "orphan_role"  # strict mode: a tenant role with no tenant
+
+
+_ROLE_PROBLEMS = {"role_missing": Problem.ROLE_MISSING, "owner_mismatch": Problem.OWNER_MISMATCH}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One inconsistency, and the repair ``fix=True`` would make (``fix`` empty: none)."""
+
+    problem: Problem
+    tenant: str | None
+    subject: str
+    detail: str
+    fix: str = ""
+    destructive: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "problem": self.problem.value}
+
+
+@dataclass
+class DoctorReport:
+    """What the doctor found (after any repairs), what it fixed and what it could not."""
+
+    findings: list[Finding]
+    fixed: list[Finding] = field(default_factory=list)
+    errors: list[tuple[Finding, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "findings": [f.as_dict() for f in self.findings],
+            "fixed": [f.as_dict() for f in self.fixed],
+            "errors": [{**f.as_dict(), "error": e} for f, e in self.errors],
+        }
+
+
+class Doctor:
+    """Examines one :class:`~tenantry.Tenancy` and repairs it."""
+
+    def __init__(self, tenancy: Tenancy) -> None:
+        self.tenancy = tenancy
+
+    # -- examination ---------------------------------------------------------------------
+
+    def examine(self) -> list[Finding]:
+        """Every inconsistency between the registry and the database, in a stable order."""
+        t = self.tenancy
+        findings: list[Finding] = []
+        t.setup()
+        with t.engine.begin() as conn:
+            infos = registry.all_tenants(conn)
+            for info in infos:
+                findings.extend(self._tenant(conn, info))
+            findings.extend(self._orphan_storage(conn, infos))
+            findings.extend(self._orphan_roles(conn, infos))
+        return findings
+
+    def _tenant(self, conn: Connection, info: TenantInfo) -> list[Finding]:
+        t, name, schema = self.tenancy, info.name, info.schema
+        if not t.strategy.exists(conn, info.location):
+            return [Finding(Problem.MISSING_STORAGE, name, schema,
+                            f"registered ({info.state}) but {schema!r} does not exist",
+                            "delete the registry row (nothing left to lose)")]
+        found: list[Finding] = []
+        if info.state in TRANSIENT_STATES and self._idle(conn, name):
+            destructive = info.state == State.DROPPING
+            found.append(Finding(
+                Problem.STUCK, name, schema,
+                f"state {info.state} but no operation holds the tenant's lock",
+                "finish the drop" if destructive else "re-run its migrations to the head",
+                destructive,
+            ))
+            return found
+        if info.state == State.FAILED:
+            found.append(Finding(Problem.FAILED, name, schema, info.error or "migration failed",
+                                 "re-run its migrations to the head"))
+        stream = t.tenant_stream
+        if stream is not None and info.state == State.READY:
+            actual = self._revision(conn, info)
+            if actual != info.revision:
+                found.append(Finding(
+                    Problem.REVISION_MISMATCH, name, schema,
+                    f"registry says {info.revision or 'base'}, the schema's version table "
+                    f"says {actual or 'base'}",
+                    "record the schema's revision in the registry",
+                ))
+            elif info.revision != stream.head:
+                found.append(Finding(
+                    Problem.BEHIND_HEAD, name, schema,
+                    f"at {info.revision or 'base'}, head is {stream.head}",
+                    "migrate it to the head",
+                ))
+        if t.strict_roles is not None:
+            for p in t.strict_roles.check(conn, info.location):
+                problem = _ROLE_PROBLEMS.get(p.kind, Problem.ROLE_GRANTS)
+                found.append(Finding(problem, name, t.strict_roles.role(conn, info.location),
+                                     p.detail, "create/grant the role and give it the schema"))
+        return found
+
+    def _idle(self, conn: Connection, name: str) -> bool:
+        with conn.begin_nested():
+            return registry.try_lock_tenant(conn, name)
+
+    def _revision(self, conn: Connection, info: TenantInfo) -> str | None:
+        t = self.tenancy
+        assert t.tenant_stream is not None
+        with conn.begin_nested(), t.strategy.storage(conn, info.name, info.location) as tenant:
+            return t.tenant_stream.current(tenant, info.schema)
+
+    def _stored(self, conn: Connection) -> list[Location] | None:
+        """Storage that looks like a tenant's; ``None`` when the strategy cannot list it.
+
+        Database tenants (issue 3) add a branch here listing databases with the prefix.
+        """
+        t = self.tenancy
+        if t.strategy.kind != "schema":
+            return None
+        names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
+        return [Location(schema=n) for n in names if _tenant_name(n, t.prefix) is not None]
+
+    def _orphan_storage(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
+        stored = self._stored(conn)
+        if stored is None:
+            return []
+        known = {i.location for i in infos}
+        found = []
+        stream = self.tenancy.tenant_stream
+        for location in stored:
+            if location in known:
+                continue
+            name = _tenant_name(location.schema, self.tenancy.prefix)
+            revision = None
+            if stream is not None:
+                with conn.begin_nested():
+                    revision = stream.current(conn, location.schema)
+            if revision is not None and stream is not None and _known(stream, revision):
+                found.append(Finding(
+                    Problem.ORPHAN_STORAGE, name, location.schema,
+                    f"not registered; its version table says {revision}",
+                    f"register it as tenant {name!r}",
+                ))
+            else:
+                found.append(Finding(
+                    Problem.ORPHAN_STORAGE, name, location.schema,
+                    "not registered and not at a known revision",
+                    "drop the schema and its data", destructive=True,
+                ))
+        return found
+
+    def _orphan_roles(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
+        roles = self.tenancy.strict_roles
+        if roles is None:
+            return []
+        expected = {roles.role(conn, i.location) for i in infos}
+        stored = self._stored(conn) or []
+        expected |= {roles.role(conn, loc) for loc in stored}  # orphan schemas keep theirs
+        return [
+            Finding(Problem.ORPHAN_ROLE, None, role, "a tenant role without a tenant",
+                    "drop the role (it owns nothing)")
+            for role in roles.roles(conn) if role not in expected
+        ]
+
+    # -- repair --------------------------------------------------------------------------
+
+    def repair(self, *, destructive: bool = False, rounds: int = 3) -> DoctorReport:
+        """Apply safe fixes (and destructive ones if ``destructive``) until nothing changes."""
+        fixed: list[Finding] = []
+        errors: list[tuple[Finding, str]] = []
+        findings = self.examine()
+        for _ in range(rounds):
+            todo = [f for f in findings if f.fix and (destructive or not f.destructive)
+                    and f not in fixed and all(f != e for e, _ in errors)]
+            if not todo:
+                break
+            for finding in todo:
+                try:
+                    self._fix(finding)
+                except (TenantryError, sa.exc.SQLAlchemyError) as exc:
+                    log.error("doctor could not fix %s %s: %s",
+                              finding.problem, finding.subject, exc)
+                    errors.append((finding, f"{type(exc).__name__}: {exc}".splitlines()[0]))
+                else:
+                    log.info("doctor fixed %s %s: %s", finding.problem, finding.subject,
+                             finding.fix, extra={"tenant": finding.tenant})
+                    fixed.append(finding)
+            findings = self.examine()
+        return DoctorReport(findings, fixed, errors)
+
+    def _fix(self, f: Finding) -> None:
+        t = self.tenancy
+        actions: dict[Problem, Callable[[Finding], None]] = {
+            Problem.MISSING_STORAGE: self._forget,
+            Problem.STUCK: self._finish,
+            Problem.FAILED: self._remigrate,
+            Problem.BEHIND_HEAD: self._remigrate,
+            Problem.REVISION_MISMATCH: self._record_revision,
+            Problem.ROLE_MISSING: self._provision,
+            Problem.ROLE_GRANTS: self._provision,
+            Problem.OWNER_MISMATCH: self._provision,
+            Problem.ORPHAN_STORAGE: self._adopt_or_drop,
+            Problem.ORPHAN_ROLE: self._drop_role,
+        }
+        actions[f.problem](f)
+        t._forget(f.tenant or "")
+
+    def _forget(self, f: Finding) -> None:
+        assert f.tenant is not None
+        t = self.tenancy
+        with self.tenancy.engine.begin() as conn:
+            registry.lock_tenants(conn, [f.tenant])
+            info = registry.get(conn, f.tenant)
+            if info is None or t.strategy.exists(conn, info.location):
+                return  # changed meanwhile
+            if t.strict_roles is not None:
+                t.strict_roles.drop(conn, f.tenant, info.location)
+            registry.delete(conn, f.tenant)
+
+    def _finish(self, f: Finding) -> None:
+        assert f.tenant is not None
+        if f.destructive:
+            self.tenancy.drop_tenant(f.tenant, confirm=True)
+        else:
+            self._remigrate(f)
+
+    def _remigrate(self, f: Finding) -> None:
+        assert f.tenant is not None
+        self.tenancy.migrate_tenant(f.tenant)
+
+    def _record_revision(self, f: Finding) -> None:
+        assert f.tenant is not None
+        with self.tenancy.engine.begin() as conn:
+            registry.lock_tenants(conn, [f.tenant])
+            info = registry.get(conn, f.tenant)
+            if info is not None:
+                registry.update(conn, f.tenant, revision=self._revision(conn, info))
+
+    def _provision(self, f: Finding) -> None:
+        assert f.tenant is not None
+        t = self.tenancy
+        roles = t._strict()
+        roles.ensure_group()
+        with self.tenancy.engine.begin() as conn:
+            registry.lock_tenants(conn, [f.tenant])
+            info = registry.get(conn, f.tenant)
+            if info is not None:
+                with t.strategy.storage(conn, f.tenant, info.location) as tenant:
+                    roles.provision(tenant, f.tenant, info.location)
+
+    def _adopt_or_drop(self, f: Finding) -> None:
+        assert f.tenant is not None
+        t = self.tenancy
+        location = Location(schema=f.subject)
+        with self.tenancy.engine.begin() as conn:
+            registry.lock_tenants(conn, [f.tenant])
+            if registry.get(conn, f.tenant) is not None:
+                return
+            if f.destructive:
+                conn.execute(DropSchema(f.subject, cascade=True, if_exists=True))
+                if t.strict_roles is not None:
+                    t.strict_roles.drop(conn, f.tenant, location)
+                log.warning("doctor dropped orphan schema %s", f.subject)
+                return
+            assert t.tenant_stream is not None
+            revision = t.tenant_stream.current(conn, f.subject)
+            registry.insert(conn, f.tenant, t.strategy.kind, location, State.READY, revision)
+            log.info("doctor registered orphan schema %s as tenant %s", f.subject, f.tenant,
+                     extra={"tenant": f.tenant})
+        if t.strict_roles is not None:
+            self._provision(f)
+
+    def _drop_role(self, f: Finding) -> None:
+        with self.tenancy.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(f.subject)}")
+
+
+def _tenant_name(schema: str, prefix: str) -> str | None:
+    """The tenant name a schema would belong to, or ``None`` when it is not a tenant's."""
+    if not schema.startswith(prefix):
+        return None
+    try:
+        return validate_name(schema[len(prefix):], prefix)
+    except InvalidTenantName:
+        return None
+
+
+def _known(stream: Any, revision: str) -> bool:
+    try:
+        return stream.script.get_revision(revision) is not None
+    except Exception:  # alembic raises several types for unknown revisions
+        return False
