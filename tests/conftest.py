@@ -83,3 +83,10 @@ def tenancy(database_url: str) -> Iterator[Tenancy]:
     t.migrate_shared()
     yield t
     t.dispose()
+
+
+def tenant_schemas(t: Tenancy) -> set[str]:
+    """Schemas named like tenant schemas (``tenant_...``; not tenantry's template)."""
+    with t.engine.connect() as conn:
+        query = sa.text(r"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\_%'")
+        return set(conn.scalars(query))

@@ -155,9 +155,9 @@ def test_provisioning_and_migration_steps_are_logged(
         tenancy.rename_tenant("logged", "logged2")
         tenancy.drop_tenant("logged2", confirm=True)
     lines = [(r.name, getattr(r, "tenant", None), r.getMessage()) for r in caplog.records]
-    assert ("tenantry.migrations", "logged", "migrated tenant_logged: base -> t002") in lines
+    assert ("tenantry", "logged", "filled tenant_logged from the template at t002") in lines
     assert any(m.startswith("created tenant logged") and t == "logged" for _, t, m in lines)
-    assert ("tenantry", "logged", "tenant logged: t002 -> t001") in lines
+    assert ("tenantry.fleet", "logged", "tenant logged: t002 -> t001") in lines
     assert any(m.startswith("renamed tenant logged to logged2") for _, _, m in lines)
     assert any(m.startswith("dropped tenant logged2") and t == "logged2" for _, t, m in lines)
     url = tenancy.engine.url

@@ -21,6 +21,7 @@ from tenantry import Problem, Tenancy
 from tenantry.strict import role_exists
 
 from .app.models import Customer
+from .conftest import tenant_schemas
 from .evidence import Tally
 from .test_strict import drop_roles
 
@@ -110,12 +111,6 @@ def assert_rows(t: Tenancy, tenant: str, n: int) -> None:
     tally.add("rows checked", n)
 
 
-def schemas(t: Tenancy) -> set[str]:
-    with t.engine.connect() as conn:
-        query = sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant%'")
-        rows = conn.execute(query)
-        return set(rows.scalars())
-
 
 @pytest.mark.slow
 def test_backend_killed_during_create_tenant(faulty: Tenancy) -> None:
@@ -126,7 +121,7 @@ def test_backend_killed_during_create_tenant(faulty: Tenancy) -> None:
     killer.join(timeout=60)
     tally.add("operations")
     assert not faulty.tenant_exists("victim")
-    assert "tenant_victim" not in schemas(faulty)
+    assert "tenant_victim" not in tenant_schemas(faulty)
     with faulty.engine.connect() as conn:
         assert faulty.strict_roles is not None
         assert not role_exists(conn, faulty.strict_roles.role(conn, faulty.strategy.locate(
@@ -248,7 +243,7 @@ def test_server_restarted_mid_run(tmp_path: Path, migrations_dir: Path) -> None:
         assert report.ok, report.findings
         registered = {i.name for i in t.list_tenants()}
         assert set(committed) <= registered
-        assert schemas(t) == {f"tenant_{n}" for n in registered}  # no half-made tenant
+        assert tenant_schemas(t) == {f"tenant_{n}" for n in registered}  # no half-made tenant
         for name in sorted(registered - set(committed)):  # created, rows not written: re-run
             t.create_tenant(name)
         for name, n in committed.items():

@@ -13,14 +13,7 @@ from tenantry import (
     UnknownTenant,
 )
 
-from .conftest import MIGRATIONS
-
-
-def schemas(t: Tenancy) -> set[str]:
-    with t.engine.connect() as c:
-        return set(
-            c.scalars(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'"))
-        )
+from .conftest import MIGRATIONS, tenant_schemas
 
 
 def test_create_registers_and_migrates(tenancy: Tenancy) -> None:
@@ -31,7 +24,7 @@ def test_create_registers_and_migrates(tenancy: Tenancy) -> None:
         State.READY,
         "t002",
     )
-    assert schemas(tenancy) == {"tenant_acme"}
+    assert tenant_schemas(tenancy) == {"tenant_acme"}
     assert tenancy.tenant_exists("acme") and not tenancy.tenant_exists("globex")
     assert [t.name for t in tenancy.list_tenants()] == ["acme"]
 
@@ -65,7 +58,7 @@ def test_concurrent_create_of_one_tenant(database_url: str) -> None:
     try:
         assert not [r for r in results if isinstance(r, Exception)], results
         assert len({r.created_at for r in results}) == 1  # type: ignore[attr-defined]
-        assert schemas(racers[0]) == {"tenant_acme"}
+        assert tenant_schemas(racers[0]) == {"tenant_acme"}
         assert len(racers[0].list_tenants()) == 1
     finally:
         for t in racers:
@@ -85,7 +78,7 @@ def test_failure_half_way_leaves_nothing(database_url: str, migrations_dir: Path
     try:
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_function"):
             t.create_tenant("acme")
-        assert schemas(t) == set()
+        assert tenant_schemas(t) == set()
         assert t.list_tenants() == []
     finally:
         t.dispose()
@@ -104,7 +97,7 @@ def test_drop_requires_confirmation(tenancy: Tenancy) -> None:
         tenancy.drop_tenant("acme")
     assert tenancy.tenant_exists("acme")
     assert tenancy.drop_tenant("acme", confirm=True) is True
-    assert schemas(tenancy) == set() and tenancy.list_tenants() == []
+    assert tenant_schemas(tenancy) == set() and tenancy.list_tenants() == []
     assert tenancy.drop_tenant("acme", confirm=True) is False
 
 
@@ -114,7 +107,7 @@ def test_rename(tenancy: Tenancy) -> None:
         s.execute(sa.text("SELECT 1"))
     info = tenancy.rename_tenant("acme", "acme_corp")
     assert (info.name, info.schema) == ("acme_corp", "tenant_acme_corp")
-    assert schemas(tenancy) == {"tenant_acme_corp"}
+    assert tenant_schemas(tenancy) == {"tenant_acme_corp"}
     assert tenancy.rename_tenant("acme", "acme_corp") == info  # idempotent
     with pytest.raises(UnknownTenant):
         tenancy.session("acme")
@@ -136,7 +129,7 @@ def test_bad_names_rejected_everywhere(tenancy: Tenancy, bad: str) -> None:
     ):
         with pytest.raises(InvalidTenantName):
             call()
-    assert schemas(tenancy) == set()
+    assert tenant_schemas(tenancy) == set()
 
 
 def test_metadata_mode_and_custom_prefix(database_url: str) -> None:

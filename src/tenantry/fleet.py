@@ -169,6 +169,9 @@ def migrate_one(
             log.exception("cannot record the failure of tenant %s", name)
         return TenantOutcome(name, "failed", info.revision, info.revision, error)
     tenancy._forget(name)
+    if step.changed:
+        log.info("tenant %s: %s -> %s", name, step.before or "base", step.after or "base",
+                 extra={"tenant": name})
     result = "current" if not step.changed else (
         "downgraded" if is_downgrade(stream, step.before, step.after) else "upgraded"
     )

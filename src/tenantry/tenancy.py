@@ -238,6 +238,7 @@ class Tenancy:
         if self.tenant_stream is not None and self._use_template(conn):
             assert self._templates is not None
             execute_script(conn, self._templates.sql(schema))
+            log.info("filled %s from the template at %s", schema, self.tenant_stream.head)
             return self.tenant_stream.head
         if self.tenant_stream is not None:
             return self.tenant_stream.upgrade(conn, schema).after
