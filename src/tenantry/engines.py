@@ -18,6 +18,7 @@ SQLAlchemy calls in threads, e.g. ``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -206,6 +207,10 @@ class EngineRegistry:
             return dbapi_connection
 
         def closed(dbapi_connection: Any, record: Any = None) -> None:
+            # The pool fires this event *before* it closes the connection: close it first
+            # (closing twice is harmless), so the slot is free only once the socket is.
+            with contextlib.suppress(Exception):  # broken: the pool's own close deals with it
+                dbapi_connection.close()
             with self._cond:
                 if id(dbapi_connection) in self._open:
                     self._open.discard(id(dbapi_connection))

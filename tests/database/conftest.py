@@ -85,3 +85,17 @@ def database_names(url: str) -> set[str]:
             return set(conn.execute(sa.text("SELECT datname FROM pg_database")).scalars())
     finally:
         engine.dispose()
+
+
+def backend_pids(url: str, like: str) -> set[int]:
+    """Pids of the backends on the server of ``url`` connected to databases LIKE ``like``."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            query = sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname LIKE :p "
+                "AND pid <> pg_backend_pid()"
+            )
+            return set(conn.scalars(query, {"p": like}))
+    finally:
+        engine.dispose()

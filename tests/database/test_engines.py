@@ -6,15 +6,67 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
 from tenantry import ConnectionBudgetExceeded, Tenancy
 
 from ..app.models import Customer
-from .conftest import connections_to
+from .conftest import backend_pids, connections_to
+
+
+class BackendLog:
+    """Backend pids of the connections tenantry opens and closes, from pool events.
+
+    The server lists a backend for a moment after its client closed it; counting only pids
+    not yet closed by the client measures what the application holds, and
+    :meth:`assert_all_gone` checks that closed backends do leave the server.
+    """
+
+    def __init__(self) -> None:
+        self.pids: dict[int, int] = {}
+        self.closed: set[int] = set()
+        self._lock = threading.Lock()
+
+    def _connect(self, dbapi_connection: Any, record: Any) -> None:
+        with self._lock:
+            self.pids[id(dbapi_connection)] = dbapi_connection.info.backend_pid
+
+    def _close(self, dbapi_connection: Any, record: Any = None) -> None:
+        with self._lock:
+            pid = self.pids.get(id(dbapi_connection))
+            if pid is not None:
+                self.closed.add(pid)
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        hooks = [("connect", self._connect), ("close", self._close),
+                 ("close_detached", self._close)]
+        for name, fn in hooks:
+            event.listen(Pool, name, fn)
+        try:
+            yield
+        finally:
+            for name, fn in hooks:
+                event.remove(Pool, name, fn)
+
+    def held_at_sample(self, url: str, like: str) -> int:
+        """Backends on the server not closed by the application when the query returned."""
+        seen = backend_pids(url, like)
+        with self._lock:
+            return len(seen - self.closed)
+
+    def assert_all_gone(self, url: str, within: float = 5.0) -> None:
+        deadline = time.monotonic() + within
+        while (left := backend_pids(url, "%") & self.closed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not left, f"backends closed by tenantry still on the server: {sorted(left)}"
 
 
 def only_main(tenant: str, load: object) -> str:
@@ -79,13 +131,14 @@ def test_connection_budget_holds_under_concurrent_load(
     budget = 4
     tenancy = fleet(make_tenancy, 6, max_engines=10, max_connections=budget, pool_size=2)
     like = tenancy.prefix.replace("_", "\\_") + "%"
+    backends = BackendLog()
     observed: list[int] = []
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def sample() -> None:
         while not stop.is_set():
-            observed.append(connections_to(pg_url, like))
+            observed.append(backends.held_at_sample(pg_url, like))
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
@@ -99,16 +152,19 @@ def test_connection_budget_holds_under_concurrent_load(
     sampler = threading.Thread(target=sample)
     sampler.start()
     workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    with backends.recording():
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
     stop.set()
     sampler.join()
     assert errors == []
     m = tenancy.engine_metrics()
     assert m.peak_connections <= budget
-    assert max(observed) <= budget
+    assert max(observed) <= budget  # backends the application still held, seen by the server
+    assert backends.closed, "the run closed no connection: the budget was never under pressure"
+    backends.assert_all_gone(pg_url)  # every connection it closed really left the server
     assert m.reclaimed > 0  # idle connections of other tenants were closed to make room
 
 
