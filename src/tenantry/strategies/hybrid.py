@@ -64,9 +64,16 @@ class HybridStrategy(DatabaseStrategy):
         return engine
 
     def _vanished(self, ctx: ExceptionContext) -> None:
-        error = ctx.chained_exception
-        if isinstance(error, UnknownTenant) and self.forget is not None:
+        if self.forget is None:
+            return
+        error = getattr(ctx, "chained_exception", None)  # set once a handler returned one
+        if isinstance(error, UnknownTenant):
             self.forget(error.name)
+        elif ctx.is_disconnect and ctx.execution_context is not None:
+            # e.g. the tenant's database was dropped WITH (FORCE) after a demotion or a move
+            tenant = ctx.execution_context.execution_options.get("tenantry_tenant")
+            if isinstance(tenant, str):
+                self.forget(tenant)
 
     def load(self, main: Connection) -> dict[str, int]:
         """Number of database tenants per configured server (schema tenants not counted)."""
