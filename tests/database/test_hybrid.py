@@ -309,3 +309,46 @@ def test_cli_promote_and_demote(hybrid: Tenancy, database_url: str, second_url: 
     assert result.exit_code == 0, result.output
     assert hybrid.get_tenant("acme").strategy == "schema"
     assert len(snapshot(hybrid, "acme")["customers"]) == 3
+
+
+def test_a_writer_waiting_during_promotion_fails_instead_of_writing_to_the_old_copy(
+    hybrid: Tenancy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    hybrid.create_tenant("acme")
+    outcome: dict[str, BaseException | None] = {}
+    with hybrid.connection("acme"):  # route it as a schema tenant before the promotion
+        pass
+
+    def writer() -> None:
+        try:
+            with hybrid.connection("acme") as conn:
+                conn.execute(sa.insert(Setting).values(key="late", value="v"))
+                conn.commit()
+            outcome["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome["error"] = exc
+
+    verify = Promotion._verify
+    thread = threading.Thread(target=writer)
+
+    def start_writer(self: Promotion) -> None:
+        thread.start()
+        with hybrid.engine.connect() as conn:  # wait until the INSERT waits on our lock
+            for _ in range(500):
+                waiting = conn.scalar(sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation IS NOT NULL"))
+                if waiting:
+                    break
+                time.sleep(0.02)
+                conn.rollback()
+        verify(self)
+
+    monkeypatch.setattr(Promotion, "_verify", start_writer)
+    hybrid.promote_tenant("acme")
+    thread.join()
+    assert isinstance(outcome["error"], UnknownTenant), outcome["error"]
+    with hybrid.session("acme") as s:
+        assert s.get(Setting, "late") is None
