@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -21,6 +24,7 @@ from tenantry import (
     UnknownTenant,
     use,
 )
+from tenantry.aio import AsyncTenancy
 from tenantry.cli import app
 from tenantry.promotion import Promotion
 
@@ -314,9 +318,6 @@ def test_cli_promote_and_demote(hybrid: Tenancy, database_url: str, second_url: 
 def test_a_writer_waiting_during_promotion_fails_instead_of_writing_to_the_old_copy(
     hybrid: Tenancy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-    import time
-
     hybrid.create_tenant("acme")
     outcome: dict[str, BaseException | None] = {}
     with hybrid.connection("acme"):  # route it as a schema tenant before the promotion
@@ -328,7 +329,7 @@ def test_a_writer_waiting_during_promotion_fails_instead_of_writing_to_the_old_c
                 conn.execute(sa.insert(Setting).values(key="late", value="v"))
                 conn.commit()
             outcome["error"] = None
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+        except BaseException as exc:
             outcome["error"] = exc
 
     verify = Promotion._verify
@@ -352,3 +353,35 @@ def test_a_writer_waiting_during_promotion_fails_instead_of_writing_to_the_old_c
     assert isinstance(outcome["error"], UnknownTenant), outcome["error"]
     with hybrid.session("acme") as s:
         assert s.get(Setting, "late") is None
+
+
+def test_async_sessions_reach_both_kinds(hybrid: Tenancy) -> None:
+    hybrid.create_tenant("small")
+    hybrid.create_tenant("big", strategy="database")
+    for name in ("small", "big"):
+        with hybrid.session(name) as s:
+            s.add(Customer(name=f"only-{name}"))
+            s.commit()
+
+    async def main() -> None:
+        async with AsyncTenancy(hybrid) as at:
+            for name in ("small", "big"):
+                async with at.session(name) as s:
+                    names = (await s.scalars(sa.select(Customer.name))).all()
+                    assert list(names) == [f"only-{name}"]
+            async with at.session() as s:
+                with pytest.raises(NoTenantSelected):
+                    await s.execute(sa.select(Customer))
+
+    asyncio.run(main())
+
+
+def test_import_into_a_hybrid_tenancy_records_a_schema_tenant(
+    hybrid: Tenancy, tmp_path: Path
+) -> None:
+    hybrid.create_tenant("big", strategy="database")
+    fill(hybrid, "big", 4)
+    hybrid.export_tenant("big", tmp_path / "export")
+    copy = hybrid.import_tenant(tmp_path / "export", "copy")
+    assert (copy.strategy, copy.location.database) == ("schema", None)
+    assert snapshot(hybrid, "copy") == snapshot(hybrid, "big")
