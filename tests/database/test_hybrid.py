@@ -109,6 +109,11 @@ def test_schema_and_database_tenants_behind_one_api(hybrid: Tenancy, pg_url: str
     with pytest.raises(UnknownTenant), hybrid.use("nobody"):
         pass
 
+    moved = hybrid.move_tenant("big", to="second")  # database tenants move between servers
+    assert moved.location.server == "second" and moved.strategy == "database"
+    with pytest.raises(ConfigurationError, match="not a database tenant"):
+        hybrid.move_tenant("small", to="second")
+
     rows = {(r.tenant, r.row[0]) for r in hybrid.across(sa.select(Customer.name))}
     assert rows == {("small", "only-small"), ("big", "only-big")}
     with hybrid.admin_session() as s:
