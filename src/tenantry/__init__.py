@@ -11,6 +11,7 @@ from .errors import (
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
+    ForeignKeyAcrossDatabases,
     InvalidTenantName,
     MigrationError,
     MoveError,
@@ -33,6 +34,7 @@ from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
+from .strategies.hybrid import HybridStrategy
 from .tenancy import Tenancy, make_engine
 from .transfer import Manifest
 
@@ -51,6 +53,8 @@ __all__ = [
     "EngineMetrics",
     "EngineRegistry",
     "Finding",
+    "ForeignKeyAcrossDatabases",
+    "HybridStrategy",
     "InvalidTenantName",
     "Location",
     "Manifest",

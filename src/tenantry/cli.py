@@ -554,6 +554,43 @@ def print_findings(report: DoctorReport, as_json: bool, title: str = "remaining"
     out.print(f"{len(report.findings)} problem(s)")
 
 
+# -- hybrid placement (issue 5) --
+
+
+@app.command()
+@handle_errors
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant name.", show_default=False)],
+    to_server: Annotated[
+        str | None,
+        typer.Option("--to-server", help="Server of the new database (default: the placement "
+                     "policy's choice).", show_default=False),
+    ] = None,
+    drop_foreign_keys: Annotated[
+        bool, typer.Option("--drop-foreign-keys",
+                           help="Promote without foreign keys to tables outside the tenant.")
+    ] = False,
+) -> None:
+    """Move a schema tenant into its own database (--strategy hybrid)."""
+    info = tenancy_of(ctx).promote_tenant(
+        name, to_server=to_server, drop_foreign_keys=drop_foreign_keys
+    )
+    out.print(f"tenant {info.name}: database {info.location.database} on server "
+              f"{info.location.server}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def demote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tenant name.", show_default=False)],
+) -> None:
+    """Move a database tenant back into a schema of the main database (--strategy hybrid)."""
+    info = tenancy_of(ctx).demote_tenant(name)
+    out.print(f"tenant {info.name}: schema {info.schema} of the main database", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

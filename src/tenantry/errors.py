@@ -133,3 +133,20 @@ class TenantIsolationError(TenantryError, PermissionError):
             else " (shared tables need tenancy.grant_shared(...) in strict mode)"
         )
         super().__init__(f"tenant {tenant!r} may not use {what}: permission denied{hint}")
+
+
+# -- hybrid placement (issue 5) --
+
+
+class ForeignKeyAcrossDatabases(MoveError):
+    """Promoting a tenant would cut foreign keys from its tables to tables outside its schema."""
+
+    def __init__(self, tenant: str, keys: list[tuple[str, str, str]]) -> None:
+        #: ``(table, constraint, referenced table)`` for each such foreign key.
+        self.tenant, self.keys = tenant, keys
+        listed = ", ".join(f"{table}.{name} -> {ref}" for table, name, ref in keys)
+        super().__init__(
+            f"cannot promote tenant {tenant!r} to its own database: foreign keys reference "
+            f"tables outside its schema ({listed}); pass drop_foreign_keys=True "
+            "(CLI: --drop-foreign-keys) to promote without them"
+        )

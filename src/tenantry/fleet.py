@@ -208,7 +208,7 @@ def _compiled(
     compiled = compiler.step(info.revision, target)
     if compiled is None:
         return None
-    same_database = tenancy.strategy.kind == "schema"  # registry and tenant in one database
+    same_database = info.location.database is None  # registry and tenant in one database
     try:
         with tenancy._begin() as main:
             if not same_database:

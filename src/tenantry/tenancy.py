@@ -25,6 +25,7 @@ from .engines import EngineMetrics
 from .errors import (
     ConfigurationError,
     ConfirmationRequired,
+    ForeignKeyAcrossDatabases,
     MigrationError,
     TenantExists,
     UnknownTenant,
@@ -38,6 +39,7 @@ from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 from .strategies.database import DatabaseStrategy, Placement
+from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates, execute_script
 
@@ -48,6 +50,7 @@ log = logging.getLogger("tenantry")
 
 _STRATEGIES: dict[str, type[Strategy]] = {SchemaStrategy.kind: SchemaStrategy}
 _STRATEGIES[DatabaseStrategy.kind] = DatabaseStrategy
+_STRATEGIES[HybridStrategy.kind] = HybridStrategy  # issue 5
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
@@ -128,7 +131,7 @@ class Tenancy:
                              budget_timeout=budget_timeout, template=template).items()
             if v is not None
         }
-        if strategy_options and strategy != DatabaseStrategy.kind:
+        if strategy_options and strategy not in (DatabaseStrategy.kind, HybridStrategy.kind):
             raise ConfigurationError(
                 f"{sorted(strategy_options)} apply only to strategy='database'"
             )
@@ -137,6 +140,8 @@ class Tenancy:
         )
         if isinstance(self.strategy, DatabaseStrategy):
             self.strategy.template_stream = self.tenant_stream
+        if isinstance(self.strategy, HybridStrategy):  # issue 5
+            self.strategy.forget = self._forget
         guard.install(self.engine)
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
@@ -203,12 +208,13 @@ class Tenancy:
 
     # -- provisioning --------------------------------------------------------------------
 
-    def create_tenant(self, name: str) -> TenantInfo:
+    def create_tenant(self, name: str, *, strategy: str | None = None) -> TenantInfo:
         """Create tenant ``name`` at the head revision and register it; idempotent.
 
         Concurrent callers are serialised by an advisory lock; with the schema strategy the
         storage, the migrations and the registry row commit in one transaction, so a failure
-        leaves nothing behind.
+        leaves nothing behind. ``strategy`` (``"schema"``/``"database"``; hybrid Tenancy only)
+        chooses where a new tenant lives (default: a schema of the main database).
         """
         validate_name(name, self.prefix)
         self._warm_template()  # builds it, if needed, before this transaction holds a connection
@@ -219,7 +225,7 @@ class Tenancy:
             existing = registry.get(main, name)
             if existing is not None:
                 return existing
-            location = self.strategy.locate(name, main)
+            location = self._locate_new(name, main, strategy)
             if self.strategy.exists(main, location):
                 raise TenantExists(
                     f"storage {location.schema!r} for tenant {name!r} exists but is not "
@@ -228,7 +234,8 @@ class Tenancy:
             with self.strategy.storage(main, name, location, create=True) as conn, \
                     self._as_tenant(conn, name, location):
                 revision = self._build_tenant_tables(conn, location.schema)
-            info = registry.insert(main, name, self.strategy.kind, location, State.READY, revision)
+            kind = self._kind_of(location)
+            info = registry.insert(main, name, kind, location, State.READY, revision)
         log.info("created tenant %s in %s (revision %s)", name, location.schema, revision,
                  extra={"tenant": name})
         return info
@@ -303,7 +310,7 @@ class Tenancy:
     def _route(self, name: str) -> Engine:
         """The engine (with routing options) for tenant ``name``; raises if unknown."""
         hit = self._known.get(name)
-        if hit is not None and not isinstance(self.strategy, DatabaseStrategy):
+        if hit is not None and hit[0].location.database is None:  # schema tenant
             return hit[1]
         if hit is not None:  # a database tenant: engines come and go (LRU), fetch it again
             info, cached = hit
@@ -536,7 +543,7 @@ class Tenancy:
                 info = registry.get(main, name)
                 if info is None:
                     raise UnknownTenant(name)
-                if info.strategy != strategy.kind:
+                if info.strategy != DatabaseStrategy.kind:
                     raise ConfigurationError(f"tenant {name!r} is not a database tenant")
                 source = replace(info.location, server=info.location.server or "main")
                 if source.server == to:
@@ -684,3 +691,113 @@ class Tenancy:
         if fix:
             return doctor.repair(destructive=destructive)
         return DoctorReport(doctor.examine())
+
+    # -- hybrid placement (issue 5) --
+
+    def _hybrid_strategy(self) -> HybridStrategy:
+        if not isinstance(self.strategy, HybridStrategy):
+            raise ConfigurationError("this needs Tenancy(..., strategy='hybrid')")
+        return self.strategy
+
+    def _locate_new(self, name: str, main: Connection, kind: str | None) -> Location:
+        """Where a new tenant goes: as ``kind`` (hybrid only) or the strategy's default."""
+        if kind is None:
+            return self.strategy.locate(name, main)
+        return self._hybrid_strategy().locate_as(name, main, kind)
+
+    def _kind_of(self, location: Location) -> str:
+        """The registry ``strategy`` of a tenant at ``location``."""
+        if isinstance(self.strategy, HybridStrategy):
+            return kind_of(location)
+        return self.strategy.kind
+
+    def promote_tenant(
+        self,
+        name: str,
+        *,
+        to_server: str | None = None,
+        drop_foreign_keys: bool = False,
+        lock_timeout: str = "30s",
+    ) -> TenantInfo:
+        """Move schema tenant ``name`` into its own database (same schema name); idempotent.
+
+        ``to_server`` defaults to the placement policy's choice. Foreign keys from the tenant's
+        tables to other schemas raise :class:`ForeignKeyAcrossDatabases` unless
+        ``drop_foreign_keys=True`` (the copy is made without them). Reads go on throughout;
+        writes wait from the start of the copy until the switch (see docs/hybrid.md).
+        """
+        from .promotion import Promotion, outside_foreign_keys
+
+        strategy = self._hybrid_strategy()
+        validate_name(name, self.prefix)
+        if to_server is not None and to_server not in strategy.servers:
+            raise ConfigurationError(
+                f"unknown server {to_server!r}; configured: {sorted(strategy.servers)}"
+            )
+        move: Promotion | None = None
+        try:
+            with self._begin() as main:
+                registry.lock_tenants(main, [name])
+                info = registry.get(main, name)
+                if info is None:
+                    raise UnknownTenant(name)
+                if info.location.database is not None:
+                    return info
+                keys = outside_foreign_keys(main, info.schema)
+                if keys and not drop_foreign_keys:
+                    raise ForeignKeyAcrossDatabases(name, keys)
+                placed = strategy.locate_as(name, main, "database")
+                target = replace(placed, schema=info.schema, server=to_server or placed.server)
+                source = Location(info.schema, self.engine.url.database, "main")
+                move = Promotion(
+                    strategy, name, source, target, lock_timeout=lock_timeout, leave_out=keys
+                )
+                move.copy()
+                registry.update(main, name, strategy=kind_of(target), location=target)
+                promoted = registry.get(main, name)
+        except BaseException:
+            if move is not None:
+                move.abort()
+            raise
+        assert move is not None and promoted is not None
+        self._forget(name)
+        move.finish()
+        log.info("promoted tenant %s to database %s on server %s",
+                 name, target.database, target.server)
+        return promoted
+
+    def demote_tenant(self, name: str, *, lock_timeout: str = "30s") -> TenantInfo:
+        """Move database tenant ``name`` back into a schema of the main database; idempotent.
+
+        The tenant's database is dropped after the registry switch. Writes wait from the start
+        of the copy until the switch, as for :meth:`promote_tenant`.
+        """
+        from .promotion import Demotion
+
+        strategy = self._hybrid_strategy()
+        validate_name(name, self.prefix)
+        move: Demotion | None = None
+        try:
+            with self._begin() as main:
+                registry.lock_tenants(main, [name])
+                info = registry.get(main, name)
+                if info is None:
+                    raise UnknownTenant(name)
+                if info.location.database is None:
+                    return info
+                source = replace(info.location, server=info.location.server or "main")
+                target = Location(info.schema, self.engine.url.database, "main")
+                move = Demotion(strategy, name, source, target, lock_timeout=lock_timeout)
+                move.copy()
+                home = Location(info.schema)
+                registry.update(main, name, strategy=kind_of(home), location=home)
+                demoted = registry.get(main, name)
+        except BaseException:
+            if move is not None:
+                move.abort()
+            raise
+        assert move is not None and demoted is not None
+        self._forget(name)
+        move.finish()
+        log.info("demoted tenant %s to schema %s of the main database", name, info.schema)
+        return demoted

@@ -526,7 +526,7 @@ def import_tenant(
             if upgrade and stream is not None:
                 revision = stream.upgrade(conn, location.schema).after
         info = registry.insert(
-            main, as_name, tenancy.strategy.kind, location, State.READY, revision
+            main, as_name, tenancy._kind_of(location), location, State.READY, revision
         )
     tenancy._forget(as_name)
     return info
