@@ -128,7 +128,7 @@ def test_provisioning_and_migrations_dispatch_per_tenant(hybrid: Tenancy, pg_url
     with pytest.raises(ConfigurationError, match="unknown strategy"):
         hybrid.create_tenant("c", strategy="cloud")
 
-    report = hybrid.migrate_all("t001")
+    report = hybrid.migrate_all("t001", confirm=True)
     assert {o.tenant: (o.before, o.after) for o in report.tenants} == {
         "a": ("t002", "t001"), "b": ("t002", "t001")}
     report = hybrid.migrate_all()
