@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tenantry import NoTenantSelected, Tenancy, current_tenant, use
+from tenantry import NoTenantSelected, Tenancy, UnknownTenant, current_tenant, use
 from tenantry.aio import AsyncTenancy
 from tenantry.jobs import TenantProcessPool
 from tenantry.transfer import pg_dump_binary
@@ -206,7 +206,8 @@ def test_export_import_round_trip(seeded: Tenancy, tmp_path: Path) -> None:
 def count_in_process(url: str, options: dict[str, Any]) -> tuple[str | None, int]:
     """Runs in a worker process: builds its own Tenancy, routes by the carried tenant."""
     with Tenancy(url, **options) as tenancy, tenancy.session() as session:
-        return current_tenant(), session.scalar(sa.select(sa.func.count()).select_from(Customer)) or 0
+        count = session.scalar(sa.select(sa.func.count()).select_from(Customer))
+        return current_tenant(), count or 0
 
 
 def options_of(tenancy: Tenancy, second_url: str) -> dict[str, Any]:
@@ -321,3 +322,48 @@ def test_pytest_plugin_with_database_tenancy(
     for url in (pg_url, second_url):  # every tenant database and template was dropped
         left = {n for n in database_names(url) if n.startswith(("tenant_main_", "tenant_gw"))}
         assert left == set()
+
+
+# -- asyncio on the database strategy: tenants dropped or moved ---------------------------------
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_async_tenant_dropped_elsewhere_or_moved(
+    dbt: Tenancy, second_url: str, driver: str
+) -> None:
+    for name in ("acme", "globex"):
+        dbt.create_tenant(name)
+        with dbt.session(name) as s:
+            s.add(Customer(name=f"{name}-seed"))
+            s.commit()
+
+    async def names(at: AsyncTenancy, tenant: str) -> list[str]:
+        async with at.session(tenant) as s:
+            return list((await s.scalars(sa.select(Customer.name))).all())
+
+    async def main() -> None:
+        async with AsyncTenancy(dbt, driver=driver) as at:  # type: ignore[arg-type]
+            assert await names(at, "acme") == ["acme-seed"]
+            assert await names(at, "globex") == ["globex-seed"]
+            source = dbt.get_tenant("acme").location.server
+            target = "second" if source == "main" else "main"
+            moved = await at.move_tenant("acme", to=target)
+            assert moved.location.server == target
+            assert await names(at, "acme") == ["acme-seed"]
+            other = Tenancy(dbt.engine.url, strategy="database", prefix=dbt.prefix,
+                            servers={"second": second_url})
+            try:  # another process drops one tenant and moves the other back
+                other.drop_tenant("globex", confirm=True)
+                other.move_tenant("acme", to=source)
+            finally:
+                other.dispose()
+            await at.engine.dispose()  # no pooled connection survives; a new one is refused
+            for engine in at._engines.values():
+                await engine.dispose()
+            with pytest.raises(UnknownTenant, match="globex"):
+                await names(at, "globex")
+            with pytest.raises(UnknownTenant, match="acme"):
+                await names(at, "acme")
+            assert await names(at, "acme") == ["acme-seed"]  # the registry was read again
+
+    asyncio.run(main())

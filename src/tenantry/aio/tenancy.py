@@ -9,7 +9,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from .. import guard, registry
@@ -106,7 +107,7 @@ class AsyncTenancy:
 
     # -- routing -------------------------------------------------------------------------
 
-    def _engine_for(self, location: Location) -> AsyncEngine:
+    def _engine_for(self, location: Location, tenant: str) -> AsyncEngine:
         """The async engine reaching ``location``'s database, as the strategy places it."""
         sync_engine = self.admin.strategy.engine(location)
         if sync_engine is self.admin.engine:
@@ -115,8 +116,23 @@ class AsyncTenancy:
         engine = self._engines.get(key)
         if engine is None:
             engine = make_async_engine(sync_engine.url, self.driver, **self._engine_options)
+            self._watch_vanished(engine, tenant)
             self._engines[key] = engine
         return engine
+
+    def _watch_vanished(self, engine: AsyncEngine, tenant: str) -> None:
+        """A tenant database dropped, renamed or moved elsewhere: :class:`UnknownTenant`, and
+        the cached route is forgotten so that the next call reads the registry again."""
+        database = engine.url.database or ""
+        missing = f'database "{database}" does not exist'
+
+        def vanished(ctx: ExceptionContext) -> BaseException | None:
+            if missing in str(ctx.original_exception):
+                self._forget(tenant)
+                return UnknownTenant(tenant, f"database {database!r} no longer exists here")
+            return None
+
+        event.listen(engine.sync_engine, "handle_error", vanished)
 
     async def _lookup(self, name: str) -> TenantInfo | None:
         if not self._registry_ready:
@@ -137,7 +153,7 @@ class AsyncTenancy:
         info = await self._lookup(name)
         if info is None or not info.usable:
             raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-        routed = self._engine_for(info.location).execution_options(
+        routed = self._engine_for(info.location, name).execution_options(
             **routing_options(name, info.schema)
         )
         self._known[name] = routed
@@ -233,6 +249,15 @@ class AsyncTenancy:
             return await asyncio.to_thread(self.admin.migrate_all, target, tenants)
         finally:
             self._known.clear()
+
+    async def move_tenant(self, name: str, to: str, *, lock_timeout: str = "30s") -> TenantInfo:
+        """See :meth:`Tenancy.move_tenant` (database strategy)."""
+        try:
+            return await asyncio.to_thread(
+                self.admin.move_tenant, name, to, lock_timeout=lock_timeout
+            )
+        finally:
+            self._forget(name)
 
     async def status(self) -> list[TenantStatus]:
         """See :meth:`Tenancy.status`."""
