@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tenantry.web import TenantMiddleware, WSGITenantMiddleware, header
 
 from .. import test_jobs
 from ..app.models import Customer, Order, Setting
-from .conftest import MIGRATIONS, TENANT_DB, database_names
+from .conftest import MIGRATIONS, TENANT_DB, connections_to, database_names
 
 pytest_plugins = ["pytester"]
 
@@ -365,5 +366,47 @@ def test_async_tenant_dropped_elsewhere_or_moved(
             with pytest.raises(UnknownTenant, match="acme"):
                 await names(at, "acme")
             assert await names(at, "acme") == ["acme-seed"]  # the registry was read again
+
+    asyncio.run(main())
+
+
+def test_async_tenant_engines_are_bounded(
+    make_tenancy: Callable[..., Tenancy], second_url: str
+) -> None:
+    tenancy = make_tenancy(template=False, max_engines=2, pool_size=1)
+    tenants = ["a", "b", "c", "d"]
+    for name in tenants:
+        tenancy.create_tenant(name)
+        with tenancy.session(name) as s:
+            s.add(Customer(name=f"{name}-seed"))
+            s.commit()
+    tenancy.strategy.engines.dispose()  # type: ignore[attr-defined]  # only async ones below
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy) as at:
+
+            async def one(n: int) -> None:
+                name = tenants[n % len(tenants)]
+                async with at.session(name) as s:
+                    seen = (await s.scalars(sa.select(Customer.name))).all()
+                    assert list(seen) == [f"{name}-seed"]
+                assert len(at._engines) <= 2
+
+            def backends() -> int:
+                """Backends on tenant databases, once closed ones have exited (<= 5 s)."""
+                for _ in range(50):
+                    count = sum(connections_to(url, f"{tenancy.prefix}%") for url in servers)
+                    if count <= 2:
+                        break
+                    time.sleep(0.1)
+                return count
+
+            servers = [tenancy.engine.url.render_as_string(hide_password=False), second_url]
+            for n in range(8):  # one after another, round robin: every route evicts
+                await one(n)
+                assert backends() <= 2  # evicted engines closed their idle connections
+            await asyncio.gather(*(one(n) for n in range(12)))
+            await one(0)  # evicted engines lending connections are disposed once returned
+            assert backends() <= 2
 
     asyncio.run(main())
