@@ -301,9 +301,14 @@ def test_make_tenant(tenantry_make_tenant, tenantry_tenancy):
 '''
 
 
-def test_pytest_plugin_with_database_tenancy(
+PLUGIN_ARGS = ("-p", "no:tenantry", "-p", "tenantry.pytest_plugin", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def plugin_project(
     pytester: pytest.Pytester, pg_url: str, second_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[pytest.Pytester]:
+    """A project whose tenantry_app is a database-strategy Tenancy on two servers."""
     pytester.makepyfile(myapp=MYAPP, test_inner=INNER_TESTS)
     pytester.makeini("[pytest]\ntenantry_app = myapp:make_tenancy\n")
     monkeypatch.setenv("TENANTRY_TEST_URL", pg_url)
@@ -314,15 +319,22 @@ def test_pytest_plugin_with_database_tenancy(
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SRC), str(root), str(pytester.path)]))
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    args = ("-p", "no:tenantry", "-p", "tenantry.pytest_plugin", "-p", "no:cacheprovider")
-    for _ in range(2):  # a second session on the same servers finds nothing left behind
-        result = pytester.runpytest_subprocess(*args)
-        result.assert_outcomes(passed=3)
-    result = pytester.runpytest_subprocess(*args, "-n", "2", "--dist", "each")
-    result.assert_outcomes(passed=6)
-    for url in (pg_url, second_url):  # every tenant database and template was dropped
+    yield pytester
+    for url in (pg_url, second_url):  # every tenant database was dropped
         left = {n for n in database_names(url) if n.startswith(("tenant_main_", "tenant_gw"))}
         assert left == set()
+
+
+def test_pytest_plugin_with_database_tenancy(plugin_project: pytest.Pytester) -> None:
+    for _ in range(2):  # a second session on the same servers finds nothing left behind
+        result = plugin_project.runpytest_subprocess(*PLUGIN_ARGS)
+        result.assert_outcomes(passed=3)
+
+
+@pytest.mark.slow
+def test_pytest_plugin_database_tenancy_under_xdist(plugin_project: pytest.Pytester) -> None:
+    result = plugin_project.runpytest_subprocess(*PLUGIN_ARGS, "-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=6)
 
 
 # -- asyncio on the database strategy: tenants dropped or moved ---------------------------------
