@@ -269,6 +269,9 @@ def make_tenancy(url):
 '''
 
 INNER_TESTS = '''
+import os
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
@@ -280,6 +283,7 @@ COUNT = sa.select(sa.func.count()).select_from(Customer)
 
 @pytest.mark.parametrize("run", [1, 2])
 def test_rolled_back(tenantry_session, tenantry_tenancy, run):
+    Path(f"prefix-{os.getpid()}.txt").write_text(tenantry_tenancy.prefix)
     assert current_tenant() == "test"
     assert tenantry_tenancy.get_tenant("test").location.database is not None
     assert tenantry_session.scalar(COUNT) == 0
@@ -320,9 +324,10 @@ def plugin_project(
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     yield pytester
+    prefixes = tuple(p.read_text() for p in pytester.path.glob("prefix-*.txt"))
+    assert prefixes and all(p.startswith(("tenant_main_", "tenant_gw")) for p in prefixes)
     for url in (pg_url, second_url):  # every tenant database was dropped
-        left = {n for n in database_names(url) if n.startswith(("tenant_main_", "tenant_gw"))}
-        assert left == set()
+        assert {n for n in database_names(url) if n.startswith(prefixes)} == set()
 
 
 def test_pytest_plugin_with_database_tenancy(plugin_project: pytest.Pytester) -> None:
