@@ -140,11 +140,41 @@ def tenantry_tenancy(
 ) -> Iterator[Tenancy]:
     """The application's Tenancy on the session's test database, shared schema migrated."""
     tenancy = tenantry_config(tenantry_database_url)
+    database_tenants = _own_database_names(tenancy)
     tenancy.migrate_shared()
     try:
         yield tenancy
     finally:
+        if database_tenants:
+            _drop_tenant_databases(tenancy)
         tenancy.dispose()
+
+
+def _own_database_names(tenancy: Tenancy) -> bool:
+    """For the database strategy, make this session's tenant database names its own.
+
+    Tenant databases are server-wide (unlike the per-session main database): two sessions or
+    xdist workers on one server would both create ``tenant_test``. A session-unique prefix
+    (``tenant_gw0_1a2b3c_``) keeps them apart. Returns whether the Tenancy is a database one.
+    """
+    from .strategies import DatabaseStrategy
+
+    if not isinstance(tenancy.strategy, DatabaseStrategy):
+        return False
+    worker = "".join(ch for ch in _worker().lower() if ch.isalnum())
+    prefix = f"{tenancy.prefix}{worker}_{uuid.uuid4().hex[:6]}_"
+    tenancy.prefix = tenancy.strategy.prefix = prefix
+    return True
+
+
+def _drop_tenant_databases(tenancy: Tenancy) -> None:
+    """Drop every tenant database (and template) the session made, on every server."""
+    from .strategies import DatabaseStrategy
+
+    for info in tenancy.list_tenants():
+        tenancy.drop_tenant(info.name, confirm=True)
+    if isinstance(tenancy.strategy, DatabaseStrategy):
+        tenancy.strategy.drop_templates()
 
 
 @pytest.fixture(scope="session")
