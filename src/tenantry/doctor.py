@@ -178,12 +178,16 @@ class Doctor:
         prefix is the Tenancy's on a server: tenant database names would collide otherwise).
         """
         t = self.tenancy
-        if isinstance(t.strategy, DatabaseStrategy):
-            return self._stored_databases(t.strategy)
-        if t.strategy.kind != "schema":
+        kind = t.strategy.kind
+        if kind not in ("schema", "database", "hybrid"):  # hybrid: schemas and databases
             return None
-        names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
-        return [Location(schema=n) for n in names if _tenant_name(n, t.prefix) is not None]
+        found: list[Location] = []
+        if kind != "database":
+            names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
+            found += [Location(schema=n) for n in names if _tenant_name(n, t.prefix) is not None]
+        if isinstance(t.strategy, DatabaseStrategy):
+            found += self._stored_databases(t.strategy)
+        return found
 
     def _stored_databases(self, strategy: DatabaseStrategy) -> list[Location]:
         found = []
@@ -392,8 +396,9 @@ class Doctor:
 
 def _place(location: Location) -> tuple[str | None, str, str | None]:
     """What identifies storage: server (main if unset), database and schema."""
-    server = location.server or ("main" if location.database is not None else None)
-    return (server, location.schema, location.database)
+    if location.database is None:  # a schema of the main database
+        return (None, location.schema, None)
+    return (location.server or "main", location.schema, location.database)
 
 
 def _tenant_name(schema: str, prefix: str) -> str | None:
