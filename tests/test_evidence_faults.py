@@ -161,6 +161,57 @@ def test_backend_killed_during_migrate_all(faulty: Tenancy) -> None:
 
 
 @pytest.mark.slow
+def test_backend_killed_during_export(faulty: Tenancy, tmp_path: Path) -> None:
+    from tenantry.transfer import MANIFEST, Manifest, export_tenant
+
+    faulty.create_tenant("src")
+    write_rows(faulty, "src", 50)
+    killed: list[int] = []
+
+    def kill_export(table: str, done: int, expected: int | None) -> None:
+        if killed or table != "customers" or done != 10:  # mid-table: 10 of 50 rows written
+            return
+        with faulty.engine.connect() as conn:  # the export's backend waits between batches
+            pids = conn.execute(sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'idle in transaction' "
+                "AND datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalars().all()
+            assert len(pids) == 1, pids
+            conn.execute(sa.select(sa.func.pg_terminate_backend(pids[0])))
+            conn.commit()
+        killed.append(pids[0])
+        tally.add("faults injected")
+
+    dest = tmp_path / "export"
+    with pytest.raises(sa.exc.DBAPIError):
+        export_tenant(faulty, "src", dest, progress=kill_export, batch_rows=10)
+    tally.add("operations")
+    assert killed
+    assert not (dest / MANIFEST).exists() and list(dest.iterdir()) == []  # nothing half-done
+    assert faulty.doctor().ok
+    manifest = export_tenant(faulty, "src", dest, batch_rows=10)  # the re-run completes
+    tally.add("operations")
+    assert Manifest.read(dest) == manifest
+    assert {t.name: t.rows for t in manifest.tables}["customers"] == 50
+    # strict mode: the import runs the copy as (hands it over to) its own role
+    faulty.import_tenant(dest, "copy")
+    tally.add("operations")
+    role = faulty.tenant_role("copy")
+    with faulty.engine.connect() as conn:
+        owners = set(conn.execute(sa.text(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE nspname = 'tenant_copy'")).scalars())
+    assert owners == {role}
+    with faulty.session("copy") as s:
+        names = sorted(s.scalars(sa.select(Customer.name)).all())
+    assert names == sorted(f"src:{i}" for i in range(50))  # no data lost
+    tally.add("rows checked", 50)
+    assert_rows(faulty, "src", 50)
+    assert faulty.doctor().ok
+    tally.publish("fault: kill during export")
+
+
+@pytest.mark.slow
 def test_migration_failing_half_way(faulty: Tenancy) -> None:
     names = ["h1", "h2"]
     for name in names:

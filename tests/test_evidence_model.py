@@ -6,7 +6,9 @@ every read checks that another tenant's schema is out of reach.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -126,9 +128,24 @@ class Lifecycle(RuleBasedStateMachine):
         self.revision[name] = "t002" if revision == "heads" else "t001"
         assert outcome.after == self.revision[name]
 
-    # export / import (issue 6): add a rule here once the export helper's branch is merged:
-    # export a tenant, import it under a fresh name, and model the copy as model[new] =
-    # list(model[old]) with revision[new] = revision[old].
+    @rule(old=NAMES, new=NAMES)
+    def export_import(self, old: str, new: str) -> None:
+        """Export ``old`` and import it as ``new`` (upgraded to the head; strict: its role)."""
+        tally.add("operations")
+        with tempfile.TemporaryDirectory() as tmp:
+            if old not in self.model:
+                with pytest.raises(UnknownTenant):
+                    self.tenancy.export_tenant(old, Path(tmp) / "x")
+                return
+            self.tenancy.export_tenant(old, Path(tmp) / "x")
+            if new in self.model:
+                with pytest.raises(TenantExists):
+                    self.tenancy.import_tenant(Path(tmp) / "x", new)
+                return
+            info = self.tenancy.import_tenant(Path(tmp) / "x", new)
+        self.model[new], self.revision[new] = list(self.model[old]), "t002"
+        assert info.revision == "t002"
+        tally.add("exports imported")
 
     @invariant()
     def registry_matches_model(self) -> None:

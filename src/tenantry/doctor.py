@@ -23,6 +23,8 @@ from . import registry
 from .errors import InvalidTenantName, TenantryError
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
+from .strategies.database import DatabaseStrategy
+from .strict import RoleProblem
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy
@@ -92,6 +94,7 @@ class Doctor:
 
     def __init__(self, tenancy: Tenancy) -> None:
         self.tenancy = tenancy
+        self._orphans: dict[str, Location] = {}  # orphan storage by subject (examine)
 
     # -- examination ---------------------------------------------------------------------
 
@@ -144,11 +147,19 @@ class Doctor:
                     "migrate it to the head",
                 ))
         if t.strict_roles is not None:
-            for p in t.strict_roles.check(conn, info.location):
+            for p in self._role_problems(conn, info):
                 problem = _ROLE_PROBLEMS.get(p.kind, Problem.ROLE_GRANTS)
                 found.append(Finding(problem, name, t.strict_roles.role(conn, info.location),
                                      p.detail, "create/grant the role and give it the schema"))
         return found
+
+    def _role_problems(self, conn: Connection, info: TenantInfo) -> list[RoleProblem]:
+        """Strict-mode problems; a database tenant's schema is checked in its own database."""
+        roles = self.tenancy._strict()
+        if info.location.database is None:
+            return roles.check(conn, info.location)
+        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
+            return roles.check(tenant, info.location)
 
     def _idle(self, conn: Connection, name: str) -> bool:
         with conn.begin_nested():
@@ -163,29 +174,57 @@ class Doctor:
     def _stored(self, conn: Connection) -> list[Location] | None:
         """Storage that looks like a tenant's; ``None`` when the strategy cannot list it.
 
-        Database tenants (issue 3) add a branch here listing databases with the prefix.
+        Database strategy: the databases with the prefix on every configured server (the
+        prefix is the Tenancy's on a server: tenant database names would collide otherwise).
         """
         t = self.tenancy
-        if t.strategy.kind != "schema":
+        kind = t.strategy.kind
+        if kind not in ("schema", "database", "hybrid"):  # hybrid: schemas and databases
             return None
-        names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
-        return [Location(schema=n) for n in names if _tenant_name(n, t.prefix) is not None]
+        found: list[Location] = []
+        if kind != "database":
+            names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
+            found += [Location(schema=n) for n in names if _tenant_name(n, t.prefix) is not None]
+        if isinstance(t.strategy, DatabaseStrategy):
+            found += self._stored_databases(t.strategy)
+        return found
+
+    def _stored_databases(self, strategy: DatabaseStrategy) -> list[Location]:
+        found = []
+        for server in strategy.servers:
+            with strategy.admin(server).connect() as admin:
+                names = admin.execute(sa.text("SELECT datname FROM pg_database")).scalars()
+                found += [
+                    Location(schema=n, database=n, server=server)
+                    for n in names if _tenant_name(n, self.tenancy.prefix) is not None
+                ]
+        return found
+
+    def _stored_revision(self, conn: Connection, location: Location) -> str | None:
+        stream = self.tenancy.tenant_stream
+        assert stream is not None
+        if location.database is None:
+            with conn.begin_nested():
+                return stream.current(conn, location.schema)
+        name = location.schema
+        with self.tenancy.strategy.storage(conn, name, location) as tenant:
+            return stream.current(tenant, location.schema)
 
     def _orphan_storage(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
         stored = self._stored(conn)
         if stored is None:
             return []
-        known = {i.location for i in infos}
+        known = {_place(i.location) for i in infos}
         found = []
         stream = self.tenancy.tenant_stream
         for location in stored:
-            if location in known:
+            if _place(location) in known:
                 continue
             name = _tenant_name(location.schema, self.tenancy.prefix)
+            self._orphans[location.schema] = location
             revision = None
             if stream is not None:
-                with conn.begin_nested():
-                    revision = stream.current(conn, location.schema)
+                revision = self._stored_revision(conn, location)
             if revision is not None and stream is not None and _known(stream, revision):
                 found.append(Finding(
                     Problem.ORPHAN_STORAGE, name, location.schema,
@@ -193,10 +232,11 @@ class Doctor:
                     f"register it as tenant {name!r}",
                 ))
             else:
+                what = "database" if location.database is not None else "schema"
                 found.append(Finding(
                     Problem.ORPHAN_STORAGE, name, location.schema,
                     "not registered and not at a known revision",
-                    "drop the schema and its data", destructive=True,
+                    f"drop the {what} and its data", destructive=True,
                 ))
         return found
 
@@ -265,7 +305,8 @@ class Doctor:
             if info is None or t.strategy.exists(conn, info.location):
                 return  # changed meanwhile
             if t.strict_roles is not None:
-                t.strict_roles.drop(conn, f.tenant, info.location)
+                with t._role_connection(conn, info.location) as roles_conn:
+                    t.strict_roles.drop(roles_conn, f.tenant, info.location)
             registry.delete(conn, f.tenant)
 
     def _finish(self, f: Finding) -> None:
@@ -302,7 +343,16 @@ class Doctor:
     def _adopt_or_drop(self, f: Finding) -> None:
         assert f.tenant is not None
         t = self.tenancy
-        location = Location(schema=f.subject)
+        location = self._orphans.get(f.subject, Location(schema=f.subject))
+        if location.database is not None:
+            with self.tenancy.engine.begin() as conn:
+                registry.lock_tenants(conn, [f.tenant])
+                if registry.get(conn, f.tenant) is not None:
+                    return
+                self._adopt_or_drop_database(conn, f, location)
+            if t.strict_roles is not None and not f.destructive:
+                self._provision(f)
+            return
         with self.tenancy.engine.begin() as conn:
             registry.lock_tenants(conn, [f.tenant])
             if registry.get(conn, f.tenant) is not None:
@@ -321,9 +371,34 @@ class Doctor:
         if t.strict_roles is not None:
             self._provision(f)
 
+    def _adopt_or_drop_database(self, conn: Connection, f: Finding, location: Location) -> None:
+        """Orphan tenant database: drop it (destructive) or register it (under the lock)."""
+        assert f.tenant is not None and location.database is not None
+        t = self.tenancy
+        strategy = t.strategy
+        assert isinstance(strategy, DatabaseStrategy)
+        if f.destructive:
+            strategy.drop_database(strategy._server(location), location.database)
+            if t.strict_roles is not None:
+                with t._role_connection(conn, location) as roles_conn:
+                    t.strict_roles.drop(roles_conn, f.tenant, location)
+            log.warning("doctor dropped orphan database %s", location.database)
+            return
+        revision = self._stored_revision(conn, location)
+        registry.insert(conn, f.tenant, strategy.kind, location, State.READY, revision)
+        log.info("doctor registered orphan database %s as tenant %s", location.database,
+                 f.tenant, extra={"tenant": f.tenant})
+
     def _drop_role(self, f: Finding) -> None:
         with self.tenancy.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(f.subject)}")
+
+
+def _place(location: Location) -> tuple[str | None, str, str | None]:
+    """What identifies storage: server (main if unset), database and schema."""
+    if location.database is None:  # a schema of the main database
+        return (None, location.schema, None)
+    return (location.server or "main", location.schema, location.database)
 
 
 def _tenant_name(schema: str, prefix: str) -> str | None:

@@ -105,9 +105,7 @@ class StrictRoles:
 
     def install(self) -> None:
         """Add the role-switching and error-translating hooks to the engine (idempotent)."""
-        if not event.contains(self.engine, "begin", _switch_role):
-            event.listen(self.engine, "begin", _switch_role)
-            event.listen(self.engine, "handle_error", _translate_denied)
+        install_hooks(self.engine)
 
     def ensure_group(self) -> None:
         """Create the group role once, in its own transaction (before any tenant lock)."""
@@ -138,7 +136,9 @@ class StrictRoles:
         if not role_exists(conn, role):
             conn.exec_driver_sql(f"CREATE ROLE {quote(role)} NOLOGIN")
             log.info("created role %s for tenant %s", role, tenant, extra={"tenant": tenant})
-        if not _member(conn, role, group):
+        # Database tenants: shared tables live in the main database, which their sessions do
+        # not reach, and their server may be another cluster: no group membership.
+        if location.database is None and not _member(conn, role, group):
             conn.exec_driver_sql(f"GRANT {quote(group)} TO {quote(role)}")
         if not _can_set(conn, role):
             # PostgreSQL 16+ gives a CREATEROLE creator ADMIN only: it needs SET (to switch)
@@ -149,8 +149,10 @@ class StrictRoles:
         foreign = [r for r in objects if r.owner != role]
         if foreign or _schema_owner(conn, location.schema) != role:
             self._give(conn, tenant, location.schema, role, [(r.kind, r.name) for r in foreign])
-        # Hook for database tenants (issue 3): REVOKE CONNECT ON DATABASE ... FROM PUBLIC and
-        # GRANT CONNECT ... TO the role, on the admin connection. See database_grants().
+        if location.database is not None and not _connect_restricted(
+            conn, location.database, role
+        ):
+            self.database_grants(conn, location.database, role)
         return role
 
     def _give(
@@ -177,12 +179,14 @@ class StrictRoles:
         reset_role(conn)
 
     def database_grants(self, admin: Connection, database: str, role: str) -> None:
-        """Database tenants: only the tenant's role (and the app) may connect to ``database``.
+        """Database tenants: only the tenant's role (and the app, its owner) may connect.
 
-        Not called yet: the database strategy (issue 3) calls it after creating the database.
+        :meth:`provision` calls it on the tenant database's own connection (any connection of
+        the owner works: ``pg_database`` is cluster-wide), in the provisioning transaction.
         """
         admin.exec_driver_sql(f"REVOKE CONNECT ON DATABASE {quote(database)} FROM PUBLIC")
         admin.exec_driver_sql(f"GRANT CONNECT ON DATABASE {quote(database)} TO {quote(role)}")
+        log.info("database %s: CONNECT for role %s only", database, role)
 
     def rename(self, conn: Connection, tenant: str, old: Location, new: Location) -> None:
         """Rename the tenant's role along with its storage (in the caller's transaction)."""
@@ -246,7 +250,9 @@ class StrictRoles:
         if not role_exists(conn, role):
             return [RoleProblem("role_missing", f"role {role!r} does not exist")]
         problems = []
-        if not role_exists(conn, group) or not _member(conn, role, group):
+        if location.database is None and (
+            not role_exists(conn, group) or not _member(conn, role, group)
+        ):
             problems.append(RoleProblem("not_in_group", f"role {role!r} is not in {group!r}"))
         if not _can_set(conn, role):
             problems.append(RoleProblem("not_settable", f"the app cannot SET ROLE {role!r}"))
@@ -255,6 +261,13 @@ class StrictRoles:
             problems.append(
                 RoleProblem("owner_mismatch", f"schema {location.schema!r} is owned by {owner!r}")
             )
+        if location.database is not None and not _connect_restricted(
+            conn, location.database, role
+        ):
+            problems.append(RoleProblem(
+                "database_connect",
+                f"database {location.database!r}: PUBLIC may connect or {role!r} may not",
+            ))
         foreign = conn.execute(_OWNED_OBJECTS, {"s": location.schema}).all()
         foreign = [r for r in foreign if r.owner != role]
         if foreign:
@@ -309,6 +322,17 @@ def _can_set(conn: Connection, role: str) -> bool:
     return bool(conn.execute(query, {"r": role}).scalar())
 
 
+def _connect_restricted(conn: Connection, database: str, role: str) -> bool:
+    """Whether ``role`` may connect to ``database`` and PUBLIC may not."""
+    query = sa.text(
+        "SELECT d.datacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a "
+        "WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') "
+        "AND has_database_privilege(:r, d.datname, 'CONNECT') "
+        "FROM pg_database d WHERE d.datname = :d"
+    )
+    return bool(conn.execute(query, {"d": database, "r": role}).scalar())
+
+
 def _schema_owner(conn: Connection, schema: str) -> str | None:
     query = sa.text(
         "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = :s"
@@ -349,6 +373,17 @@ _TABLE_SEQUENCES = sa.text(
 
 
 # -- engine hooks ------------------------------------------------------------------------
+
+
+def install_hooks(engine: Engine) -> None:
+    """Switch to the ``tenantry_role`` option's role per transaction on ``engine``; idempotent.
+
+    A no-op for connections without that option, so tenant engines of the database strategy
+    get it whether or not the Tenancy is strict.
+    """
+    if not event.contains(engine, "begin", _switch_role):
+        event.listen(engine, "begin", _switch_role)
+        event.listen(engine, "handle_error", _translate_denied)
 
 
 def _switch_role(conn: Connection) -> None:

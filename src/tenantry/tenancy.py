@@ -269,7 +269,8 @@ class Tenancy:
                 return False
             self.strategy.drop(main, info.location)
             if self.strict_roles is not None:
-                self.strict_roles.drop(main, name, info.location)
+                with self._role_connection(main, info.location) as roles_conn:
+                    self.strict_roles.drop(roles_conn, name, info.location)
             registry.delete(main, name)
         self._forget(name)
         log.info("dropped tenant %s (%s)", name, info.location.schema, extra={"tenant": name})
@@ -293,7 +294,8 @@ class Tenancy:
                 raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
             self.strategy.rename(main, info.location, location)
             if self.strict_roles is not None:
-                self.strict_roles.rename(main, new, info.location, location)
+                with self._role_connection(main, info.location) as roles_conn:
+                    self.strict_roles.rename(roles_conn, new, info.location, location)
             registry.update(main, old, name=new, location=location)
             renamed = registry.get(main, new)
         self._forget(old)
@@ -801,3 +803,16 @@ class Tenancy:
         move.finish()
         log.info("demoted tenant %s to schema %s of the main database", name, info.schema)
         return demoted
+
+    # -- strict mode for database tenants (issue 7) --
+
+    @contextmanager
+    def _role_connection(self, main: Connection, location: Location) -> Iterator[Connection]:
+        """A connection to the cluster holding the role of the tenant at ``location``: ``main``,
+        or (a database tenant on another server) an AUTOCOMMIT one to that server."""
+        server = location.server
+        if location.database is None or server is None or server == "main":
+            yield main
+            return
+        with self._database_strategy().admin(server).connect() as conn:
+            yield conn

@@ -498,6 +498,9 @@ def import_tenant(
                 f"export of {manifest.tenant!r} is at revision {manifest.revision!r}, unknown "
                 "to this application's tenant migrations"
             )
+    roles = tenancy.strict_roles
+    if roles is not None:
+        roles.ensure_group()  # before the tenant lock, as create_tenant does
     with tenancy._begin() as main:
         registry.lock_tenants(main, [as_name])
         existing = registry.get(main, as_name)
@@ -508,6 +511,9 @@ def import_tenant(
                     "drop it and import over it"
                 )
             tenancy.strategy.drop(main, existing.location)
+            if roles is not None:
+                with tenancy._role_connection(main, existing.location) as roles_conn:
+                    roles.drop(roles_conn, as_name, existing.location)
             registry.delete(main, as_name)
         location = tenancy.strategy.locate(as_name, main)
         if tenancy.strategy.exists(main, location):
@@ -525,6 +531,8 @@ def import_tenant(
             )
             if upgrade and stream is not None:
                 revision = stream.upgrade(conn, location.schema).after
+            if roles is not None:  # strict mode: the new tenant's role owns what was loaded
+                roles.provision(conn, as_name, location)
         info = registry.insert(
             main, as_name, tenancy._kind_of(location), location, State.READY, revision
         )

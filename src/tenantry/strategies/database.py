@@ -27,6 +27,7 @@ from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
+from ..strict import install_hooks
 from .base import Strategy, prepared
 
 log = logging.getLogger("tenantry")
@@ -101,6 +102,7 @@ class DatabaseStrategy(Strategy):
     def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
         engine = sa.create_engine(url, **options)
         guard.install(engine)
+        install_hooks(engine)  # strict mode (issue 7): SET LOCAL ROLE per transaction
         database = url.database or ""
         tenant = database.removeprefix(self.prefix)
         missing = f'database "{database}" does not exist'
