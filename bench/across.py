@@ -120,9 +120,12 @@ def run(url: sa.URL, args: argparse.Namespace) -> None:
                 args.runs, per_tenant_admin
             ),
             "across(), chunk=50, jobs=1": best_of(args.runs, batched(1, 50)),
-            "across(), chunk=100, jobs=1": best_of(args.runs, batched(1)),
-            "across(), chunk=250, jobs=1": best_of(args.runs, batched(1, 250)),
-            "across(), chunk=100, jobs=2": best_of(args.runs, batched(2)),
+            "across(), chunk=100, jobs=1": best_of(args.runs, batched(1, 100)),
+            "across(), chunk=250 (default), jobs=1": best_of(args.runs, batched(1, 250)),
+            "across(), chunk=500, jobs=1": best_of(args.runs, batched(1, 500)),
+            "across(), chunk=1000, jobs=1": best_of(args.runs, batched(1, 1000)),
+            "across(), chunk=100, jobs=2": best_of(args.runs, batched(2, 100)),
+            "across(), chunk=250, jobs=2": best_of(args.runs, batched(2, 250)),
         }
         baseline = min(seconds for label, (seconds, _) in results.items()
                        if label.startswith("loop"))

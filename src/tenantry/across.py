@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 #: Name of the literal column that carries the tenant in the batched SQL.
 TENANT_COLUMN = "tenantry_tenant"
-DEFAULT_CHUNK = 100
+DEFAULT_CHUNK = 250
 _PLACEHOLDER = re.compile(rf'(?<![\w".]){TENANT_SCHEMA}\.|"{TENANT_SCHEMA}"\.')
 _TRAILING = re.compile(r"[\s;]+$")
 

@@ -20,6 +20,7 @@ from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
 from . import fleet
+from .across import DEFAULT_CHUNK
 from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .fleet import Drift
@@ -448,7 +449,7 @@ def query(
         list[str] | None, typer.Option("--tenant", help="Only these tenants (repeatable).")
     ] = None,
     jobs: Annotated[int, typer.Option(help="Batches run concurrently.", min=1)] = 1,
-    chunk: Annotated[int, typer.Option(help="Tenants per round trip.", min=1)] = 100,
+    chunk: Annotated[int, typer.Option(help="Tenants per round trip.", min=1)] = DEFAULT_CHUNK,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
 ) -> None:
     """Run a read-only SQL query in many tenants; each row is tagged with its tenant."""
