@@ -43,7 +43,8 @@ from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates, execute_script
 
-if TYPE_CHECKING:  # issue 6
+if TYPE_CHECKING:
+    from .moving import Move
     from .transfer import Manifest, Progress
 
 log = logging.getLogger("tenantry")
@@ -533,11 +534,35 @@ class Tenancy:
         from .moving import Move
 
         strategy = self._database_strategy()
-        validate_name(name, self.prefix)
         if to not in strategy.servers:
             raise ConfigurationError(
                 f"unknown server {to!r}; configured: {sorted(strategy.servers)}"
             )
+
+        def plan(main: Connection, info: TenantInfo) -> tuple[Move, Location] | None:
+            if info.strategy != DatabaseStrategy.kind:
+                raise ConfigurationError(f"tenant {name!r} is not a database tenant")
+            source = replace(info.location, server=info.location.server or "main")
+            if source.server == to:
+                return None
+            target = replace(source, server=to)
+            return Move(strategy, name, source, target, lock_timeout=lock_timeout), target
+
+        return self._relocate(name, plan, f"moved tenant {name} to server {to}")
+
+    def _relocate(
+        self,
+        name: str,
+        plan: Callable[[Connection, TenantInfo], tuple[Move, Location] | None],
+        done: str,
+    ) -> TenantInfo:
+        """Copy tenant ``name`` as ``plan`` says and switch its registry row to the new place.
+
+        ``plan`` returns the copy to run and the tenant's new location, or ``None`` when the
+        tenant is already there. The copy runs under the tenant's lock; a failure aborts it and
+        leaves the tenant where it was; the old copy is dropped only after the switch commits.
+        """
+        validate_name(name, self.prefix)
         move: Move | None = None
         try:
             with self._begin() as main:
@@ -545,25 +570,21 @@ class Tenancy:
                 info = registry.get(main, name)
                 if info is None:
                     raise UnknownTenant(name)
-                if info.strategy != DatabaseStrategy.kind:
-                    raise ConfigurationError(f"tenant {name!r} is not a database tenant")
-                source = replace(info.location, server=info.location.server or "main")
-                if source.server == to:
+                planned = plan(main, info)
+                if planned is None:
                     return info
-                target = replace(source, server=to)
-                move = Move(strategy, name, source, target, lock_timeout=lock_timeout)
+                move, location = planned
                 move.copy()
-                registry.update(main, name, location=target)
+                registry.update(main, name, strategy=self._kind_of(location), location=location)
                 moved = registry.get(main, name)
         except BaseException:
             if move is not None:
                 move.abort()
             raise
-        assert move is not None
+        assert moved is not None
         self._forget(name)
         move.finish()
-        log.info("moved tenant %s from server %s to %s", name, source.server, to)
-        assert moved is not None
+        log.info(done, extra={"tenant": name})
         return moved
 
     # -- fleet operations (issue 5) --------------------------------------------------------
@@ -731,42 +752,26 @@ class Tenancy:
         from .promotion import Promotion, outside_foreign_keys
 
         strategy = self._hybrid_strategy()
-        validate_name(name, self.prefix)
         if to_server is not None and to_server not in strategy.servers:
             raise ConfigurationError(
                 f"unknown server {to_server!r}; configured: {sorted(strategy.servers)}"
             )
-        move: Promotion | None = None
-        try:
-            with self._begin() as main:
-                registry.lock_tenants(main, [name])
-                info = registry.get(main, name)
-                if info is None:
-                    raise UnknownTenant(name)
-                if info.location.database is not None:
-                    return info
-                keys = outside_foreign_keys(main, info.schema)
-                if keys and not drop_foreign_keys:
-                    raise ForeignKeyAcrossDatabases(name, keys)
-                placed = strategy.locate_as(name, main, "database")
-                target = replace(placed, schema=info.schema, server=to_server or placed.server)
-                source = Location(info.schema, self.engine.url.database, "main")
-                move = Promotion(
-                    strategy, name, source, target, lock_timeout=lock_timeout, leave_out=keys
-                )
-                move.copy()
-                registry.update(main, name, strategy=kind_of(target), location=target)
-                promoted = registry.get(main, name)
-        except BaseException:
-            if move is not None:
-                move.abort()
-            raise
-        assert move is not None and promoted is not None
-        self._forget(name)
-        move.finish()
-        log.info("promoted tenant %s to database %s on server %s",
-                 name, target.database, target.server)
-        return promoted
+
+        def plan(main: Connection, info: TenantInfo) -> tuple[Move, Location] | None:
+            if info.location.database is not None:
+                return None
+            keys = outside_foreign_keys(main, info.schema)
+            if keys and not drop_foreign_keys:
+                raise ForeignKeyAcrossDatabases(name, keys)
+            placed = strategy.locate_as(name, main, "database")
+            target = replace(placed, schema=info.schema, server=to_server or placed.server)
+            source = Location(info.schema, self.engine.url.database, "main")
+            move = Promotion(
+                strategy, name, source, target, lock_timeout=lock_timeout, leave_out=keys
+            )
+            return move, target
+
+        return self._relocate(name, plan, f"promoted tenant {name} to its own database")
 
     def demote_tenant(self, name: str, *, lock_timeout: str = "30s") -> TenantInfo:
         """Move database tenant ``name`` back into a schema of the main database; idempotent.
@@ -777,32 +782,16 @@ class Tenancy:
         from .promotion import Demotion
 
         strategy = self._hybrid_strategy()
-        validate_name(name, self.prefix)
-        move: Demotion | None = None
-        try:
-            with self._begin() as main:
-                registry.lock_tenants(main, [name])
-                info = registry.get(main, name)
-                if info is None:
-                    raise UnknownTenant(name)
-                if info.location.database is None:
-                    return info
-                source = replace(info.location, server=info.location.server or "main")
-                target = Location(info.schema, self.engine.url.database, "main")
-                move = Demotion(strategy, name, source, target, lock_timeout=lock_timeout)
-                move.copy()
-                home = Location(info.schema)
-                registry.update(main, name, strategy=kind_of(home), location=home)
-                demoted = registry.get(main, name)
-        except BaseException:
-            if move is not None:
-                move.abort()
-            raise
-        assert move is not None and demoted is not None
-        self._forget(name)
-        move.finish()
-        log.info("demoted tenant %s to schema %s of the main database", name, info.schema)
-        return demoted
+
+        def plan(main: Connection, info: TenantInfo) -> tuple[Move, Location] | None:
+            if info.location.database is None:
+                return None
+            source = replace(info.location, server=info.location.server or "main")
+            target = Location(info.schema, self.engine.url.database, "main")
+            move = Demotion(strategy, name, source, target, lock_timeout=lock_timeout)
+            return move, Location(info.schema)
+
+        return self._relocate(name, plan, f"demoted tenant {name} to a schema of the main database")
 
     # -- strict mode for database tenants (issue 7) --
 
