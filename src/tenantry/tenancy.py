@@ -141,7 +141,7 @@ class Tenancy:
         )
         if isinstance(self.strategy, DatabaseStrategy):
             self.strategy.template_stream = self.tenant_stream
-        if isinstance(self.strategy, HybridStrategy):  # issue 5
+        if isinstance(self.strategy, DatabaseStrategy):  # and hybrid: drop routes gone stale
             self.strategy.forget = self._forget
         guard.install(self.engine)
         self._registry_ready = False

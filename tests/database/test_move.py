@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -133,3 +134,30 @@ def test_passwords_go_to_the_environment_not_the_command_line() -> None:
     assert env["PGPORT"] == "5433" and env["PGUSER"] == "bob" and env["PGSSLMODE"] == "require"
     socket = sa.make_url("postgresql+psycopg://postgres@/postgres?host=/tmp/x")
     assert libpq_env(socket)["PGHOST"] == "/tmp/x" and "PGPASSWORD" not in libpq_env(socket)
+
+
+def test_other_processes_follow_a_move_and_a_rename(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    first = make_tenancy()
+    other = make_tenancy(prefix=first.prefix)  # another process's Tenancy: its own cache
+    first.create_tenant("acme")
+    with first.session("acme") as s:
+        s.add(Customer(name="kept"))
+        s.commit()
+
+    def names(name: str) -> list[str]:
+        with other.session(name) as s:
+            return list(s.scalars(sa.select(Customer.name)))
+
+    assert names("acme") == ["kept"]  # caches acme's route on server main
+    first.move_tenant("acme", to="second")
+    with pytest.raises((UnknownTenant, sa.exc.OperationalError)):
+        names("acme")  # the old database is gone under the cached route...
+    assert names("acme") == ["kept"]  # ...which was forgotten: found on its new server
+    first.rename_tenant("acme", "acme2")
+    with pytest.raises((UnknownTenant, sa.exc.OperationalError)):
+        names("acme")
+    with pytest.raises(UnknownTenant):
+        names("acme")  # no longer registered
+    assert names("acme2") == ["kept"]

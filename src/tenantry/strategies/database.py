@@ -96,6 +96,9 @@ class DatabaseStrategy(Strategy):
             engine_options=tenant_engine_options,
         )
         self._admins: dict[str, Engine] = {}
+        #: Called with a tenant's name when its storage vanished under a request (moved,
+        #: renamed, promoted or demoted by another process): the Tenancy forgets its route.
+        self.forget: Callable[[str], None] | None = None
 
     # -- engines -------------------------------------------------------------------------
 
@@ -114,7 +117,20 @@ class DatabaseStrategy(Strategy):
             return None
 
         event.listen(engine, "handle_error", vanished)
+        event.listen(engine, "handle_error", self._vanished)
         return engine
+
+    def _vanished(self, ctx: ExceptionContext) -> None:
+        if self.forget is None:
+            return
+        error = getattr(ctx, "chained_exception", None)  # set once a handler returned one
+        if isinstance(error, UnknownTenant):
+            self.forget(error.name)
+        elif ctx.is_disconnect and ctx.execution_context is not None:
+            # e.g. the tenant's database was dropped WITH (FORCE) after a demotion or a move
+            tenant = ctx.execution_context.execution_options.get("tenantry_tenant")
+            if isinstance(tenant, str):
+                self.forget(tenant)
 
     def engine(self, location: Location) -> Engine:
         return self.engines.get(self._server(location), self._database(location))

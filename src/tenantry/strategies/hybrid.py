@@ -8,16 +8,16 @@ between the kinds with :meth:`tenantry.Tenancy.promote_tenant` / ``demote_tenant
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
+from sqlalchemy.engine import Connection, Engine
 
 from .. import guard, registry
-from ..errors import ConfigurationError, UnknownTenant
+from ..errors import ConfigurationError
 from ..names import identifier
 from ..registry import Location
 from .database import DatabaseStrategy
@@ -52,28 +52,8 @@ class HybridStrategy(DatabaseStrategy):
             )
         self.default_kind = default_kind
         self.schemas = SchemaStrategy(main, prefix)
-        #: Called with a tenant's name when its storage vanished under a request (promoted,
-        #: demoted or moved by another process): the Tenancy forgets its cached route.
-        self.forget: Callable[[str], None] | None = None
         guard.install(main)  # before our hook: it sees the guard's UnknownTenant
-        event.listen(main, "handle_error", self._vanished)
-
-    def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
-        engine = super()._make_tenant_engine(url, **options)
-        event.listen(engine, "handle_error", self._vanished)
-        return engine
-
-    def _vanished(self, ctx: ExceptionContext) -> None:
-        if self.forget is None:
-            return
-        error = getattr(ctx, "chained_exception", None)  # set once a handler returned one
-        if isinstance(error, UnknownTenant):
-            self.forget(error.name)
-        elif ctx.is_disconnect and ctx.execution_context is not None:
-            # e.g. the tenant's database was dropped WITH (FORCE) after a demotion or a move
-            tenant = ctx.execution_context.execution_options.get("tenantry_tenant")
-            if isinstance(tenant, str):
-                self.forget(tenant)
+        event.listen(main, "handle_error", self._vanished)  # schema tenants promoted elsewhere
 
     def load(self, main: Connection) -> dict[str, int]:
         """Number of database tenants per configured server (schema tenants not counted)."""
