@@ -42,3 +42,28 @@ def test_cli_creates_moves_and_drops_database_tenants(
         tenancy = Tenancy(database_url, strategy="database", prefix=prefix,
                           servers={"second": sa.make_url(second_url)})
         cleanup(tenancy)
+
+
+def test_servers_and_strategy_from_the_environment(
+    database_url: str, second_url: str, tmp_path: Path
+) -> None:
+    """TENANTRY_STRATEGY and TENANTRY_SERVERS (several name=URL, separated by spaces)."""
+    prefix = "e" + "".join(ch for ch in tmp_path.name[-6:].lower() if ch.isalnum()) + "_"
+    env = {
+        "TENANTRY_URL": database_url,
+        "TENANTRY_STRATEGY": "database",
+        "TENANTRY_PREFIX": prefix,
+        "TENANTRY_SERVERS": f"second={second_url} spare={second_url}",
+        "TENANTRY_TENANT_MIGRATIONS": str(TENANT_DB),
+        "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared"),
+    }
+    runner = CliRunner()
+    try:
+        assert runner.invoke(app, ["create", "acme"], env=env).exit_code == 0
+        result = runner.invoke(app, ["move", "acme", "--to", "spare"], env=env)
+        assert result.exit_code == 0, result.output
+        assert "now on server spare" in result.output
+    finally:
+        with Tenancy(database_url, strategy="database", prefix=prefix,
+                     servers={"second": second_url, "spare": second_url}) as t:
+            cleanup(t)
