@@ -42,7 +42,7 @@ def test_async_url_picks_the_driver() -> None:
     assert sync_url(url).drivername == "postgresql+psycopg"
     assert "prepared_statement_cache_size" not in sync_url(url).query
     with pytest.raises(ConfigurationError):
-        async_url("sqlite:///x.db")
+        async_url("mysql://u@h/db")
     with pytest.raises(ConfigurationError):
         async_url("postgresql://u@h/db", "aiopg")  # type: ignore[arg-type]
 

@@ -40,7 +40,8 @@ def cleanup(tenancy: Tenancy) -> None:
 def make_tenancy(
     database_url: str, second_url: str
 ) -> Iterator[Callable[..., Tenancy]]:
-    """Build database-strategy Tenancies on a fresh main database and the second server."""
+    """Build database-strategy (or ``strategy=...``) Tenancies on a fresh main database and
+    the second server."""
     made: list[Tenancy] = []
 
     def make(**options: Any) -> Tenancy:
@@ -48,7 +49,8 @@ def make_tenancy(
         options.setdefault("servers", {"second": second_url})
         options.setdefault("tenant_migrations", TENANT_DB)
         options.setdefault("shared_migrations", MIGRATIONS / "shared")
-        tenancy = Tenancy(database_url, strategy="database", **options)
+        options.setdefault("strategy", "database")
+        tenancy = Tenancy(database_url, **options)
         tenancy.migrate_shared()
         made.append(tenancy)
         return tenancy

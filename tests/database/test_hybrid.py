@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,27 +29,13 @@ from tenantry.cli import app
 from tenantry.promotion import Promotion
 
 from ..app.models import Customer, Order, Setting, User
-from .conftest import MIGRATIONS, TENANT_DB, cleanup, database_names
+from .conftest import MIGRATIONS, TENANT_DB, database_names
 from .test_move import sequences, snapshot
 
 
 @pytest.fixture
-def make_hybrid(database_url: str, second_url: str) -> Iterator[Callable[..., Tenancy]]:
-    made: list[Tenancy] = []
-
-    def make(**options: Any) -> Tenancy:
-        options.setdefault("prefix", f"h{uuid.uuid4().hex[:6]}_")
-        options.setdefault("servers", {"second": second_url})
-        options.setdefault("tenant_migrations", TENANT_DB)
-        options.setdefault("shared_migrations", MIGRATIONS / "shared")
-        tenancy = Tenancy(database_url, strategy="hybrid", **options)
-        tenancy.migrate_shared()
-        made.append(tenancy)
-        return tenancy
-
-    yield make
-    for tenancy in reversed(made):
-        cleanup(tenancy)
+def make_hybrid(make_tenancy: Callable[..., Tenancy]) -> Callable[..., Tenancy]:
+    return functools.partial(make_tenancy, strategy="hybrid")
 
 
 @pytest.fixture
