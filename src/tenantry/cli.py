@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from .across import DEFAULT_CHUNK
 from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .fleet import Drift
+from .loading import import_spec
 from .migrations import MigrationReport
 from .names import DEFAULT_PREFIX
 from .progress import (
@@ -87,13 +87,7 @@ class Settings:
 
 def load_app(spec: str) -> Tenancy:
     """Import ``module:attribute`` naming a Tenancy (or a callable returning one)."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError(f"--app wants 'module:attribute', not {spec!r}")
-    try:
-        target: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load --app {spec!r}: {exc}") from exc
+    target = import_spec(spec, "--app")
     if callable(target) and not isinstance(target, Tenancy):
         target = target()
     if not isinstance(target, Tenancy):

@@ -20,7 +20,6 @@ pytest and starts no server. Fixtures (see docs/testing.md):
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -94,17 +93,12 @@ def tenantry_config(pytestconfig: pytest.Config) -> TenancyFactory:
 
 def _factory(spec: str) -> TenancyFactory:
     from .errors import ConfigurationError
+    from .loading import import_spec
     from .tenancy import Tenancy
 
     if not spec:
         return Tenancy
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigurationError(f"ini option tenantry_app wants 'module:attribute', not {spec!r}")
-    try:
-        target: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"cannot load tenantry_app {spec!r}: {exc}") from exc
+    target = import_spec(spec, "ini option tenantry_app")
     if isinstance(target, Tenancy):
         return lambda url: clone(target, url)
     if callable(target):
