@@ -317,10 +317,11 @@ class Tenancy:
             return hit[1]
         if hit is not None:  # a database tenant: engines come and go (LRU), fetch it again
             info, cached = hit
+            base = self.strategy.engine(info.location)
+            if cached.pool is base.pool:  # still the registry's engine: the route holds
+                return cached
             role = {k: v for k, v in cached.get_execution_options().items() if k == ROLE_OPTION}
-            routed: Engine = self.strategy.engine(info.location).execution_options(
-                **routing_options(name, info.schema), **role
-            )
+            routed: Engine = base.execution_options(**routing_options(name, info.schema), **role)
         else:
             validate_name(name, self.prefix)
             with self._begin() as conn:
