@@ -480,15 +480,28 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
+OnlineOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--online/--offline",
+        help="Online: logical replication, writes wait only for the switch (needs "
+        "wal_level=logical). Offline: writes wait for the whole copy. Default: online when "
+        "the source server allows it.",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 @handle_errors
 def move(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant name.", show_default=False)],
     to: Annotated[str, typer.Option("--to", help="Target server name.", show_default=False)],
+    online: OnlineOpt = None,
 ) -> None:
-    """Move a database tenant to another server (dump, restore, switch)."""
-    info = tenancy_of(ctx).move_tenant(name, to=to)
+    """Move a database tenant to another server (copy, switch, drop the source)."""
+    info = tenancy_of(ctx).move_tenant(name, to=to, online=online)
     out.print(f"tenant {info.name}: now on server {info.location.server}", highlight=False)
 
 
@@ -566,10 +579,11 @@ def promote(
         bool, typer.Option("--drop-foreign-keys",
                            help="Promote without foreign keys to tables outside the tenant.")
     ] = False,
+    online: OnlineOpt = None,
 ) -> None:
     """Move a schema tenant into its own database (--strategy hybrid)."""
     info = tenancy_of(ctx).promote_tenant(
-        name, to_server=to_server, drop_foreign_keys=drop_foreign_keys
+        name, to_server=to_server, drop_foreign_keys=drop_foreign_keys, online=online
     )
     out.print(f"tenant {info.name}: database {info.location.database} on server "
               f"{info.location.server}", highlight=False)
@@ -580,9 +594,10 @@ def promote(
 def demote(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Tenant name.", show_default=False)],
+    online: OnlineOpt = None,
 ) -> None:
     """Move a database tenant back into a schema of the main database (--strategy hybrid)."""
-    info = tenancy_of(ctx).demote_tenant(name)
+    info = tenancy_of(ctx).demote_tenant(name, online=online)
     out.print(f"tenant {info.name}: schema {info.schema} of the main database", highlight=False)
 
 

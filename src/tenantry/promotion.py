@@ -1,7 +1,8 @@
 """Promotion and demotion: a tenant's schema moves between the main database and its own.
 
-Both reuse :class:`~tenantry.moving.Move` (``pg_dump --schema | pg_restore``, ``EXCLUSIVE``
-locks on the source tables during the copy, row counts and sequences compared, the registry row
+Both reuse :class:`~tenantry.moving.Move` (online: schema restored, logical replication, the
+source's tables locked against writes only to catch up; offline: locked for the whole
+``pg_dump --schema | pg_restore``; then row counts and sequences compared, the registry row
 switched by the caller). The schema keeps its name, so routing and migrations are unchanged.
 
 * :class:`Promotion`: schema ``tenant_acme`` of the main database -> database ``tenant_acme``
@@ -65,18 +66,21 @@ class Promotion(Move):
         target: Location,
         *,
         lock_timeout: str = "30s",
+        online: bool | None = None,
         leave_out: list[ForeignKey] | None = None,
     ) -> None:
-        super().__init__(strategy, tenant, source, target, lock_timeout=lock_timeout)
+        super().__init__(
+            strategy, tenant, source, target, lock_timeout=lock_timeout, online=online
+        )
         self.leave_out = leave_out or []
 
-    def _dump_restore(self) -> None:
+    def _dump_restore(self, *, schema_only: bool = False) -> None:
         if not self.leave_out:
-            super()._dump_restore()
+            super()._dump_restore(schema_only=schema_only)
             return
         with tempfile.TemporaryDirectory(prefix="tenantry-promote-") as tmp:
             archive, listing = Path(tmp) / "schema.dump", Path(tmp) / "restore.list"
-            common = ["--no-owner", "--no-privileges"]
+            common = ["--no-owner", "--no-privileges", *(["--schema-only"] if schema_only else [])]
             self._run(
                 [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}",
                  f"--file={archive}", *common],
@@ -125,20 +129,17 @@ class Demotion(Move):
 
     _schema_made = False
 
-    def copy(self) -> None:
+    def _make_target(self) -> None:
         with self.strategy.main.connect() as conn:
             if schema_exists(conn, self.schema):
                 raise TenantExists(
                     f"cannot demote tenant {self.tenant!r}: schema {self.schema!r} already "
                     "exists in the main database"
                 )
-        self._block_writes()
-        self._schema_made = True  # pg_restore --single-transaction: all or nothing
-        self._dump_restore()
-        self._verify()
+        self._schema_made = True  # restored by the copy; dropped by abort
 
     def abort(self) -> None:
-        self._release()
+        super().abort()  # no target database was made: stops replicating, releases the locks
         if self._schema_made:
             with self.strategy.main.begin() as conn:
                 conn.execute(DropSchema(self.schema, cascade=True, if_exists=True))

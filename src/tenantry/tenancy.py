@@ -525,12 +525,16 @@ class Tenancy:
         """Counters of the tenant engine registry (database strategy)."""
         return self._database_strategy().engines.metrics()
 
-    def move_tenant(self, name: str, to: str, *, lock_timeout: str = "30s") -> TenantInfo:
+    def move_tenant(
+        self, name: str, to: str, *, lock_timeout: str = "30s", online: bool | None = None
+    ) -> TenantInfo:
         """Move database tenant ``name`` to server ``to``; idempotent.
 
-        Dump and restore with ``pg_dump``/``pg_restore``, check every table's row count and
-        every sequence, switch the registry row, drop the source. Reads go on throughout;
-        writes wait from the start of the copy until the switch (details in the docs).
+        Copy the tenant, check every table's row count and every sequence, switch the registry
+        row, drop the source. Reads go on throughout. Online (logical replication; the default
+        when the source server has ``wal_level = logical``, required by ``online=True``),
+        writes wait only for the switch; offline (``online=False``, or no logical WAL), they
+        wait for the whole ``pg_dump | pg_restore`` copy (details in the docs).
         """
         from .moving import Move
 
@@ -547,7 +551,8 @@ class Tenancy:
             if source.server == to:
                 return None
             target = replace(source, server=to)
-            return Move(strategy, name, source, target, lock_timeout=lock_timeout), target
+            move = Move(strategy, name, source, target, lock_timeout=lock_timeout, online=online)
+            return move, target
 
         return self._relocate(name, plan, f"moved tenant {name} to server {to}")
 
@@ -742,13 +747,15 @@ class Tenancy:
         to_server: str | None = None,
         drop_foreign_keys: bool = False,
         lock_timeout: str = "30s",
+        online: bool | None = None,
     ) -> TenantInfo:
         """Move schema tenant ``name`` into its own database (same schema name); idempotent.
 
         ``to_server`` defaults to the placement policy's choice. Foreign keys from the tenant's
         tables to other schemas raise :class:`ForeignKeyAcrossDatabases` unless
         ``drop_foreign_keys=True`` (the copy is made without them). Reads go on throughout;
-        writes wait from the start of the copy until the switch (see docs/hybrid.md).
+        writes wait only for the switch when online, for the whole copy when offline
+        (``online`` as for :meth:`move_tenant`; see docs/hybrid.md).
         """
         from .promotion import Promotion, outside_foreign_keys
 
@@ -768,17 +775,20 @@ class Tenancy:
             target = replace(placed, schema=info.schema, server=to_server or placed.server)
             source = Location(info.schema, self.engine.url.database, "main")
             move = Promotion(
-                strategy, name, source, target, lock_timeout=lock_timeout, leave_out=keys
+                strategy, name, source, target,
+                lock_timeout=lock_timeout, online=online, leave_out=keys,
             )
             return move, target
 
         return self._relocate(name, plan, f"promoted tenant {name} to its own database")
 
-    def demote_tenant(self, name: str, *, lock_timeout: str = "30s") -> TenantInfo:
+    def demote_tenant(
+        self, name: str, *, lock_timeout: str = "30s", online: bool | None = None
+    ) -> TenantInfo:
         """Move database tenant ``name`` back into a schema of the main database; idempotent.
 
-        The tenant's database is dropped after the registry switch. Writes wait from the start
-        of the copy until the switch, as for :meth:`promote_tenant`.
+        The tenant's database is dropped after the registry switch. What waits, and ``online``,
+        as for :meth:`promote_tenant`.
         """
         from .promotion import Demotion
 
@@ -789,7 +799,9 @@ class Tenancy:
                 return None
             source = replace(info.location, server=info.location.server or "main")
             target = Location(info.schema, self.engine.url.database, "main")
-            move = Demotion(strategy, name, source, target, lock_timeout=lock_timeout)
+            move = Demotion(
+                strategy, name, source, target, lock_timeout=lock_timeout, online=online
+            )
             return move, Location(info.schema)
 
         return self._relocate(name, plan, f"demoted tenant {name} to a schema of the main database")

@@ -136,8 +136,9 @@ def test_provisioning_and_migrations_dispatch_per_tenant(hybrid: Tenancy, pg_url
     assert not {s for s in schemas(hybrid) if s.startswith(hybrid.prefix)}
 
 
+@pytest.mark.parametrize("online", [None, False], ids=["online", "offline"])
 def test_promote_and_demote_keep_every_row_and_sequence(
-    hybrid: Tenancy, pg_url: str, second_url: str
+    hybrid: Tenancy, pg_url: str, second_url: str, online: bool | None
 ) -> None:
     info = hybrid.create_tenant("acme")
     hybrid.create_tenant("other")
@@ -146,7 +147,7 @@ def test_promote_and_demote_keep_every_row_and_sequence(
     with hybrid.session("acme"):  # route cached as a schema tenant
         pass
 
-    promoted = hybrid.promote_tenant("acme", to_server="second")
+    promoted = hybrid.promote_tenant("acme", to_server="second", online=online)
     assert promoted.strategy == "database"
     assert (promoted.location.server, promoted.location.database) == ("second", info.schema)
     assert promoted.schema == info.schema and promoted.revision == info.revision
@@ -164,7 +165,7 @@ def test_promote_and_demote_keep_every_row_and_sequence(
     fill(hybrid, "acme", 4)
     before, seq_before = snapshot(hybrid, "acme"), sequences(hybrid, "acme")
 
-    demoted = hybrid.demote_tenant("acme")
+    demoted = hybrid.demote_tenant("acme", online=online)
     assert (demoted.strategy, demoted.location.database, demoted.location.server) == (
         "schema", None, None)
     assert info.schema in schemas(hybrid)
@@ -294,13 +295,13 @@ def test_cli_promote_and_demote(hybrid: Tenancy, database_url: str, second_url: 
         "--server", f"second={second_url}", "--tenant-migrations", str(TENANT_DB),
     ]
     runner = CliRunner()
-    result = runner.invoke(app, [*base, "promote", "acme", "--to-server", "second"])
+    result = runner.invoke(app, [*base, "promote", "acme", "--to-server", "second", "--online"])
     assert result.exit_code == 0, result.output
     assert "on server second" in result.output
     assert hybrid.get_tenant("acme").location.server == "second"
     result = runner.invoke(app, [*base, "promote", "acme", "--to-server", "nowhere"])
     assert result.exit_code == 1 and "unknown server 'nowhere'" in result.output
-    result = runner.invoke(app, [*base, "demote", "acme"])
+    result = runner.invoke(app, [*base, "demote", "acme", "--offline"])
     assert result.exit_code == 0, result.output
     assert hybrid.get_tenant("acme").strategy == "schema"
     assert len(snapshot(hybrid, "acme")["customers"]) == 3

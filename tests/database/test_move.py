@@ -36,8 +36,9 @@ def sequences(tenancy: Tenancy, name: str) -> dict[str, int]:
         return {n: v for n, v in rows}
 
 
+@pytest.mark.parametrize("online", [None, False], ids=["online", "offline"])
 def test_move_preserves_every_row_and_sequence(
-    dbt: Tenancy, pg_url: str, second_url: str
+    dbt: Tenancy, pg_url: str, second_url: str, online: bool | None
 ) -> None:
     info = dbt.create_tenant("acme")
     assert info.location.server == "main"
@@ -56,7 +57,7 @@ def test_move_preserves_every_row_and_sequence(
         conn.commit()
     before, seq_before = snapshot(dbt, "acme"), sequences(dbt, "acme")
 
-    moved = dbt.move_tenant("acme", to="second")
+    moved = dbt.move_tenant("acme", to="second", online=online)
 
     assert moved.location.server == "second" and moved.location.database == info.schema
     assert dbt.get_tenant("acme").location.server == "second"
@@ -72,14 +73,18 @@ def test_move_preserves_every_row_and_sequence(
     assert dbt.move_tenant("acme", to="second").location.server == "second"  # idempotent
 
 
-def test_during_the_copy_reads_go_on_and_writes_wait(dbt: Tenancy, pg_url: str) -> None:
+@pytest.mark.parametrize("online", [True, False], ids=["online", "offline"])
+def test_after_the_copy_reads_go_on_and_writes_wait(
+    dbt: Tenancy, pg_url: str, online: bool
+) -> None:
     info = dbt.create_tenant("acme")
     with dbt.session("acme") as s:
         s.add(Customer(name="before"))
         s.commit()
     strategy = dbt.strategy
     assert isinstance(strategy, DatabaseStrategy)
-    move = Move(strategy, "acme", info.location, replace(info.location, server="second"))
+    target = replace(info.location, server="second")
+    move = Move(strategy, "acme", info.location, target, online=online)
     move.copy()  # the source's tables are now locked against writes until finish/abort
     try:
         with dbt.session("acme") as s:

@@ -1,0 +1,246 @@
+"""Online moves, promotions and demotions: logical replication, writes wait only for the switch."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tenantry import ConfigurationError, MoveError, Tenancy, make_engine
+from tenantry.embedded import start
+from tenantry.moving import Move
+from tenantry.replication import Replication
+
+from ..app.models import Customer, Setting
+from .conftest import database_names
+from .test_move import sequences, snapshot
+
+KINDS = ["move", "promote", "demote"]
+
+
+def prepare(make_tenancy: Callable[..., Tenancy], kind: str) -> tuple[Tenancy, Callable[[], Any]]:
+    """A tenant ``acme`` with rows (and a table without primary key), and the operation."""
+    if kind == "move":
+        tenancy = make_tenancy(placement=lambda tenant, load: "main")
+        tenancy.create_tenant("acme")
+        op = functools.partial(tenancy.move_tenant, "acme", to="second", online=True)
+    else:
+        tenancy = make_tenancy(strategy="hybrid")
+        tenancy.create_tenant("acme")
+        if kind == "demote":
+            tenancy.promote_tenant("acme", to_server="second", online=False)
+            op = functools.partial(tenancy.demote_tenant, "acme", online=True)
+        else:
+            op = functools.partial(tenancy.promote_tenant, "acme", online=True)
+    with tenancy.session("acme") as s:
+        s.add_all([Customer(name=f"c{i}", email=f"{i}@x") for i in range(20)])
+        s.add(Setting(key="plan", value="free"))
+        s.commit()
+    with tenancy.connection("acme") as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {notes_of(tenancy)} (body text)")  # no primary key
+        conn.execute(notes_table(tenancy).insert(), [{"body": b} for b in ("one", "two", "three")])
+        conn.execute(sa.select(sa.func.setval(f"{schema_of(tenancy)}.customers_id_seq", 500)))
+        conn.commit()
+    return tenancy, op
+
+
+def schema_of(tenancy: Tenancy) -> str:
+    return tenancy.get_tenant("acme").schema
+
+
+def notes_of(tenancy: Tenancy) -> str:
+    """The tenant's table without a primary key (raw SQL is not routed: qualified)."""
+    return f"{schema_of(tenancy)}.notes"
+
+
+def notes_table(tenancy: Tenancy) -> sa.TableClause:
+    return sa.table("notes", sa.column("body", sa.Text), schema=schema_of(tenancy))
+
+
+def write(tenancy: Tenancy, step: str) -> None:
+    """Writes of every kind, each of which must not wait for any lock."""
+    with tenancy.connection("acme") as conn:
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+        conn.execute(sa.insert(Customer).values(name=f"during {step}", email="d@x"))
+        conn.execute(sa.update(Customer).where(Customer.name == "c1").values(email=step))
+        conn.execute(sa.delete(Customer).where(Customer.name == f"c{len(step)}"))
+        table = notes_table(tenancy)
+        conn.execute(table.update().where(table.c.body.startswith("one"))
+                     .values(body=table.c.body + f" {step}"))
+        conn.execute(table.delete().where(table.c.body == "two"))
+        conn.commit()
+
+
+def notes(tenancy: Tenancy) -> list[str]:
+    with tenancy.connection("acme") as conn:
+        return sorted(conn.scalars(sa.select(notes_table(tenancy).c.body)))
+
+
+def identity(tenancy: Tenancy) -> str:
+    """Replica identity of the table without a primary key (``d``: default)."""
+    with tenancy.connection("acme") as conn:
+        query = sa.text("SELECT relreplident FROM pg_class WHERE oid = CAST(:t AS regclass)")
+        return str(conn.execute(query, {"t": notes_of(tenancy)}).scalar_one())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_writes_go_on_during_the_copy_and_arrive(
+    make_tenancy: Callable[..., Tenancy], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    done: list[str] = []
+    synced, block = Replication.wait_synced, Move._block_writes
+
+    def copying(self: Replication) -> None:  # the subscription copies the tables now
+        write(tenancy, "copying")
+        done.append("copying")
+        synced(self)
+
+    def streaming(self: Move) -> None:  # copied; changes stream until the switch
+        write(tenancy, "streaming")
+        done.append("streaming")
+        block(self)
+
+    monkeypatch.setattr(Replication, "wait_synced", copying)
+    monkeypatch.setattr(Move, "_block_writes", streaming)
+    info = op()
+    monkeypatch.undo()
+    assert done == ["copying", "streaming"]  # the online path ran, writes did not wait
+    assert notes(tenancy) == ["one copying streaming", "three"]
+    expected_location = {"move": "second", "promote": "main", "demote": None}[kind]
+    assert info.location.server == expected_location
+    with tenancy.session("acme") as s:  # sequences carried over: the next id follows on
+        names = {c.name: c.email for c in s.scalars(sa.select(Customer))}
+        assert names["c1"] == "streaming" and "c7" not in names and "c9" not in names
+        assert {"during copying", "during streaming"} <= names.keys()
+        c = Customer(name="after", email="a@x")
+        s.add(c)
+        s.commit()
+        assert c.id == 503  # 501 and 502 were taken during the copy
+    assert sequences(tenancy, "acme")["customers_id_seq"] == 503
+    assert identity(tenancy) == "d"
+    with tenancy.connection("acme") as conn:  # the replication's traces are gone
+        assert not conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tenantry_move%%'").scalar()
+    assert_no_replication(tenancy)
+
+
+def assert_no_replication(tenancy: Tenancy) -> None:
+    """No subscription, publication or slot is left on any server."""
+    strategy = tenancy.strategy
+    for url in {tenancy.engine.url, *getattr(strategy, "servers", {}).values()}:
+        engine = make_engine(url, poolclass=NullPool)
+        with engine.connect() as conn:
+            assert not conn.exec_driver_sql("SELECT count(*) FROM pg_subscription").scalar()
+            assert not conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_replication_slots").scalar()
+        engine.dispose()
+    with tenancy.engine.connect() as conn:
+        assert not conn.exec_driver_sql("SELECT count(*) FROM pg_publication").scalar()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_writes_wait_during_the_switch_only(
+    make_tenancy: Callable[..., Tenancy], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    seen: dict[str, Any] = {}
+    catch_up = Replication.catch_up
+
+    def switching(self: Replication) -> None:
+        with tenancy.connection("acme") as conn:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+            seen["reads"] = conn.scalar(sa.select(sa.func.count()).select_from(Customer))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                conn.execute(sa.insert(Setting).values(key="k", value="v"))
+        catch_up(self)
+
+    monkeypatch.setattr(Replication, "catch_up", switching)
+    op()
+    assert seen["reads"] == 20
+    with tenancy.session("acme") as s:
+        assert s.get(Setting, "k") is None and s.get(Setting, "plan") is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failed_online_copy_leaves_the_tenant_in_place_and_nothing_behind(
+    make_tenancy: Callable[..., Tenancy], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    info = tenancy.get_tenant("acme")
+    before = snapshot(tenancy, "acme")
+
+    def broken(self: Replication) -> None:
+        raise MoveError("replication broke")
+
+    monkeypatch.setattr(Replication, "catch_up", broken)
+    with pytest.raises(MoveError, match="replication broke"):
+        op()
+    assert tenancy.get_tenant("acme") == info
+    assert snapshot(tenancy, "acme") == before
+    assert_no_replication(tenancy)
+    assert identity(tenancy) == "d"
+    with tenancy.connection("acme") as conn:  # writable in place
+        conn.execute(notes_table(tenancy).update().values(body="x"))
+        conn.commit()
+    main = tenancy.engine.url.render_as_string(hide_password=False)
+    if kind == "move":
+        second = tenancy.strategy.servers["second"]  # type: ignore[attr-defined]
+        assert info.schema not in database_names(second.render_as_string(hide_password=False))
+    elif kind == "promote":
+        assert info.schema not in database_names(main)
+    else:
+        with tenancy.engine.connect() as conn:
+            assert not conn.execute(sa.text(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = :s"), {"s": info.schema}
+            ).scalar()
+
+
+def test_the_password_never_shows_when_subscribing_fails(
+    make_tenancy: Callable[..., Tenancy], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tenancy, op = prepare(make_tenancy, "move")
+    monkeypatch.setattr(
+        "tenantry.replication.conninfo",
+        lambda url: f"host={url.query['host']} dbname=no_such_db password=sekrit-42",
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(MoveError) as caught:
+        op()
+    assert "cannot subscribe" in str(caught.value)
+    assert "sekrit" not in f"{caught.value!r} {caught.value.__cause__!r} {caplog.text}"
+    assert caught.value.__suppress_context__
+    assert_no_replication(tenancy)
+
+
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[str]:
+    """A server with ``wal_level = replica``: it cannot publish changes."""
+    server = start(logical_replication=False)
+    yield server.url
+    server.stop()
+
+
+def test_without_logical_wal_online_refuses_and_auto_copies_offline(
+    make_tenancy: Callable[..., Tenancy], plain_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenancy = make_tenancy(servers={"plain": plain_server},
+                           placement=lambda tenant, load: "plain")
+    tenancy.create_tenant("acme")
+    with tenancy.session("acme") as s:
+        s.add(Customer(name="kept", email="k@x"))
+        s.commit()
+    with pytest.raises(ConfigurationError, match="wal_level"):
+        tenancy.move_tenant("acme", to="main", online=True)
+    assert tenancy.get_tenant("acme").location.server == "plain"
+    with caplog.at_level(logging.WARNING, logger="tenantry"):
+        moved = tenancy.move_tenant("acme", to="main")  # online=None: offline copy
+    assert moved.location.server == "main"
+    assert "offline" in caplog.text and "wal_level" in caplog.text
+    with tenancy.session("acme") as s:
+        assert s.scalars(sa.select(Customer.name)).all() == ["kept"]
