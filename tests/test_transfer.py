@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tenantry import Tenancy, TenantExists
 from tenantry.errors import TransferError
@@ -648,3 +650,59 @@ def hashlib_sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _column(sql_type: str) -> str:
+    return f"c{[t for t, _ in TYPE_CASES].index(sql_type)}"
+
+
+SQL_NULL = object()
+_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+ROWS = st.lists(
+    st.tuples(
+        st.one_of(st.just(SQL_NULL), JSON_VALUES),  # SQL NULL or any JSON, JSON null included
+        st.one_of(st.none(), st.floats()),  # NaN, +-inf, -0.0, subnormals
+        st.one_of(st.none(), _TEXT),
+        st.one_of(st.none(), st.lists(st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)))),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=ROWS)
+def test_generated_values_round_trip_exactly(fidelity: Tenancy, rows: list[Any]) -> None:
+    """Hypothesis: jsonb/json (SQL NULL vs any JSON), float8, text and int[] values."""
+    import tempfile
+
+    if not fidelity.tenant_exists("gen"):
+        fidelity.create_tenant("gen")
+    jsonb, json_, float8, text, ints = (
+        _column(t) for t in ("jsonb", "json", "float8", "text", "int[]")
+    )
+    with fidelity.connection("gen") as conn:
+        conn.exec_driver_sql("TRUNCATE tenant_gen.values_")
+        for doc, number, words, array in rows:
+            encoded = None if doc is SQL_NULL else json.dumps(doc)
+            conn.exec_driver_sql(
+                f"INSERT INTO tenant_gen.values_ ({jsonb}, {json_}, {float8}, {text}, {ints}) "  # noqa: S608
+                "VALUES (%s::jsonb, %s::json, %s::float8, %s, %s::int[])",
+                (encoded, encoded, number, words, array),
+            )
+        conn.commit()
+    with tempfile.TemporaryDirectory() as tmp:
+        fidelity.export_tenant("gen", Path(tmp) / "x")
+        fidelity.import_tenant(Path(tmp) / "x", "gen_copy", replace=True)
+    original, copy = exact_snapshot(fidelity, "gen"), exact_snapshot(fidelity, "gen_copy")
+    assert len(original["values_"]) == len(rows)
+    assert copy["values_"] == original["values_"]
