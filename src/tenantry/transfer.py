@@ -132,6 +132,7 @@ class _Table:
     generated: list[str]
     primary_key: list[str]
     types: list[str] = field(default_factory=list)
+    partitioned: bool = False  # else read with ONLY: inheritance children export their own rows
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -250,12 +251,16 @@ def _tables(conn: Connection, schema: str, *, exclude: str) -> tuple[list[_Table
     """Ordinary and partitioned tables of ``schema`` (partitions come with their parent), and
     their foreign keys as (referencing oid, referenced oid) pairs."""
     rows = conn.exec_driver_sql(
-        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "SELECT c.oid, c.relname, c.relkind = 'p' FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "AND c.relname <> %s ORDER BY c.relname",
         (schema, exclude),
     ).all()
-    tables = {oid: _Table(oid, relname, [], [], []) for oid, relname in rows}
+    tables = {
+        oid: _Table(oid, relname, [], [], [], partitioned=bool(parted))
+        for oid, relname, parted in rows
+    }
     if not tables:
         return [], []
     oids = list(tables)
@@ -343,7 +348,7 @@ def _export_table(
     # every identifier is quoted
     sql = (
         "SELECT row_to_json(x)::text "  # noqa: S608
-        f"FROM {_qualified(schema, table.name)} AS t "
+        f"FROM {'' if table.partitioned else 'ONLY '}{_qualified(schema, table.name)} AS t "
         f"CROSS JOIN LATERAL (SELECT {texts}) AS x"
     )
     if order:
@@ -490,7 +495,8 @@ def import_tenant(
 ) -> TenantInfo:
     """Create tenant ``as_name`` from the export in ``src``; returns its registry row.
 
-    The tenant is created at the export's revision, its rows are loaded in foreign-key order,
+    The tenant is created at the export's revision, its rows are loaded in foreign-key order
+    (foreign keys in cycles are dropped for the load and re-added: every row is re-checked),
     its sequences set, row counts checked, and (``upgrade=True``) it is migrated to the head,
     all in the creating transaction: a failure leaves no tenant behind. An existing
     ``as_name`` is an error unless ``replace=True``, which drops it first (its data is lost:
@@ -589,6 +595,7 @@ def _load(
 ) -> None:
     present, _ = _tables(conn, schema, exclude=version_table)
     types = {t.name: dict(zip(t.columns, t.types, strict=True)) for t in present}
+    only = {t.name: "" if t.partitioned else "ONLY " for t in present}
     if present:  # rows seeded by migrations: the export is the truth
         names = ", ".join(_qualified(schema, t.name) for t in present)
         conn.exec_driver_sql(f"TRUNCATE {names}")
@@ -616,7 +623,7 @@ def _load(
             manifest.version,
         )
         counted = conn.exec_driver_sql(
-            f"SELECT count(*) FROM {_qualified(schema, entry.name)}"  # noqa: S608
+            f"SELECT count(*) FROM {only[entry.name]}{_qualified(schema, entry.name)}"  # noqa: S608
         ).scalar_one()
         if loaded != entry.rows or counted != entry.rows:
             raise TransferError(
