@@ -573,9 +573,9 @@ def exact_snapshot(tenancy: Tenancy, name: str) -> dict[str, Any]:
 
 
 def fill_fidelity(tenancy: Tenancy, name: str) -> None:
-    tenancy.create_tenant(name)
+    schema = tenancy.create_tenant(name).schema
     with tenancy.connection(name) as conn:
-        conn.exec_driver_sql(f"SET search_path TO tenant_{name}")
+        conn.exec_driver_sql(f'SET search_path TO "{schema}"')
         conn.exec_driver_sql(fidelity_rows().replace("%", "%%"))
         conn.exec_driver_sql("RESET search_path")
         conn.commit()
