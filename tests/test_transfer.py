@@ -685,7 +685,7 @@ ROWS = st.lists(
 
 @pytest.mark.slow
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rows=ROWS)
 def test_generated_values_round_trip_exactly(fidelity: Tenancy, rows: list[Any]) -> None:
