@@ -713,3 +713,14 @@ def test_generated_values_round_trip_exactly(fidelity: Tenancy, rows: list[Any])
     original, copy = exact_snapshot(fidelity, "gen"), exact_snapshot(fidelity, "gen_copy")
     assert len(original["values_"]) == len(rows)
     assert copy["values_"] == original["values_"]
+
+
+def test_load_order_breaks_every_cycle_and_keeps_other_edges() -> None:
+    from tenantry.transfer import _load_order, _Table
+
+    tables = [_Table(i, name, [], [], []) for i, name in enumerate("abcdef")]
+    # a->b->c->a and c<->d (overlapping cycles), e->a (not in a cycle), f->f (self)
+    edges = [(0, 1), (1, 2), (2, 0), (2, 3), (3, 2), (4, 0), (5, 5)]
+    order = [t.name for t in _load_order(tables, edges)]
+    assert sorted(order) == list("abcdef")
+    assert order.index("a") < order.index("e")  # acyclic edges are always kept

@@ -52,7 +52,7 @@ _SESSION_SETTINGS = (  # fixed output formats, whatever the server's defaults
     "SET LOCAL DateStyle = 'ISO, YMD'",
     "SET LOCAL IntervalStyle = 'iso_8601'",
     "SET LOCAL bytea_output = 'hex'",
-    "SET LOCAL extra_float_digits = 3",  # shortest exact floats (PostgreSQL 12+), all digits before
+    "SET LOCAL extra_float_digits = 3",  # shortest exact floats (12+), all 17 digits before
 )
 
 
@@ -307,7 +307,10 @@ def _load_order(tables: list[_Table], edges: list[Edge]) -> list[_Table]:
             return [by_oid[oid] for oid in sorter.static_order()]
         except graphlib.CycleError as exc:
             cycle = exc.args[1]  # each node precedes (is referenced by) the next
-            remaining.discard((cycle[1], cycle[0]))
+            edge = (cycle[1], cycle[0])
+            if edge not in remaining:  # cannot happen; never loop forever
+                raise TransferError(f"cannot order tables {cycle}") from exc
+            remaining.discard(edge)
 
 
 def _sequences(conn: Connection, schema: str) -> list[SequenceEntry]:
@@ -690,7 +693,7 @@ def _restore_foreign_keys(
         except DBAPIError as exc:
             raise TransferError(
                 f"tenant {tenant!r}: foreign key {key.name!r} of table {key.table!r} does not "
-                f"hold for the imported rows: {str(exc.orig).splitlines()[0]}"
+                f"hold for the imported rows: {(str(exc.orig).splitlines() or [''])[0]}"
             ) from exc
         if key.comment is not None:
             statement = conn.exec_driver_sql(
