@@ -38,8 +38,14 @@ def soak(database_url: str) -> Iterator[Tenancy]:
     t.dispose()
 
 
-def one_operation(t: Tenancy, rng: random.Random, worker: str) -> None:
-    tenant = rng.choice(TENANTS)
+def one_operation(
+    t: Tenancy,
+    rng: random.Random,
+    worker: str,
+    refused: tuple[type[BaseException], ...] = (TenantIsolationError,),
+    tenants: list[str] = TENANTS,
+) -> None:
+    tenant = rng.choice(tenants)
     op = rng.choices(["write", "read", "spy", "churn", "migrate"], [4, 4, 1, 1, 1])[0]
     tally.add("operations")
     if op == "write":
@@ -52,8 +58,8 @@ def one_operation(t: Tenancy, rng: random.Random, worker: str) -> None:
         assert all(n.split(":")[0] == tenant for n in names), (tenant, set(names))
         tally.add("rows checked", len(names))
     elif op == "spy":
-        other = t.get_tenant(rng.choice([n for n in TENANTS if n != tenant])).schema
-        with t.session(tenant) as s, pytest.raises(TenantIsolationError):
+        other = t.get_tenant(rng.choice([n for n in tenants if n != tenant])).schema
+        with t.session(tenant) as s, pytest.raises(refused):
             s.execute(sa.text(f"SELECT name FROM {quote(other)}.customers")).all()  # noqa: S608
         tally.add("cross-tenant reads refused")
     elif op == "churn":  # a short-lived tenant of this worker: create, use, drop
@@ -69,20 +75,32 @@ def one_operation(t: Tenancy, rng: random.Random, worker: str) -> None:
         assert t.migrate_tenant(tenant).ok
 
 
-def worker_loop(t: Tenancy, seed: int, deadline: float) -> None:
+def worker_loop(
+    t: Tenancy,
+    seed: int,
+    deadline: float,
+    refused: tuple[type[BaseException], ...] = (TenantIsolationError,),
+    tenants: list[str] = TENANTS,
+) -> None:
     rng, name = random.Random(seed), f"w{seed}"
     while time.monotonic() < deadline:
-        one_operation(t, rng, name)
+        one_operation(t, rng, name, refused, tenants)
 
 
-@pytest.mark.slow
-def test_soak_threads_and_tasks(soak: Tenancy) -> None:
-    deadline = time.monotonic() + SECONDS
+def run_soak(
+    t: Tenancy,
+    seconds: float = SECONDS,
+    refused: tuple[type[BaseException], ...] = (TenantIsolationError,),
+    tenants: list[str] = TENANTS,
+) -> None:
+    """4 threads and 3 asyncio tasks for ``seconds`` over the (existing) ``tenants``; no error,
+    no stuck worker, a clean doctor. The caller checks pools and leftovers (per strategy)."""
+    deadline = time.monotonic() + seconds
     errors: list[BaseException] = []
 
     def guarded(seed: int) -> None:
         try:
-            worker_loop(soak, seed, deadline)
+            worker_loop(t, seed, deadline, refused, tenants)
         except BaseException as exc:  # reported below, with the worker's seed
             errors.append(exc)
 
@@ -93,7 +111,7 @@ def test_soak_threads_and_tasks(soak: Tenancy) -> None:
     async def tasks() -> None:
         await asyncio.wait_for(
             asyncio.gather(*(asyncio.to_thread(guarded, 100 + i) for i in range(3))),
-            timeout=SECONDS + 60,
+            timeout=seconds + 60,
         )
 
     asyncio.run(tasks())
@@ -101,14 +119,19 @@ def test_soak_threads_and_tasks(soak: Tenancy) -> None:
         th.join(timeout=60)
         assert not th.is_alive(), "a worker is stuck (deadlock?)"
     assert not errors, errors[:3]
+    assert t.doctor().ok
+    tally.add("workers", 7)
+
+
+@pytest.mark.slow
+def test_soak_threads_and_tasks(soak: Tenancy) -> None:
+    run_soak(soak)
     checked_out = soak.engine.pool.checkedout()  # type: ignore[attr-defined]
     tally.add("leaked connections", checked_out)
     assert checked_out == 0
-    assert soak.doctor().ok
     with soak.engine.connect() as conn:  # and nothing is left behind by the churn
         schemas = conn.execute(
             sa.text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'tenant\\_tmp%'")
         ).scalar()
     assert schemas == 0
-    tally.add("workers", 7)
     tally.publish("concurrency soak")

@@ -1,12 +1,13 @@
 """One tenant's data out and in: JSON Lines per table plus a manifest, optionally ``pg_dump``.
 
-Encoding: each line of ``tables/<table>.jsonl`` is PostgreSQL's own ``row_to_json`` of one row,
-and import turns it back with ``json_populate_recordset`` against the new tenant's table, so the
-database (not Python) converts every type, in both directions, with the column's own type:
-numerics keep every digit (JSON numbers; ``NaN``/``Infinity`` as strings), dates and timestamps
-are ISO 8601 (``timestamptz`` in UTC), intervals ISO 8601 durations, ``bytea`` a ``"\\x..."``
-hex string, ``json``/``jsonb`` nested JSON, enums their label, arrays JSON arrays, composites
-objects. See docs/export.md.
+Encoding (format version 2): each line of ``tables/<table>.jsonl`` is one row as a JSON object
+mapping each column to PostgreSQL's own text form of its value (``value::text``, what ``COPY``
+and ``pg_dump`` write) or JSON ``null`` for SQL ``NULL``. Import casts each text back to the new
+tenant's column type, so the database (not Python) converts every value with the type's own
+input and output functions: no value is lost, JSON ``null`` in a ``jsonb`` column (the string
+``"null"``) stays distinct from SQL ``NULL``. Version 1 exports (``row_to_json``) still import.
+Foreign keys that form cycles (self-references included) are dropped for the load and re-added
+after it, which re-checks every row. See docs/export.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from . import registry
 from .errors import TenantExists, TransferError
@@ -35,7 +37,10 @@ if TYPE_CHECKING:
     from .tenancy import Tenancy
 
 FORMAT = "tenantry-export"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions import understands: 1 = ``row_to_json`` rows (json/jsonb ``null`` read back as SQL
+#: ``NULL``), 2 = every column as its PostgreSQL text form.
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 DUMP_FILE = "tenant.dump"
 
@@ -47,7 +52,7 @@ _SESSION_SETTINGS = (  # fixed output formats, whatever the server's defaults
     "SET LOCAL DateStyle = 'ISO, YMD'",
     "SET LOCAL IntervalStyle = 'iso_8601'",
     "SET LOCAL bytea_output = 'hex'",
-    "SET LOCAL extra_float_digits = 1",
+    "SET LOCAL extra_float_digits = 3",  # shortest exact floats (12+), all 17 digits before
 )
 
 
@@ -62,6 +67,7 @@ class TableEntry:
     columns: list[str]
     generated: list[str] = field(default_factory=list)
     primary_key: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)  # format_type of each column (version 2)
 
 
 @dataclass
@@ -104,10 +110,11 @@ class Manifest:
             ) from exc
         except json.JSONDecodeError as exc:
             raise TransferError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-        if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+        if data.get("format") != FORMAT or data.get("version") not in READABLE_VERSIONS:
             raise TransferError(
                 f"{str(path)!r}: unsupported format {data.get('format')!r} "
-                f"version {data.get('version')!r} (expected {FORMAT!r} {FORMAT_VERSION})"
+                f"version {data.get('version')!r} (expected {FORMAT!r} version "
+                f"{' or '.join(map(str, READABLE_VERSIONS))})"
             )
         try:
             data["tables"] = [TableEntry(**t) for t in data["tables"]]
@@ -124,6 +131,8 @@ class _Table:
     columns: list[str]
     generated: list[str]
     primary_key: list[str]
+    types: list[str] = field(default_factory=list)
+    partitioned: bool = False  # else read with ONLY: inheritance children export their own rows
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -178,7 +187,7 @@ def _export(
             revision = (
                 stream.current(conn, info.schema) if stream is not None else info.revision
             )
-            tables = _load_order(*_tables(conn, info.schema, exclude=version_table), info.name)
+            tables = _load_order(*_tables(conn, info.schema, exclude=version_table))
             sequences = _sequences(conn, info.schema)
             dump = None
             if pg_dump:
@@ -242,23 +251,29 @@ def _tables(conn: Connection, schema: str, *, exclude: str) -> tuple[list[_Table
     """Ordinary and partitioned tables of ``schema`` (partitions come with their parent), and
     their foreign keys as (referencing oid, referenced oid) pairs."""
     rows = conn.exec_driver_sql(
-        "SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "SELECT c.oid, c.relname, c.relkind = 'p' FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
         "AND c.relname <> %s ORDER BY c.relname",
         (schema, exclude),
     ).all()
-    tables = {oid: _Table(oid, relname, [], [], []) for oid, relname in rows}
+    tables = {
+        oid: _Table(oid, relname, [], [], [], partitioned=bool(parted))
+        for oid, relname, parted in rows
+    }
     if not tables:
         return [], []
     oids = list(tables)
     attnames: dict[tuple[int, int], str] = {}
-    for relid, attnum, attname, generated in conn.exec_driver_sql(
-        "SELECT attrelid::int8, attnum, attname, attgenerated <> '' FROM pg_attribute "
+    for relid, attnum, attname, generated, type_name in conn.exec_driver_sql(
+        "SELECT attrelid::int8, attnum, attname, attgenerated <> '', "
+        "format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = ANY(%s::oid[]) AND attnum > 0 AND NOT attisdropped "
         "ORDER BY attrelid, attnum",
         (oids,),
     ):
         tables[relid].columns.append(attname)
+        tables[relid].types.append(type_name)
         attnames[relid, attnum] = attname
         if generated:
             tables[relid].generated.append(attname)
@@ -276,23 +291,26 @@ def _tables(conn: Connection, schema: str, *, exclude: str) -> tuple[list[_Table
     return list(tables.values()), [(int(a), int(b)) for a, b in deps]
 
 
-def _load_order(tables: list[_Table], edges: list[Edge], tenant: str) -> list[_Table]:
-    """``tables`` sorted so that a table comes after the tables its foreign keys reference."""
+def _load_order(tables: list[_Table], edges: list[Edge]) -> list[_Table]:
+    """``tables`` sorted so that a table comes after the tables its foreign keys reference,
+    as far as cycles allow: one edge of each cycle is ignored (import re-adds such keys after
+    the load, see ``_late_foreign_keys``)."""
     by_oid = {t.oid: t for t in tables}
-    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
-    for t in sorted(tables, key=lambda t: t.name):
-        sorter.add(t.oid)
-    for child, parent in edges:
-        if child in by_oid and parent in by_oid and child != parent:
+    remaining = {(c, p) for c, p in edges if c in by_oid and p in by_oid and c != p}
+    while True:
+        sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+        for t in sorted(tables, key=lambda t: t.name):
+            sorter.add(t.oid)
+        for child, parent in sorted(remaining):
             sorter.add(child, parent)
-    try:
-        return [by_oid[oid] for oid in sorter.static_order()]
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(by_oid[oid].name for oid in exc.args[1])
-        raise TransferError(
-            f"tenant {tenant!r}: foreign keys form a cycle ({cycle}); export with pg_dump=True "
-            "and restore that archive instead"
-        ) from exc
+        try:
+            return [by_oid[oid] for oid in sorter.static_order()]
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]  # each node precedes (is referenced by) the next
+            edge = (cycle[1], cycle[0])
+            if edge not in remaining:  # cannot happen; never loop forever
+                raise TransferError(f"cannot order tables {cycle}") from exc
+            remaining.discard(edge)
 
 
 def _sequences(conn: Connection, schema: str) -> list[SequenceEntry]:
@@ -311,8 +329,13 @@ def _sequences(conn: Connection, schema: str) -> list[SequenceEntry]:
 
 
 def _qualified(schema: str, name: str) -> str:
-    """``"schema"."name"``, safe for exec_driver_sql (``%`` doubled for the driver)."""
-    return f"{quote(schema)}.{quote(name)}".replace("%", "%%")
+    """``"schema"."name"``, safe for exec_driver_sql (``quote`` doubles ``%`` for the driver)."""
+    return f"{quote(schema)}.{quote(name)}"
+
+
+def _regclass(schema: str, name: str) -> str:
+    """``"schema"."name"`` as a bound value (no ``%`` doubling), e.g. for ``::regclass``."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
 
 def _export_table(
@@ -323,8 +346,14 @@ def _export_table(
     progress: Progress | None,
     batch_rows: int,
 ) -> TableEntry:
-    order = ", ".join(quote(c) for c in table.primary_key).replace("%", "%%")
-    sql = f"SELECT row_to_json(t)::text FROM {_qualified(schema, table.name)} AS t"  # noqa: S608
+    order = ", ".join(f"t.{quote(c)}" for c in table.primary_key)
+    texts = ", ".join(f"t.{quote(c)}::text AS {quote(c)}" for c in table.columns)
+    # every identifier is quoted
+    sql = (
+        "SELECT row_to_json(x)::text "  # noqa: S608
+        f"FROM {'' if table.partitioned else 'ONLY '}{_qualified(schema, table.name)} AS t "
+        f"CROSS JOIN LATERAL (SELECT {texts}) AS x"
+    )
     if order:
         sql += f" ORDER BY {order}"
     estimate = _estimate(conn, table.oid)
@@ -335,7 +364,7 @@ def _export_table(
             sql, execution_options={"stream_results": True, "max_row_buffer": batch_rows}
         )
         for chunk in result.partitions(batch_rows):
-            lines = [_one_line(line) for (line,) in chunk]
+            lines = [line for (line,) in chunk]  # values are JSON strings: one line each
             data = ("\n".join(lines) + "\n").encode("utf-8")
             out.write(data)
             digest.update(data)
@@ -352,15 +381,8 @@ def _export_table(
         columns=table.columns,
         generated=table.generated,
         primary_key=table.primary_key,
+        types=table.types,
     )
-
-
-def _one_line(line: str) -> str:
-    # Raw line breaks can only be insignificant whitespace kept from ``json`` column values
-    # (JSON strings escape them), so they may become spaces.
-    if "\n" in line or "\r" in line:
-        return line.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
-    return line
 
 
 def _estimate(conn: Connection, oid: int) -> int | None:
@@ -476,7 +498,8 @@ def import_tenant(
 ) -> TenantInfo:
     """Create tenant ``as_name`` from the export in ``src``; returns its registry row.
 
-    The tenant is created at the export's revision, its rows are loaded in foreign-key order,
+    The tenant is created at the export's revision, its rows are loaded in foreign-key order
+    (foreign keys in cycles are dropped for the load and re-added: every row is re-checked),
     its sequences set, row counts checked, and (``upgrade=True``) it is migrated to the head,
     all in the creating transaction: a failure leaves no tenant behind. An existing
     ``as_name`` is an error unless ``replace=True``, which drops it first (its data is lost:
@@ -574,55 +597,142 @@ def _load(
     version_table: str,
 ) -> None:
     present, _ = _tables(conn, schema, exclude=version_table)
-    columns = {t.name: set(t.columns) for t in present}
+    types = {t.name: dict(zip(t.columns, t.types, strict=True)) for t in present}
+    only = {t.name: "" if t.partitioned else "ONLY " for t in present}
     if present:  # rows seeded by migrations: the export is the truth
         names = ", ".join(_qualified(schema, t.name) for t in present)
         conn.exec_driver_sql(f"TRUNCATE {names}")
     for entry in manifest.tables:
-        if entry.name not in columns:
+        if entry.name not in types:
             raise TransferError(
                 f"table {entry.name!r} of the export does not exist in new tenant {tenant!r}"
             )
         insertable = [c for c in entry.columns if c not in set(entry.generated)]
-        missing = [c for c in insertable if c not in columns[entry.name]]
+        missing = [c for c in insertable if c not in types[entry.name]]
         if missing:
             raise TransferError(
                 f"table {entry.name!r} of tenant {tenant!r} lacks columns {missing} of the export"
             )
+    late = _late_foreign_keys(conn, present, [t.name for t in manifest.tables])
+    for key in late:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {_qualified(schema, key.table)} DROP CONSTRAINT {quote(key.name)}"
+        )
+    for entry in manifest.tables:
+        insertable = [c for c in entry.columns if c not in set(entry.generated)]
+        column_types = {c: types[entry.name][c] for c in insertable}
         loaded = _load_table(
-            conn, schema, entry, insertable, directory, progress, batch_rows
+            conn, schema, entry, column_types, directory, progress, batch_rows,
+            manifest.version,
         )
         counted = conn.exec_driver_sql(
-            f"SELECT count(*) FROM {_qualified(schema, entry.name)}"  # noqa: S608
+            f"SELECT count(*) FROM {only[entry.name]}{_qualified(schema, entry.name)}"  # noqa: S608
         ).scalar_one()
         if loaded != entry.rows or counted != entry.rows:
             raise TransferError(
                 f"table {entry.name!r}: manifest says {entry.rows} rows, file had {loaded}, "
                 f"tenant {tenant!r} has {counted}"
             )
+    _restore_foreign_keys(conn, schema, late, tenant)
     for seq in manifest.sequences:
         conn.exec_driver_sql(
             "SELECT setval(%s::regclass, %s, %s)",
-            (f"{quote(schema)}.{quote(seq.name)}", seq.last_value, seq.is_called),
+            (_regclass(schema, seq.name), seq.last_value, seq.is_called),
         )
+
+
+@dataclass
+class _ForeignKey:
+    table: str
+    name: str
+    definition: str
+    comment: str | None
+
+
+def _late_foreign_keys(
+    conn: Connection, present: list[_Table], order: list[str]
+) -> list[_ForeignKey]:
+    """Foreign keys whose referenced table is loaded at the same time as or after the
+    referencing one (cycles, self-references): rows cannot satisfy them table by table or
+    batch by batch, so they are dropped for the load and re-added (re-checked) after it."""
+    position = {name: i for i, name in enumerate(order)}
+    names = {t.oid: t.name for t in present}
+    late = []
+    for child, parent, name, definition, comment in conn.exec_driver_sql(
+        "SELECT conrelid::int8, confrelid::int8, conname, pg_get_constraintdef(oid), "
+        "obj_description(oid, 'pg_constraint') FROM pg_constraint "
+        "WHERE contype = 'f' AND conparentid = 0 AND conrelid = ANY(%s::oid[]) "
+        "ORDER BY conrelid, conname",
+        (list(names),),
+    ):
+        table, referenced = names.get(child), names.get(parent)
+        if (
+            table in position
+            and referenced in position
+            and position[referenced] >= position[table]
+        ):
+            late.append(_ForeignKey(table, name, definition, comment))
+    return late
+
+
+def _restore_foreign_keys(
+    conn: Connection, schema: str, keys: list[_ForeignKey], tenant: str
+) -> None:
+    """Re-add the foreign keys ``_late_foreign_keys`` dropped; PostgreSQL checks every row."""
+    if not keys:
+        return
+    conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks before ALTER
+    for key in keys:
+        table = _qualified(schema, key.table)
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {table} ADD CONSTRAINT {quote(key.name)} "
+                    + key.definition.replace("%", "%%")
+                )
+        except DBAPIError as exc:
+            raise TransferError(
+                f"tenant {tenant!r}: foreign key {key.name!r} of table {key.table!r} does not "
+                f"hold for the imported rows: {(str(exc.orig).splitlines() or [''])[0]}"
+            ) from exc
+        if key.comment is not None:
+            statement = conn.exec_driver_sql(
+                "SELECT format('COMMENT ON CONSTRAINT %%I ON %%I.%%I IS %%L', "
+                "%s::text, %s::text, %s::text, %s::text)",
+                (key.name, schema, key.table, key.comment),
+            ).scalar_one()
+            conn.exec_driver_sql(statement.replace("%", "%%"))
 
 
 def _load_table(
     conn: Connection,
     schema: str,
     entry: TableEntry,
-    columns: list[str],
+    types: dict[str, str],
     directory: Path,
     progress: Progress | None,
     batch_rows: int,
+    version: int,
 ) -> int:
     target = _qualified(schema, entry.name)
-    cols = ", ".join(quote(c) for c in columns).replace("%", "%%")
-    # every identifier is quoted
-    sql = (
-        f"INSERT INTO {target} ({cols}) OVERRIDING SYSTEM VALUE "  # noqa: S608
-        f"SELECT {cols} FROM json_populate_recordset(NULL::{target}, %s::json)"
-    )
+    cols = ", ".join(quote(c) for c in types)
+    # every identifier is quoted; type names are PostgreSQL's own format_type
+    if not types:
+        sql = f"INSERT INTO {target} SELECT FROM json_array_elements(%s::json)"
+    elif version == 1:  # row_to_json values: the record type converts them
+        sql = (
+            f"INSERT INTO {target} ({cols}) OVERRIDING SYSTEM VALUE "  # noqa: S608
+            f"SELECT {cols} FROM json_populate_recordset(NULL::{target}, %s::json)"
+        )
+    else:  # text forms: each cast to the column's type (its input function, its typmod)
+        casts = ", ".join(
+            f"CAST(r.{quote(c)} AS {t.replace('%', '%%')})" for c, t in types.items()
+        )
+        texts = ", ".join(f"{quote(c)} text" for c in types)
+        sql = (
+            f"INSERT INTO {target} ({cols}) OVERRIDING SYSTEM VALUE "  # noqa: S608
+            f"SELECT {casts} FROM json_to_recordset(%s::json) AS r({texts})"
+        )
     rows = 0
     for batch in _batches(directory / entry.file, batch_rows):
         conn.exec_driver_sql(sql, ("[" + ",".join(batch) + "]",))
