@@ -1,7 +1,8 @@
 """Benchmark: promote/demote a tenant, and how long its writes are blocked.
 
 Creates a hybrid Tenancy, fills one schema tenant with ``--rows`` customers and orders, then
-promotes it to its own database and demotes it back. Prints each operation's total time, the
+promotes it to its own database and demotes it back, online (logical replication) and offline
+(``pg_dump | pg_restore`` under the locks). Prints each operation's total time, the
 write-blocked window (from the ``EXCLUSIVE`` locks to the drop of the old copy), and as the
 baseline a bare ``pg_dump --schema | pg_restore`` of the same schema into a scratch database,
 measured in the same run.
@@ -14,6 +15,7 @@ Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embed
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import time
@@ -108,19 +110,23 @@ def main() -> None:
         fill(tenancy, args.rows)
         schema = tenancy.get_tenant("acme").schema
         base = baseline(tenancy.engine.url, schema)
-        for label, cls, op in (
-            ("promote", Promotion, lambda: tenancy.promote_tenant("acme")),
-            ("demote", Demotion, lambda: tenancy.demote_tenant("acme")),
-        ):
-            marks: dict[str, float] = {}
+        marks: dict[str, float] = {}
+        for cls in (Promotion, Demotion):
             timed_window(cls, marks)
-            start = time.perf_counter()
-            op()
-            total = time.perf_counter() - start
-            window = marks["released"] - marks["locked"]
-            print(f"{label:8} {args.rows:>8} customers + orders: total {total * 1000:7.0f} ms, "
-                  f"writes blocked {window * 1000:7.0f} ms "
-                  f"({window / base:.2f}x a bare pg_dump|pg_restore: {base * 1000:.0f} ms)")
+        for online in (True, False):
+            for label, op in (
+                ("promote", functools.partial(tenancy.promote_tenant, "acme", online=online)),
+                ("demote", functools.partial(tenancy.demote_tenant, "acme", online=online)),
+            ):
+                marks.clear()
+                start = time.perf_counter()
+                op()
+                total = time.perf_counter() - start
+                window = marks["released"] - marks["locked"]
+                mode = "online" if online else "offline"
+                print(f"{label:8} {mode:7} {args.rows:>8} customers + orders: "
+                      f"total {total * 1000:7.0f} ms, writes blocked {window * 1000:7.0f} ms "
+                      f"({window / base:.2f}x a bare pg_dump|pg_restore: {base * 1000:.0f} ms)")
     finally:
         for info in tenancy.list_tenants():
             tenancy.drop_tenant(info.name, confirm=True)
