@@ -23,6 +23,19 @@ from .test_move import sequences, snapshot
 KINDS = ["move", "promote", "demote"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _logical_wal(pg_url: str, second_url: str) -> None:
+    """Online moves need ``wal_level = logical`` (embedded servers have it; a
+    ``TENANTRY_TEST_URL`` server may not)."""
+    for url in (pg_url, second_url):
+        engine = make_engine(url, poolclass=NullPool)
+        with engine.connect() as conn:
+            level = conn.exec_driver_sql("SHOW wal_level").scalar()
+        engine.dispose()
+        if level != "logical":
+            pytest.skip(f"the test server has wal_level={level}, not logical")
+
+
 def prepare(make_tenancy: Callable[..., Tenancy], kind: str) -> tuple[Tenancy, Callable[[], Any]]:
     """A tenant ``acme`` with rows (and a table without primary key), and the operation."""
     if kind == "move":
