@@ -2,9 +2,10 @@
 
 Findings are typed (:class:`Problem`) and each says how it would be fixed. Fixes that cannot
 lose data (re-running a migration, deleting the registry row of storage that is already gone,
-registering an orphan schema that carries a known revision, making a missing strict-mode role)
-are *safe*; fixes that destroy data (dropping an orphan schema, finishing an interrupted drop)
-are *destructive* and run only when asked for explicitly (``destructive=True``, CLI ``--yes``).
+registering an orphan schema that carries a known revision, making a missing strict-mode role,
+dropping the subscription and slot an interrupted online move left) are *safe*; fixes that
+destroy data (dropping an orphan schema, finishing an interrupted drop) are *destructive* and
+run only when asked for explicitly (``destructive=True``, CLI ``--yes``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropSchema
 
-from . import registry
+from . import registry, replication
 from .errors import InvalidTenantName, TenantryError
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
@@ -48,6 +49,7 @@ class Problem(enum.StrEnum):
     ROLE_GRANTS = "role_grants"  # strict mode: role not in the group / not settable by the app
     OWNER_MISMATCH = "owner_mismatch"  # strict mode: schema or objects not owned by the role
     ORPHAN_ROLE = "orphan_role"  # strict mode: a tenant role with no tenant
+    REPLICATION_LEFTOVER = "replication_leftover"  # subscription/slot of a killed online move
 
 
 _ROLE_PROBLEMS = {"role_missing": Problem.ROLE_MISSING, "owner_mismatch": Problem.OWNER_MISMATCH}
@@ -105,6 +107,7 @@ class Doctor:
         t.setup()
         with t.engine.begin() as conn:
             infos = registry.all_tenants(conn)
+            findings.extend(self._replication_leftovers(conn, infos))
             for info in infos:
                 findings.extend(self._tenant(conn, info))
             findings.extend(self._orphan_storage(conn, infos))
@@ -215,6 +218,7 @@ class Doctor:
         if stored is None:
             return []
         known = {_place(i.location) for i in infos}
+        registered = {i.name: i for i in infos}
         found = []
         stream = self.tenancy.tenant_stream
         for location in stored:
@@ -222,6 +226,15 @@ class Doctor:
                 continue
             name = _tenant_name(location.schema, self.tenancy.prefix)
             self._orphans[location.schema] = location
+            what = "database" if location.database is not None else "schema"
+            if name in registered:
+                found.append(Finding(
+                    Problem.ORPHAN_STORAGE, name, location.schema,
+                    f"a {what} of tenant {name!r}, which is registered elsewhere (left by an "
+                    "interrupted move?)",
+                    f"drop the {what} and its data", destructive=True,
+                ))
+                continue
             revision = None
             if stream is not None:
                 revision = self._stored_revision(conn, location)
@@ -232,13 +245,52 @@ class Doctor:
                     f"register it as tenant {name!r}",
                 ))
             else:
-                what = "database" if location.database is not None else "schema"
                 found.append(Finding(
                     Problem.ORPHAN_STORAGE, name, location.schema,
                     "not registered and not at a known revision",
                     f"drop the {what} and its data", destructive=True,
                 ))
         return found
+
+    def _servers(self) -> dict[str, Engine]:
+        """An AUTOCOMMIT engine on every server of the Tenancy."""
+        strategy = self.tenancy.strategy
+        if isinstance(strategy, DatabaseStrategy):
+            return {server: strategy.admin(server) for server in strategy.servers}
+        return {"main": self.tenancy.engine.execution_options(isolation_level="AUTOCOMMIT")}
+
+    def _replication_leftovers(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
+        """Subscriptions and slots of online moves that no running move holds."""
+        seen: dict[str, list[str]] = {}
+        for server, engine in self._servers().items():
+            with engine.connect() as server_conn:
+                for name, what in replication.leftovers(server_conn).items():
+                    seen.setdefault(name, []).extend(f"{w} on server {server}" for w in what)
+        owners = {replication.move_name(i.schema): i.name for i in infos}
+        found = []
+        for name, what in sorted(seen.items()):
+            tenant = owners.get(name)
+            if tenant is not None and not self._idle(conn, tenant):
+                continue  # the move is running
+            found.append(Finding(
+                Problem.REPLICATION_LEFTOVER, tenant, name,
+                f"left by an interrupted online move: {', '.join(what)} (a slot makes the "
+                "server keep its WAL)",
+                "drop them, and the move's publication and marker table",
+            ))
+        return found
+
+    def _drop_replication(self, f: Finding) -> None:
+        replication.drop_leftovers(list(self._servers().values()), f.subject)
+        t = self.tenancy
+        with t.engine.begin() as conn:
+            info = registry.get(conn, f.tenant) if f.tenant is not None else None
+            if info is None:
+                return
+            with t.strategy.storage(conn, info.name, info.location) as tenant:
+                tenant.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {quote(f.subject)}")
+                marker = f"{quote(info.schema)}.{quote(f.subject)}"
+                tenant.exec_driver_sql(f"DROP TABLE IF EXISTS {marker}")
 
     def _orphan_roles(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
         roles = self.tenancy.strict_roles
@@ -292,6 +344,7 @@ class Doctor:
             Problem.OWNER_MISMATCH: self._provision,
             Problem.ORPHAN_STORAGE: self._adopt_or_drop,
             Problem.ORPHAN_ROLE: self._drop_role,
+            Problem.REPLICATION_LEFTOVER: self._drop_replication,
         }
         actions[f.problem](f)
         t._forget(f.tenant or "")
@@ -347,7 +400,7 @@ class Doctor:
         if location.database is not None:
             with self.tenancy.engine.begin() as conn:
                 registry.lock_tenants(conn, [f.tenant])
-                if registry.get(conn, f.tenant) is not None:
+                if not self._still_orphan(conn, f, location):
                     return
                 self._adopt_or_drop_database(conn, f, location)
             if t.strict_roles is not None and not f.destructive:
@@ -355,7 +408,7 @@ class Doctor:
             return
         with self.tenancy.engine.begin() as conn:
             registry.lock_tenants(conn, [f.tenant])
-            if registry.get(conn, f.tenant) is not None:
+            if not self._still_orphan(conn, f, location):
                 return
             if f.destructive:
                 conn.execute(DropSchema(f.subject, cascade=True, if_exists=True))
@@ -370,6 +423,15 @@ class Doctor:
                      extra={"tenant": f.tenant})
         if t.strict_roles is not None:
             self._provision(f)
+
+    @staticmethod
+    def _still_orphan(conn: Connection, f: Finding, location: Location) -> bool:
+        """Under the tenant's lock: unregistered, or (to drop) registered elsewhere."""
+        assert f.tenant is not None
+        info = registry.get(conn, f.tenant)
+        if info is None:
+            return True
+        return f.destructive and _place(info.location) != _place(location)
 
     def _adopt_or_drop_database(self, conn: Connection, f: Finding, location: Location) -> None:
         """Orphan tenant database: drop it (destructive) or register it (under the lock)."""

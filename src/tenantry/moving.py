@@ -173,7 +173,8 @@ class Move:
         if self.strategy.database_exists(self.target.server, self.target.database):
             raise MoveError(
                 f"cannot move tenant {self.tenant!r}: database {self.target.database!r} "
-                f"already exists on server {self.target.server!r}"
+                f"already exists on server {self.target.server!r} (left by an interrupted move? "
+                "`tenantry doctor` finds it)"
             )
         with self.strategy.admin(self.target.server).connect() as conn:
             database = quote(self.target.database)

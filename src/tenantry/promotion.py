@@ -134,7 +134,8 @@ class Demotion(Move):
             if schema_exists(conn, self.schema):
                 raise TenantExists(
                     f"cannot demote tenant {self.tenant!r}: schema {self.schema!r} already "
-                    "exists in the main database"
+                    "exists in the main database (left by an interrupted demotion? `tenantry "
+                    "doctor` finds it)"
                 )
         self._schema_made = True  # restored by the copy; dropped by abort
 

@@ -18,6 +18,7 @@ about to be dropped, so its replica identities are left as they are).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -35,6 +36,17 @@ log = logging.getLogger("tenantry")
 
 #: Seconds between two looks at the subscription's progress.
 POLL = 0.02
+#: Subscriptions, slots, publications and marker tables of moves are named ``PREFIX + hash``.
+PREFIX = "tenantry_move_"
+
+
+def move_name(schema: str) -> str:
+    """Name of the replication objects of a move of the tenant whose schema is ``schema``.
+
+    One move per tenant at a time: objects with this name found while holding the tenant's
+    lock are a killed move's.
+    """
+    return PREFIX + hashlib.sha256(schema.encode()).hexdigest()[:16]
 
 
 def logical_wal(conn: Connection) -> bool:
@@ -87,7 +99,7 @@ class Replication:
         self, tenant: str, schema: str, source: URL, target: URL, *, timeout: float = 3600.0
     ) -> None:
         self.tenant, self.schema, self.timeout = tenant, schema, timeout
-        self.name = f"tenantry_move_{uuid.uuid4().hex[:16]}"
+        self.name = move_name(schema)
         self.marker = f"{quote(schema)}.{quote(self.name)}"
         self._source_url = source
         self._source = self._engine(source)
@@ -232,10 +244,65 @@ class Replication:
 
     def _drop_slot(self, source: Connection) -> None:
         """Drop the slot if ``DROP SUBSCRIPTION`` did not (no subscription was made)."""
-        query = sa.text("SELECT active FROM pg_replication_slots WHERE slot_name = :n")
-        deadline = time.monotonic() + 30
-        while (active := source.execute(query, {"n": self.name}).scalar()) is not None:
-            if not active or time.monotonic() > deadline:
-                source.execute(sa.text("SELECT pg_drop_replication_slot(:n)"), {"n": self.name})
-                return
-            time.sleep(POLL)
+        drop_slot(source, self.name)
+
+
+def drop_slot(conn: Connection, name: str) -> None:
+    """Drop replication slot ``name`` of ``conn``'s server if it exists, once it is idle."""
+    query = sa.text("SELECT active FROM pg_replication_slots WHERE slot_name = :n")
+    deadline = time.monotonic() + 30
+    while (active := conn.execute(query, {"n": name}).scalar()) is not None:
+        if not active or time.monotonic() > deadline:
+            conn.execute(sa.text("SELECT pg_drop_replication_slot(:n)"), {"n": name})
+            return
+        time.sleep(POLL)
+
+
+def leftovers(conn: Connection) -> dict[str, list[str]]:
+    """Moves' subscriptions and slots on ``conn``'s server: name -> what (``subscription in
+    DB``, ``slot``)."""
+    found: dict[str, list[str]] = {}
+    like = {"p": PREFIX.replace("_", "\\_") + "%"}
+    subscriptions = conn.execute(sa.text(
+        "SELECT s.subname, d.datname FROM pg_subscription s "
+        "JOIN pg_database d ON d.oid = s.subdbid WHERE s.subname LIKE :p ORDER BY 1"
+    ), like)
+    for name, database in subscriptions:
+        found.setdefault(name, []).append(f"subscription in database {database}")
+    slots = conn.execute(sa.text(
+        "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE :p ORDER BY 1"
+    ), like).scalars()
+    for name in slots:
+        found.setdefault(name, []).append("slot")
+    return found
+
+
+def drop_leftovers(servers: list[Engine], name: str) -> None:
+    """Drop subscriptions called ``name`` on every server, then the slots called ``name``."""
+    for server in servers:
+        drop_subscriptions(server, name)
+    for server in servers:
+        with server.connect() as conn:
+            drop_slot(conn, name)
+
+
+def drop_subscriptions(server: Engine, name: str) -> None:
+    """Drop subscriptions called ``name`` on ``server``'s cluster, detached from their
+    publisher first (it may be gone; its slot is dropped separately)."""
+    with server.connect() as conn:
+        databases = conn.execute(sa.text(
+            "SELECT d.datname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+            "WHERE s.subname = :n"
+        ), {"n": name}).scalars().all()
+    for database in databases:
+        engine = sa.create_engine(
+            server.url.set(database=database), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
+        try:
+            with engine.connect() as conn:
+                sub = quote(name)
+                conn.exec_driver_sql(f"ALTER SUBSCRIPTION {sub} DISABLE")
+                conn.exec_driver_sql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)")
+                conn.exec_driver_sql(f"DROP SUBSCRIPTION {sub}")
+        finally:
+            engine.dispose()

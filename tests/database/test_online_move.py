@@ -5,16 +5,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tenantry import ConfigurationError, MoveError, Tenancy, make_engine
+from tenantry import ConfigurationError, MoveError, Tenancy, make_engine, registry
+from tenantry.doctor import Problem
 from tenantry.embedded import start
 from tenantry.moving import Move
-from tenantry.replication import Replication
+from tenantry.replication import Replication, move_name
+from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Setting
 from .conftest import database_names
@@ -257,3 +260,45 @@ def test_without_logical_wal_online_refuses_and_auto_copies_offline(
     assert "offline" in caplog.text and "wal_level" in caplog.text
     with tenancy.session("acme") as s:
         assert s.scalars(sa.select(Customer.name)).all() == ["kept"]
+
+
+def leave_an_interrupted_move(tenancy: Tenancy, to: str) -> None:
+    """What a move killed (``kill -9``) while replicating leaves: the target database,
+    subscription, slot, publication and marker tables, still running."""
+    info = tenancy.get_tenant("acme")
+    strategy = tenancy.strategy
+    assert isinstance(strategy, DatabaseStrategy)
+    move = Move(strategy, "acme", info.location, replace(info.location, server=to))
+    move._make_target()
+    move._dump_restore(schema_only=True)
+    replication = Replication("acme", info.schema, move._url(move.source), move._url(move.target))
+    replication.start()
+    replication.wait_synced()  # then abandoned, never stopped
+
+
+def test_doctor_finds_and_drops_what_an_interrupted_online_move_left(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    tenancy, _ = prepare(make_tenancy, "move")
+    before = snapshot(tenancy, "acme")
+    leave_an_interrupted_move(tenancy, "second")
+    with pytest.raises(MoveError, match=r"already exists.*doctor"):
+        tenancy.move_tenant("acme", to="second")
+    with tenancy.engine.begin() as conn:  # a move holding the tenant's lock: not a leftover
+        registry.lock_tenants(conn, ["acme"])
+        assert not [f for f in tenancy.doctor().findings
+                    if f.problem == Problem.REPLICATION_LEFTOVER]
+    found = [f for f in tenancy.doctor().findings if f.problem == Problem.REPLICATION_LEFTOVER]
+    assert [(f.tenant, f.subject) for f in found] == [("acme", move_name(schema_of(tenancy)))]
+    assert "slot on server main" in found[0].detail
+    assert "subscription in database" in found[0].detail
+    report = tenancy.doctor(fix=True, destructive=True)  # and the orphan target database
+    assert report.ok, report.findings
+    assert_no_replication(tenancy)
+    with tenancy.connection("acme") as conn:
+        assert not conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_publication").scalar()
+        assert not conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tenantry_move%%'").scalar()
+    assert tenancy.move_tenant("acme", to="second").location.server == "second"
+    assert snapshot(tenancy, "acme") == before
