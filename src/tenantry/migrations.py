@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -45,6 +46,22 @@ def _one(heads: Iterable[str]) -> str | None:
     if len(revs) > 1:
         raise MigrationError(f"several heads {revs}: merge them (alembic merge) first")
     return revs[0] if revs else None
+
+
+class KnownHeadsContext(MigrationContext):
+    """A :class:`MigrationContext` told the version table's contents by its caller.
+
+    Alembic starts every run by checking that the version table exists and reading it: two
+    round trips. A fleet run reads the version row itself, together with its lock and registry
+    update in one round trip, and hands it over; the first ``get_current_heads`` call (the one
+    that starts the run) returns it, later calls read the table as usual.
+    """
+
+    known_heads: tuple[str, ...] | None = None
+
+    def get_current_heads(self) -> tuple[str, ...]:
+        known, self.known_heads = self.known_heads, None
+        return known if known is not None else super().get_current_heads()
 
 
 class MigrationStream:
@@ -100,14 +117,35 @@ class MigrationStream:
         except CommandError as exc:
             raise MigrationError(f"unknown revision {target!r}: {exc}") from exc
 
-    def upgrade(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
-        """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
-        return self._run(conn, schema, target, lambda rev: self.script._upgrade_revs(target, rev))
+    def upgrade(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str = "heads",
+        *,
+        heads: Collection[str] | None = None,
+    ) -> Step:
+        """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction.
 
-    def downgrade(self, conn: Connection, schema: str | None, target: str) -> Step:
+        ``heads``: the version table's rows, already read by the caller in this transaction
+        (Alembic then skips its own existence check and read).
+        """
+        return self._run(
+            conn, schema, target, lambda rev: self.script._upgrade_revs(target, rev), heads=heads
+        )
+
+    def downgrade(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str,
+        *,
+        heads: Collection[str] | None = None,
+    ) -> Step:
         """Downgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
         return self._run(
-            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev)
+            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev),
+            heads=heads,
         )
 
     def stamp(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
@@ -138,6 +176,19 @@ class MigrationStream:
             env.run_migrations()
         return buf.getvalue()
 
+    @staticmethod
+    def _run_known(env: EnvironmentContext, conn: Connection, heads: tuple[str, ...]) -> None:
+        """``env.run_migrations()`` with a context that starts from ``heads``."""
+        configured = env.get_context()
+        ctx = KnownHeadsContext(configured.dialect, conn, configured.opts, env)
+        ctx.known_heads = heads
+        # what EnvironmentContext.run_migrations does, with our context (Alembic has no hook
+        # for the context class); set on the environment so ``context.get_context()`` in a
+        # migration script returns it
+        env._migration_context = ctx
+        with Operations.context(ctx):
+            ctx.run_migrations()
+
     def _run(
         self,
         conn: Connection,
@@ -146,6 +197,7 @@ class MigrationStream:
         revs: Callable[[Any], Any],
         *,
         stamp: bool = False,
+        heads: Collection[str] | None = None,
     ) -> Step:
         before: list[str | None] = []
         applied: list[Collection[str]] = []  # heads after each step: no re-read of the table
@@ -170,7 +222,10 @@ class MigrationStream:
                     transactional_ddl=True,
                     on_version_apply=track,
                 )
-                env.run_migrations()
+                if heads is None:
+                    env.run_migrations()
+                else:
+                    self._run_known(env, conn, tuple(heads))
         except CommandError as exc:
             raise MigrationError(str(exc)) from exc
         start = before[0] if before else None

@@ -276,3 +276,15 @@ def execute_script(conn: Connection, sql: str) -> None:
         cursor.execute(sql)
     finally:
         cursor.close()
+
+
+def query_script(conn: Connection, sql: str) -> list[tuple[object, ...]]:
+    """Run a multi-statement script in one round trip; the rows of its last statement."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while cursor.nextset():
+            pass
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    finally:
+        cursor.close()
