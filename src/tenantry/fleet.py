@@ -82,6 +82,12 @@ def is_downgrade(stream: MigrationStream, current: str | None, target: str | Non
         return False
     if target is None:
         return True
+    return _below(stream, current, target)
+
+
+@functools.lru_cache(maxsize=64)
+def _below(stream: MigrationStream, current: str, target: str) -> bool:
+    """Whether ``target`` is below ``current`` (asked for every tenant of a run: cached)."""
     try:
         below = list(stream.script.iterate_revisions(current, "base"))
     except RevisionError:  # a revision the scripts do not know: that tenant fails on its own
