@@ -127,6 +127,15 @@ def main() -> None:
                       flush=True)
         for t in [*tenancies.values(), raw_db, *alembic_dbs.values()]:
             t.dispose()
+        report(methods, spent, count, rss)  # before the server (and its files) goes away
+
+
+def report(
+    methods: dict[str, Callable[[int], object]],
+    spent: dict[str, float],
+    count: dict[str, int],
+    rss: list[tuple[int, float]],
+) -> None:
     per = {k: spent[k] / count[k] for k in spent}
     print()
     for key in methods:
@@ -141,7 +150,7 @@ def main() -> None:
     print(f"tenantry replay 30 / template 30 : {per['replay_30'] / per['template_30']:.2f}")
     print(f"alembic upgrade 300 / template 300: {per['alembic_300'] / per['template_300']:.2f}")
     print(f"tenantry replay 300 / template 300: {per['replay_300'] / per['template_300']:.2f}")
-    print("peak RSS: " + ", ".join(f"{n} tenants {mb:.0f} MB" for n, mb in rss))
+    print("peak RSS: " + ", ".join(f"{n} tenants {mb:.0f} MB" for n, mb in rss), flush=True)
 
 
 if __name__ == "__main__":
