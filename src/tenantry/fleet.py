@@ -21,7 +21,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import sqlalchemy as sa
 from alembic.script.revision import RevisionError
 
@@ -213,6 +212,9 @@ def _ordinary(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step:
     return step
 
 
+_UNDEFINED_TABLE = "42P01"
+
+
 class _NoVersionTable(Exception):
     """The tenant's version table is missing: the registry was wrong; migrate it the long way."""
 
@@ -243,8 +245,10 @@ def _prefetched(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step 
         with tenancy._begin() as main:
             try:
                 heads = [str(row[0]) for row in query_script(main, prologue)]
-            except psycopg.errors.UndefinedTable as exc:
-                raise _NoVersionTable(str(exc)) from exc
+            except Exception as exc:  # raw driver error; psycopg stays a lazy import
+                if getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE:
+                    raise _NoVersionTable(str(exc)) from exc
+                raise
             with (
                 nullcontext(prepared(main, info.name, info.schema, search_path=False))
                 if batched else tenancy.strategy.storage(main, info.name, info.location) as conn,
