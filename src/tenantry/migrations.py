@@ -150,7 +150,8 @@ class MigrationStream:
         key = (target, heads)
         steps = self._steps.get(key)
         if steps is None:
-            steps = self._steps[key] = list(self.script._upgrade_revs(target, heads))  # type: ignore[arg-type]
+            revs = self.script._upgrade_revs(target, heads)  # type: ignore[arg-type]
+            steps = self._steps[key] = list(revs)
         return steps
 
     def downgrade(
@@ -217,7 +218,8 @@ class MigrationStream:
         conn: Connection = settings["connection"]
         ctx = KnownHeadsContext(conn.dialect, conn, opts, env)
         routes = conn.get_execution_options().get("schema_translate_map") or {}
-        if routes.get(TENANT_SCHEMA) == settings["version_table_schema"] is not None:
+        schema = settings["version_table_schema"]
+        if schema is not None and routes.get(TENANT_SCHEMA) == schema:
             # One version Table for every tenant, named by the placeholder schema that the
             # connection routes to the tenant's: its statements compile once, not per tenant.
             if self._routed_version is None:

@@ -85,7 +85,9 @@ def schema_exists(conn: Connection, schema: str) -> bool:
     return conn.execute(query, {"n": schema}).first() is not None
 
 
-def prepared(conn: Connection, tenant: str, schema: str, *, search_path: bool = True) -> Connection:
+def prepared(
+    conn: Connection, tenant: str, schema: str, *, search_path: bool = True
+) -> Connection:
     """``conn`` with routing to ``schema`` and ``schema`` on the search path (transaction-local).
 
     Marked as maintenance: errors on it are the provisioning or migration step's own.
