@@ -11,11 +11,13 @@ at its old or its new revision and a re-run finishes the rest.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +25,15 @@ import sqlalchemy as sa
 from alembic.script.revision import RevisionError
 
 from . import registry
-from .compiled import Compiler, StaleRevision
+from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus
+from .names import quote
 from .registry import State, TenantInfo
+from .strategies.base import prepared
+from .strategies.hybrid import HybridStrategy
+from .strategies.schema import SchemaStrategy
+from .template import query_script
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy
@@ -74,6 +81,12 @@ def is_downgrade(stream: MigrationStream, current: str | None, target: str | Non
         return False
     if target is None:
         return True
+    return _below(stream, current, target)
+
+
+@functools.lru_cache(maxsize=64)
+def _below(stream: MigrationStream, current: str, target: str) -> bool:
+    """Whether ``target`` is below ``current`` (asked for every tenant of a run: cached)."""
     try:
         below = list(stream.script.iterate_revisions(current, "base"))
     except RevisionError:  # a revision the scripts do not know: that tenant fails on its own
@@ -158,7 +171,11 @@ def migrate_one(
     try:
         if mark:
             mark_migrating(tenancy, [name])
-        step = _compiled(tenancy, info, target, compiler) or _ordinary(tenancy, info, target)
+        step = (
+            _compiled(tenancy, info, target, compiler)
+            or _prefetched(tenancy, info, target)
+            or _ordinary(tenancy, info, target)
+        )
     except Exception as exc:  # one tenant's failure is recorded, not fatal to the fleet
         error = f"{type(exc).__name__}: {exc}".strip()[:4000]
         log.error("migration of tenant %s failed: %s", name, error)
@@ -192,6 +209,59 @@ def _ordinary(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step:
             else:
                 step = stream.upgrade(conn, info.schema, goal)
         registry.update(main, info.name, state=State.READY, revision=step.after, error=None)
+    return step
+
+
+_UNDEFINED_TABLE = "42P01"
+
+
+class _NoVersionTable(Exception):
+    """The tenant's version table is missing: the registry was wrong; migrate it the long way."""
+
+
+def _prefetched(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step | None:
+    """The ordinary Alembic migration with tenantry's bookkeeping in one round trip.
+
+    For a tenant of the main database that the registry says is at a revision: its advisory
+    lock, its registry update (``ready`` at ``target``) and the read of its version table go in
+    one round trip, then Alembic runs from those heads (no version-table check or read of its
+    own). All in one transaction: a failure rolls back the registry update with the migration.
+    If Alembic ends elsewhere than ``target``, the registry is corrected in the same
+    transaction. ``None``: this does not apply (or the version table is missing).
+    """
+    stream = tenancy._tenant_stream()
+    if target is None or info.revision is None or info.location.database is not None:
+        return None
+    if target not in stream.script.revision_map._revision_map:  # e.g. a relative "+1"
+        return None
+    down = is_downgrade(stream, info.revision, target)
+    schema = quote(info.schema)
+    # schema tenants of the main database: what storage() does, the search path batched too
+    batched = type(tenancy.strategy) in (SchemaStrategy, HybridStrategy)
+    read = f"SELECT version_num FROM {schema}.{quote(stream.version_table)}"  # noqa: S608
+    path = f"SET LOCAL search_path TO {schema};\n" if batched else ""
+    prologue = _lock_sql(info.name) + path + _ready_sql(tenancy, info.name, target) + read
+    try:
+        with tenancy._begin() as main:
+            try:
+                heads = [str(row[0]) for row in query_script(main, prologue)]
+            except Exception as exc:  # raw driver error; psycopg stays a lazy import
+                if getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE:
+                    raise _NoVersionTable(str(exc)) from exc
+                raise
+            with (
+                nullcontext(prepared(main, info.name, info.schema, search_path=False))
+                if batched else tenancy.strategy.storage(main, info.name, info.location) as conn,
+                tenancy._as_tenant(conn, info.name, info.location),
+            ):
+                run = stream.downgrade if down else stream.upgrade
+                step = run(conn, info.schema, target, heads=heads)
+            if step.after != target:
+                registry.update(main, info.name, state=State.READY, revision=step.after,
+                                error=None)
+    except _NoVersionTable as exc:
+        log.info("tenant %s has no version table, migrating the long way: %s", info.name, exc)
+        return None
     return step
 
 
@@ -234,14 +304,24 @@ def _lock_sql(name: str) -> str:
 
 def _ready_sql(tenancy: Tenancy, name: str, revision: str) -> str:
     """The registry update of a migrated tenant, as SQL text (values rendered as literals)."""
+    return _ready_template(tenancy.engine.dialect, revision).replace(_NAME_MARK, literal(name))
+
+
+_NAME_MARK = "'\x01tenantry-name\x01'"  # never a valid tenant name
+
+
+@functools.lru_cache(maxsize=64)
+def _ready_template(dialect: sa.engine.Dialect, revision: str) -> str:
+    """:func:`_ready_sql` compiled once per revision, the tenant name left as a marker."""
     update = (
         registry.tenants.update()
-        .where(registry.tenants.c.name == name)
+        .where(registry.tenants.c.name == _NAME_MARK[1:-1])
         .values(state=State.READY.value, revision=revision, error=None, updated_at=sa.func.now())
     )
-    compiled = update.compile(dialect=tenancy.engine.dialect,
-                              compile_kwargs={"literal_binds": True})
-    return f"{compiled};\n"
+    compiled = update.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    text = f"{compiled};\n"
+    assert text.count(_NAME_MARK) == 1, text
+    return text
 
 
 def migrate_batch(

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from .errors import MigrationError
+from .models import TENANT_SCHEMA
 
 log = logging.getLogger("tenantry.migrations")
 
@@ -47,6 +50,26 @@ def _one(heads: Iterable[str]) -> str | None:
     return revs[0] if revs else None
 
 
+class KnownHeadsContext(MigrationContext):
+    """A :class:`MigrationContext` told the version table's contents by its caller.
+
+    Alembic starts every run by checking that the version table exists and reading it: two
+    round trips. A fleet run reads the version row itself, together with its lock and registry
+    update in one round trip, and hands it over; the first ``get_current_heads`` call (the one
+    that starts the run) returns it, later calls read the table as usual.
+    """
+
+    known_heads: tuple[str, ...] | None = None
+
+    def use_version_table(self, table: Table) -> None:
+        """Read and write the version table through ``table`` (same name, columns)."""
+        self._version = table
+
+    def get_current_heads(self) -> tuple[str, ...]:
+        known, self.known_heads = self.known_heads, None
+        return known if known is not None else super().get_current_heads()
+
+
 class MigrationStream:
     """One Alembic script directory (``shared`` or ``tenant``), loaded once."""
 
@@ -62,6 +85,9 @@ class MigrationStream:
             self._head = _one(self.script.get_heads())
         except CommandError as exc:
             raise MigrationError(f"cannot load migrations from {str(path)!r}: {exc}") from exc
+        self._online_opts: dict[str, Any] | None = None  # see _run_known
+        self._routed_version: Table | None = None
+        self._steps: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
         # EnvironmentContext installs module-level proxies (alembic.op, alembic.context):
         # runs in one process must not interleave.
         self._lock = threading.Lock()
@@ -100,14 +126,46 @@ class MigrationStream:
         except CommandError as exc:
             raise MigrationError(f"unknown revision {target!r}: {exc}") from exc
 
-    def upgrade(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
-        """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
-        return self._run(conn, schema, target, lambda rev: self.script._upgrade_revs(target, rev))
+    def upgrade(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str = "heads",
+        *,
+        heads: Collection[str] | None = None,
+    ) -> Step:
+        """Upgrade ``schema`` to ``target`` within ``conn``'s current transaction.
 
-    def downgrade(self, conn: Connection, schema: str | None, target: str) -> Step:
+        ``heads``: the version table's rows, already read by the caller in this transaction
+        (Alembic then skips its own existence check and read).
+        """
+        return self._run(conn, schema, target, lambda rev: self._upgrade_steps(target, rev),
+                         heads=heads)
+
+    def _upgrade_steps(self, target: str, heads: Any) -> Any:
+        """Alembic's upgrade steps from ``heads`` to ``target``, computed once per pair (a
+        fleet run asks the same question for every tenant)."""
+        if not isinstance(heads, tuple):
+            return self.script._upgrade_revs(target, heads)
+        key = (target, heads)
+        steps = self._steps.get(key)
+        if steps is None:
+            revs = self.script._upgrade_revs(target, heads)  # type: ignore[arg-type]
+            steps = self._steps[key] = list(revs)
+        return steps
+
+    def downgrade(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str,
+        *,
+        heads: Collection[str] | None = None,
+    ) -> Step:
         """Downgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
         return self._run(
-            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev)
+            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev),
+            heads=heads,
         )
 
     def stamp(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
@@ -138,6 +196,47 @@ class MigrationStream:
             env.run_migrations()
         return buf.getvalue()
 
+    def _run_known(
+        self, env: EnvironmentContext, settings: dict[str, Any], heads: tuple[str, ...]
+    ) -> None:
+        """``env.configure(**settings); env.run_migrations()`` starting from ``heads``.
+
+        ``EnvironmentContext.configure`` builds a :class:`MigrationContext` (its version
+        ``Table`` included) that we would throw away: the options it fills in are kept from
+        the first run and reused, so each run builds one context, ours.
+        """
+        if self._online_opts is None:
+            env.configure(**settings)
+            opts = env.get_context().opts
+            self._online_opts = dict(opts)
+        else:
+            opts = env.context_opts  # what configure() fills in: Alembic's defaults, then ours
+            for key, value in self._online_opts.items():
+                opts.setdefault(key, value)
+            opts["version_table_schema"] = settings["version_table_schema"]
+            opts["on_version_apply"] = (settings["on_version_apply"],)
+        conn: Connection = settings["connection"]
+        ctx = KnownHeadsContext(conn.dialect, conn, opts, env)
+        routes = conn.get_execution_options().get("schema_translate_map") or {}
+        schema = settings["version_table_schema"]
+        if schema is not None and routes.get(TENANT_SCHEMA) == schema:
+            # One version Table for every tenant, named by the placeholder schema that the
+            # connection routes to the tenant's: its statements compile once, not per tenant.
+            if self._routed_version is None:
+                self._routed_version = ctx.impl.version_table_impl(
+                    version_table=self.version_table,
+                    version_table_schema=TENANT_SCHEMA,
+                    version_table_pk=opts.get("version_table_pk", True),
+                )
+            ctx.use_version_table(self._routed_version)
+        ctx.known_heads = heads
+        # what EnvironmentContext.run_migrations does, with our context (Alembic has no hook
+        # for the context class); set on the environment so ``context.get_context()`` in a
+        # migration script returns it
+        env._migration_context = ctx
+        with Operations.context(ctx):
+            ctx.run_migrations()
+
     def _run(
         self,
         conn: Connection,
@@ -146,6 +245,7 @@ class MigrationStream:
         revs: Callable[[Any], Any],
         *,
         stamp: bool = False,
+        heads: Collection[str] | None = None,
     ) -> Step:
         before: list[str | None] = []
         applied: list[Collection[str]] = []  # heads after each step: no re-read of the table
@@ -163,14 +263,18 @@ class MigrationStream:
             with self._lock, EnvironmentContext(
                 self.config, self.script, fn=fn, destination_rev=target
             ) as env:
-                env.configure(
+                settings: dict[str, Any] = dict(
                     connection=conn,
                     version_table=self.version_table,
                     version_table_schema=schema,
                     transactional_ddl=True,
                     on_version_apply=track,
                 )
-                env.run_migrations()
+                if heads is None:
+                    env.configure(**settings)
+                    env.run_migrations()
+                else:
+                    self._run_known(env, settings, tuple(heads))
         except CommandError as exc:
             raise MigrationError(str(exc)) from exc
         start = before[0] if before else None

@@ -218,7 +218,8 @@ class Tenancy:
         chooses where a new tenant lives (default: a schema of the main database).
         """
         validate_name(name, self.prefix)
-        self._warm_template()  # builds it, if needed, before this transaction holds a connection
+        if self._schema_kind(strategy):  # builds it, if needed, before a connection is held
+            self._warm_template()
         if self.strict_roles is not None:
             self.strict_roles.ensure_group()
         with self._begin() as main:
@@ -243,7 +244,9 @@ class Tenancy:
 
     def _build_tenant_tables(self, conn: Connection, schema: str) -> str | None:
         """Bring a new, empty tenant schema to the head; returns the revision."""
-        if self.tenant_stream is not None and self._use_template(conn):
+        # the schema template is a schema of the main database: for tenants there only
+        on_main = conn.engine is self.engine
+        if self.tenant_stream is not None and on_main and self._use_template(conn):
             assert self._templates is not None
             execute_script(conn, self._templates.sql(schema))
             log.info("filled %s from the template at %s", schema, self.tenant_stream.head)
@@ -603,9 +606,15 @@ class Tenancy:
         self._provisioning = provisioning
         if provisioning == "migrations" or self.tenant_stream is None:
             return None
-        if self.strategy.kind != "schema":
+        if self.strategy.kind not in ("schema", "hybrid"):  # hybrid: for its schema tenants
             return None
         return Templates(self.engine, self.tenant_stream, pg_dump)
+
+    def _schema_kind(self, kind: str | None) -> bool:
+        """Whether a tenant created as ``kind`` (``None``: the default) is a schema tenant."""
+        if isinstance(self.strategy, HybridStrategy):
+            return (kind or self.strategy.default_kind) == "schema"
+        return self.strategy.kind == "schema"
 
     def _use_template(self, conn: Connection) -> bool:
         """Whether new tenants come from the template (``auto``: if pg_dump is usable)."""

@@ -85,11 +85,15 @@ def schema_exists(conn: Connection, schema: str) -> bool:
     return conn.execute(query, {"n": schema}).first() is not None
 
 
-def prepared(conn: Connection, tenant: str, schema: str) -> Connection:
+def prepared(
+    conn: Connection, tenant: str, schema: str, *, search_path: bool = True
+) -> Connection:
     """``conn`` with routing to ``schema`` and ``schema`` on the search path (transaction-local).
 
     Marked as maintenance: errors on it are the provisioning or migration step's own.
+    ``search_path=False``: the caller has already set it (batched with other statements).
     """
-    set_search_path(conn, schema)
+    if search_path:
+        set_search_path(conn, schema)
     return conn.execution_options(**routing_options(tenant, schema), tenantry_maintenance=True)
 

@@ -221,6 +221,9 @@ class DatabaseStrategy(Strategy):
                     conn.exec_driver_sql(
                         f"ALTER SCHEMA {quote(TEMPLATE_SCHEMA)} RENAME TO {quote(location.schema)}"
                     )
+                    from ..template import repoint_functions  # (template imports strategies)
+
+                    repoint_functions(conn, location.schema, TEMPLATE_SCHEMA)
                 else:
                     conn.execute(CreateSchema(location.schema))
                 yield prepared(conn, tenant, location.schema)

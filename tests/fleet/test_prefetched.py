@@ -1,0 +1,112 @@
+"""Ordinary fleet migrations with tenantry's bookkeeping batched (fleet._prefetched).
+
+The lock, the registry update and the read of the version table go in one round trip, and
+Alembic starts from those heads instead of checking for and reading its version table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tenantry import State, Tenancy
+
+from .catalog import snapshot
+
+MakeTenancy = Callable[..., Tenancy]
+
+NEXT = '''
+from alembic import context, op
+revision = "f004"
+down_revision = "f003"
+def upgrade():
+    seen = context.get_context().version_table_schema  # scripts see the run's context
+    op.execute("CREATE TABLE notes (body text)")
+    op.execute(f"INSERT INTO notes VALUES ('{seen}')")
+    op.execute("""DO $$ BEGIN
+        IF current_schema() LIKE 'tenant_bad%' THEN RAISE EXCEPTION 'bad tenant'; END IF;
+        END $$""")
+def downgrade():
+    op.execute("DROP TABLE notes")
+'''
+
+
+def statements_during(t: Tenancy, fn: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, params: object, *_: object) -> None:
+        seen.append(f"{statement} {params}")
+
+    sa.event.listen(t.engine, "before_cursor_execute", record)
+    try:
+        fn()
+    finally:
+        sa.event.remove(t.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_ordinary_upgrade_skips_alembic_version_checks(
+    make_tenancy: MakeTenancy, fleet_migrations: Path
+) -> None:
+    first = make_tenancy()
+    for name in ("p1", "p2", "bad1"):
+        first.create_tenant(name)
+    (fleet_migrations / "versions" / "f004_notes.py").write_text(NEXT)
+    t = make_tenancy(provisioning="migrations")
+    t.migrate_shared()
+    report = None
+
+    def run() -> None:
+        nonlocal report
+        report = t.migrate_all()
+
+    seen = statements_during(t, run)
+    assert report is not None
+    assert {o.tenant: o.result for o in report.tenants} == {
+        "p1": "upgraded", "p2": "upgraded", "bad1": "failed"
+    }
+    # Alembic's has_table() (pg_class) and version reads never ran on a tenant: the prologue
+    # read them (the shared tables' own check does run)
+    assert not [s for s in seen if "pg_class" in s and "tenant_" in s]
+    assert not [s for s in seen if "SELECT" in s and "alembic_version" in s]
+    infos = {i.name: i for i in t.list_tenants()}
+    assert (infos["p1"].state, infos["p1"].revision) == (State.READY, "f004")
+    # the failed tenant's registry update (sent before its migration) was rolled back with it
+    assert (infos["bad1"].state, infos["bad1"].revision) == (State.FAILED, "f003")
+    assert "bad tenant" in (infos["bad1"].error or "")
+    with t.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT body FROM tenant_p1.notes").scalar() == "tenant_p1"
+        assert conn.exec_driver_sql(
+            "SELECT version_num FROM tenant_bad1.alembic_version").scalar() == "f003"
+    # the result is the catalog a full replay of the chain gives
+    t.create_tenant("fresh")
+    with t.engine.begin() as conn:
+        upgraded, fresh = snapshot(conn, "tenant_p1"), snapshot(conn, "tenant_fresh")
+    for key in fresh:
+        if key not in ("sequences", "sequence_state", "data"):
+            assert upgraded[key] == fresh[key], key
+
+
+def test_registry_wrong_or_version_table_missing(
+    make_tenancy: MakeTenancy, fleet_migrations: Path
+) -> None:
+    t = make_tenancy(provisioning="migrations")
+    for name in ("behind", "emptied"):
+        t.create_tenant(name)
+    t.migrate_all("f001", confirm=True)
+    with t.engine.begin() as conn:
+        # the registry says f002 but the schema is at f001: the version table decides
+        conn.exec_driver_sql(
+            "UPDATE public.tenantry_tenants SET revision = 'f002' WHERE name = 'behind'"
+        )
+        # the registry says f001 but the schema is empty: the ordinary path builds it
+        conn.exec_driver_sql("DROP SCHEMA tenant_emptied CASCADE; CREATE SCHEMA tenant_emptied")
+    report = t.migrate_all()
+    outcomes = {o.tenant: (o.result, o.before, o.after) for o in report.tenants}
+    assert outcomes == {
+        "behind": ("upgraded", "f001", "f003"),
+        "emptied": ("upgraded", None, "f003"),
+    }
+    assert {(i.state, i.revision) for i in t.list_tenants()} == {(State.READY, "f003")}
