@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -56,6 +55,8 @@ def logical_wal(conn: Connection) -> bool:
 
 def conninfo(url: URL) -> str:
     """libpq connection string of ``url`` (for ``CREATE SUBSCRIPTION``; holds the password)."""
+    from psycopg.conninfo import make_conninfo  # the driver loads only when used
+
     query = {k: (v[0] if isinstance(v, tuple) else v) for k, v in url.query.items()}
     parts = {
         "host": url.host or query.get("host"),
