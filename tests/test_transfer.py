@@ -76,10 +76,11 @@ INSERT INTO kinds (parent_id, amount, ratio, day, at, local_at, span, blob, doc,
 """
 
 
-@pytest.fixture
-def rich(database_url: str, migrations_dir: Path) -> Iterator[Tenancy]:
-    """A Tenancy whose tenant stream has a third revision with a table of many types."""
-    (migrations_dir / "tenant" / "versions" / "t003_kinds.py").write_text(KINDS_MIGRATION)
+def with_third_revision(
+    database_url: str, migrations_dir: Path, filename: str, text: str
+) -> Iterator[Tenancy]:
+    """A Tenancy whose tenant stream has a third revision ``filename`` with ``text``."""
+    (migrations_dir / "tenant" / "versions" / filename).write_text(text)
     t = Tenancy(
         database_url,
         tenant_migrations=migrations_dir / "tenant",
@@ -88,6 +89,12 @@ def rich(database_url: str, migrations_dir: Path) -> Iterator[Tenancy]:
     t.migrate_shared()
     yield t
     t.dispose()
+
+
+@pytest.fixture
+def rich(database_url: str, migrations_dir: Path) -> Iterator[Tenancy]:
+    """A Tenancy whose tenant stream has a third revision with a table of many types."""
+    yield from with_third_revision(database_url, migrations_dir, "t003_kinds.py", KINDS_MIGRATION)
 
 
 def fill(tenancy: Tenancy, name: str, marker: str, kinds: bool) -> None:
@@ -519,15 +526,7 @@ def fidelity_rows() -> str:
 @pytest.fixture
 def fidelity(database_url: str, migrations_dir: Path) -> Iterator[Tenancy]:
     migration = FIDELITY_MIGRATION.format(ddl=fidelity_ddl())
-    (migrations_dir / "tenant" / "versions" / "t003_fidelity.py").write_text(migration)
-    t = Tenancy(
-        database_url,
-        tenant_migrations=migrations_dir / "tenant",
-        shared_migrations=migrations_dir / "shared",
-    )
-    t.migrate_shared()
-    yield t
-    t.dispose()
+    yield from with_third_revision(database_url, migrations_dir, "t003_fidelity.py", migration)
 
 
 def exact_snapshot(tenancy: Tenancy, name: str) -> dict[str, Any]:
