@@ -46,11 +46,12 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def write_chain(directory: Path, revisions: int, tables: int = 30) -> Path:
+def write_chain(directory: Path, revisions: int, tables: int = 30, plain: bool = False) -> Path:
     """A tenant stream of ``revisions`` revisions ending in ``tables`` tables (seed rows too).
 
-    The first ``tables`` revisions each create a table; the rest add then drop a column, so
-    every chain length ends with the same schema.
+    The first ``tables`` revisions each create a table (with a foreign key, an index and a seed
+    row; ``plain``: a primary key and defaults only); the rest add then drop a column, so every
+    chain length ends with the same schema.
     """
     versions = directory / "versions"
     versions.mkdir(parents=True)
@@ -65,8 +66,11 @@ def write_chain(directory: Path, revisions: int, tables: int = 30) -> Path:
                 if k else
                 "    op.execute('CREATE TABLE t0 (id serial PRIMARY KEY, name text NOT NULL)')\n"
             )
-            body += f"    op.execute('CREATE INDEX t{k}_name ON t{k} (name)')\n"
-            body += f"    op.execute(\"INSERT INTO t{k} (name) VALUES ('seed')\")\n"  # noqa: S608
+            if plain:
+                body = body.replace(" ref integer REFERENCES t0(id)", " ref integer")
+            else:
+                body += f"    op.execute('CREATE INDEX t{k}_name ON t{k} (name)')\n"
+                body += f"    op.execute(\"INSERT INTO t{k} (name) VALUES ('seed')\")\n"  # noqa: S608
         elif (i - tables) % 2 == 0:
             body = f"    op.execute('ALTER TABLE t{k} ADD COLUMN tmp{i} text')\n"
         else:

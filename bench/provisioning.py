@@ -12,7 +12,7 @@ transaction, no registry). Two replays of the chain are measured:
 All methods run interleaved in one loop, so the load of a shared machine hits them alike; the
 replays run on the first ``--replay`` tenants (``--replay-300`` for the 300-revision chain).
 Peak RSS is printed after each quarter of the loop: it must not grow with the tenant count.
-Usage: python bench/provisioning.py [--tenants N] [--replay M] [--replay-300 K]
+Usage: python bench/provisioning.py [--tenants N] [--replay M] [--replay-300 K] [--plain]
 """
 
 from __future__ import annotations
@@ -61,13 +61,17 @@ def main() -> None:
                         help="tenants per 30-revision replay method")
     parser.add_argument("--replay-300", type=int, default=200,
                         help="tenants per 300-revision replay method")
+    parser.add_argument("--plain", action="store_true",
+                        help="plain tables (primary key, defaults) instead of tables with a "
+                        "foreign key, an index and a seed row each")
     args = parser.parse_args()
     limits = {"30": args.replay, "300": args.replay_300}
     spent: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     rss: list[tuple[int, float]] = []
     with server() as url, tempfile.TemporaryDirectory() as tmp:
-        streams = {c: write_chain(Path(tmp) / f"chain{c}", c) for c in (30, 300)}
+        streams = {c: write_chain(Path(tmp) / f"chain{c}", c, plain=args.plain)
+                   for c in (30, 300)}
         for stream in streams.values():
             (stream / "env.py").write_text(ENV_PY)
         tenancies = {
