@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -12,7 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tenantry import ConfigurationError, MoveError, Tenancy, make_engine, registry
+from tenantry import (
+    ConfigurationError,
+    MoveError,
+    Tenancy,
+    TenantryError,
+    make_engine,
+    registry,
+)
 from tenantry.doctor import Problem
 from tenantry.embedded import start
 from tenantry.moving import Move
@@ -302,3 +311,71 @@ def test_doctor_finds_and_drops_what_an_interrupted_online_move_left(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tenantry_move%%'").scalar()
     assert tenancy.move_tenant("acme", to="second").location.server == "second"
     assert snapshot(tenancy, "acme") == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_committed_write_is_lost_under_constant_writes(
+    make_tenancy: Callable[..., Tenancy], kind: str
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    committed: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            name = f"w{i}"
+            try:
+                with tenancy.session("acme") as s:
+                    s.add(Customer(name=name, email="w@x"))
+                    s.commit()
+                committed.append(name)
+            except (TenantryError, sa.exc.DBAPIError) as exc:  # the switch: retried
+                failures.append(exc)
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(committed) < 20:  # writing before the move
+            time.sleep(0.01)
+        op()
+        seen = len(committed)
+        while len(committed) < seen + 20:  # and after it, at the new place
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    with tenancy.session("acme") as s:
+        stored = set(s.scalars(sa.select(Customer.name).where(Customer.name.like("w%"))))
+    assert set(committed) <= stored  # every committed write is at the new place
+    assert len(failures) <= 3, failures  # writes failed only around the switch
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_switch_waits_for_the_last_committed_write(
+    make_tenancy: Callable[..., Tenancy], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    block = Move._block_writes
+
+    def lagging(self: Move) -> None:
+        """The subscription is paused while a last write commits, resumed under the locks."""
+        assert self._replication is not None
+        subscription = self._replication.name
+        target = make_engine(self._url(self.target), isolation_level="AUTOCOMMIT",
+                             poolclass=NullPool)
+        with target.connect() as conn:
+            conn.exec_driver_sql(f"ALTER SUBSCRIPTION {subscription} DISABLE")
+            with tenancy.session("acme") as s:
+                s.add(Customer(name="last", email="l@x"))
+                s.commit()
+            block(self)
+            conn.exec_driver_sql(f"ALTER SUBSCRIPTION {subscription} ENABLE")
+        target.dispose()
+
+    monkeypatch.setattr(Move, "_block_writes", lagging)
+    op()
+    with tenancy.session("acme") as s:
+        assert s.scalars(sa.select(Customer.email).where(Customer.name == "last")).one() == "l@x"
