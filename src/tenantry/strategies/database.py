@@ -77,6 +77,7 @@ class DatabaseStrategy(Strategy):
         budget_timeout: float = 30.0,
         template: bool = True,
         tenant_engine_options: Mapping[str, Any] | None = None,
+        max_parked: int | None = None,
     ) -> None:
         super().__init__(main, prefix)
         urls = {MAIN_SERVER: main.url}
@@ -94,6 +95,7 @@ class DatabaseStrategy(Strategy):
             pool_size=pool_size,
             budget_timeout=budget_timeout,
             engine_options=tenant_engine_options,
+            max_parked=max_parked,
         )
         self._admins: dict[str, Engine] = {}
         #: Called with a tenant's name when its storage vanished under a request (moved,
