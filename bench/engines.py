@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--requests", type=int, default=150, help="per thread and run")
     parser.add_argument("--max-engines", type=int, default=20)
+    parser.add_argument("--max-parked", type=int, default=None,
+                        help="evicted engines kept for revival (default: the library's)")
     args = parser.parse_args()
 
     server = None
@@ -178,8 +180,9 @@ def main() -> None:
             "zipf(1.1)": zipf,
         }
         like = f"{prefix}%"
+        parked = "" if args.max_parked is None else f", max_parked={args.max_parked}"
         print(f"{args.threads} threads x {args.requests} requests, max_engines="
-              f"{args.max_engines}, pool_size=2, max_connections=100\n")
+              f"{args.max_engines}{parked}, pool_size=2, max_connections=100\n")
         header = f"{'pattern':10} {'approach':15} {'p50 ms':>8} {'p99 ms':>8} "
         print(header + f"{'hit rate':>9} {'peak conns':>11}")
         for label, pick in patterns.items():
@@ -187,6 +190,8 @@ def main() -> None:
             fresh = Tenancy(main_url, strategy="database", prefix=prefix,
                             tenant_migrations=migrations, max_engines=args.max_engines,
                             max_connections=100, pool_size=2)
+            if args.max_parked is not None:
+                fresh.strategy.engines.max_parked = args.max_parked  # type: ignore[attr-defined]
 
             def pooled_fresh(name: str, t: Tenancy = fresh) -> None:
                 with t.connection(name) as conn:

@@ -221,12 +221,14 @@ def test_evicted_engines_are_parked_and_revived(
     assert (m.misses, m.revived, m.open_engines) == (4, 1, 2)
     revived = engines.get("main", f"{tenancy.prefix}t0")
     assert revived is first and revived.dialect.server_version_info == initialised
+    engines.max_parked = 1
     touch("t3")
     touch("t2")
-    touch("t0")  # parked ones beyond max_parked (default: max_engines) are dropped
-    assert tenancy.engine_metrics().parked_engines <= 2
-    tenancy.drop_tenant("t1", confirm=True)  # a dropped tenant's parked engine is forgotten
-    assert ("main", f"{tenancy.prefix}t1", None) not in engines._parked
+    touch("t0")  # parked ones beyond max_parked are dropped, least recently used first
+    assert tenancy.engine_metrics().parked_engines == 1
+    assert ("main", f"{tenancy.prefix}t3", None) in engines._parked
+    tenancy.drop_tenant("t3", confirm=True)  # a dropped tenant's parked engine is forgotten
+    assert tenancy.engine_metrics().parked_engines == 0
     assert tenancy.engine_metrics().open_connections <= 2
 
 
