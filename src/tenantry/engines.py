@@ -77,7 +77,7 @@ class EngineMetrics:
 class _Slot:
     """One engine, whether it has been evicted, and the event loop of an async engine."""
 
-    __slots__ = ("engine", "facade", "key", "loop", "retired")
+    __slots__ = ("engine", "facade", "key", "loop", "on_drop", "retired")
 
     def __init__(
         self,
@@ -91,6 +91,8 @@ class _Slot:
         self.facade = facade
         self.loop = loop
         self.retired = False
+        #: Called once the registry forgets this engine for good (not when it is parked).
+        self.on_drop: Callable[[], None] | None = None
 
     @property
     def pool(self) -> QueuePool:
@@ -141,6 +143,10 @@ class EngineRegistry:
         self._engines: OrderedDict[Key, _Slot] = OrderedDict()
         self._parked: OrderedDict[Key, _Slot] = OrderedDict()
         self._orphans: list[_Slot] = []  # async engines retired by a thread: idle not closed yet
+        self._dropped: list[_Slot] = []  # forgotten for good, ``on_drop`` not called yet
+        #: ``on_drop(server, database)``: a sync engine was forgotten for good (evicted and not
+        #: parked, or pushed out of the parked ones); e.g. to drop caches that hold it.
+        self.on_drop: Callable[[str, str], None] | None = None
         self._cond = threading.Condition(threading.RLock())
         self._open: set[int] = set()  # id() of DBAPI connections holding a budget slot
         self._reserved = 0  # slots taken by connections being opened
@@ -155,6 +161,7 @@ class EngineRegistry:
         """The engine of ``database`` on ``server`` (made on first use); marks it recently used."""
         slot, victims = self._lookup((server, database, None), self._new_slot)
         self._retire_all(victims, None)
+        self._notify_dropped()
         return slot.engine
 
     async def get_async(
@@ -163,13 +170,22 @@ class EngineRegistry:
         database: str,
         make: Callable[..., AsyncEngine],
         owner: object,
+        on_drop: Callable[[], None] | None = None,
     ) -> AsyncEngine:
         """The async engine of ``database`` on ``server`` for ``owner`` (made on first use by
-        ``make(url, **options)``); marks it recently used. Call it from the owner's loop."""
+        ``make(url, **options)``); marks it recently used. Call it from the owner's loop.
+        ``on_drop()`` is called once the registry forgets a new engine for good."""
         loop = asyncio.get_running_loop()
         key: Key = (server, database, owner)
-        slot, victims = self._lookup(key, lambda k: self._new_async_slot(k, make, loop))
+
+        def new(k: Key) -> _Slot:
+            slot = self._new_async_slot(k, make, loop)
+            slot.on_drop = on_drop
+            return slot
+
+        slot, victims = self._lookup(key, new)
         await self._sweep(loop, victims)
+        self._notify_dropped()
         assert slot.facade is not None
         return slot.facade
 
@@ -260,10 +276,22 @@ class EngineRegistry:
         """Mark ``slot`` evicted and keep it for a revival (under the lock)."""
         slot.retired = True
         self._evictions += 1
-        if self.max_parked:
-            self._parked[slot.key] = slot
-            while len(self._parked) > self.max_parked:
-                self._parked.popitem(last=False)
+        self._parked[slot.key] = slot
+        while len(self._parked) > self.max_parked:
+            _, gone = self._parked.popitem(last=False)
+            self._dropped.append(gone)
+
+    def _notify_dropped(self) -> None:
+        """Call ``on_drop`` for the engines forgotten for good (outside the lock)."""
+        with self._cond:
+            if not self._dropped:
+                return
+            dropped, self._dropped = self._dropped, []
+        for slot in dropped:
+            if slot.on_drop is not None:
+                slot.on_drop()
+            elif slot.loop is None and self.on_drop is not None:
+                self.on_drop(slot.key[0], slot.key[1])
 
     def _new_slot(self, key: Key) -> _Slot:
         url, options = self._target(key)
@@ -411,6 +439,7 @@ class EngineRegistry:
                 await_only(asyncio.sleep(min(remaining, ASYNC_POLL)))
             else:  # the close events give the slots back
                 idle.pool.dispose()
+                self._notify_dropped()
 
     def _idle_victim(self, requester: _Slot) -> tuple[_Slot | None, bool]:
         """An engine holding idle connections, and whether it must be retired to free them.

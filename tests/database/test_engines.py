@@ -408,3 +408,56 @@ def test_a_thread_gets_the_slot_of_an_async_connection_when_it_is_returned(
             assert got == [5]
 
     asyncio.run(main())
+
+
+def test_engines_dropped_for_good_are_not_kept_alive_by_cached_routes(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """Beyond ``max_parked`` an engine is forgotten, and so is the route that held it."""
+    import gc
+    import weakref
+
+    tenancy = fleet(make_tenancy, 3, max_engines=1, pool_size=1)
+    engines = tenancy.strategy.engines  # type: ignore[attr-defined]
+    engines.max_parked = 0
+
+    def touch(name: str) -> int:
+        with tenancy.session(name) as s:
+            return len(s.scalars(sa.select(Customer)).all())
+
+    touch("t0")
+    first = weakref.ref(engines.get("main", f"{tenancy.prefix}t0"))
+    touch("t1")  # t0 evicted, not parked: gone for good
+    assert "t0" not in tenancy._known and "t1" in tenancy._known
+    gc.collect()
+    assert first() is None  # nothing keeps the dropped engine (and its pool, dialect) alive
+    assert touch("t0") == 0  # the route is read again from the registry
+    assert tenancy.engine_metrics().open_engines == 1
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_routes_release_dropped_engines(
+    make_tenancy: Callable[..., Tenancy], driver: str
+) -> None:
+    import gc
+    import weakref
+
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 3, max_engines=1, pool_size=1)
+    tenancy.strategy.engines.max_parked = 0  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy, driver=driver) as at:  # type: ignore[arg-type]
+            async with at.connection("t0") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                first = weakref.ref(conn.engine.sync_engine.pool)
+            async with at.connection("t1") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            assert "t0" not in at._known and "t1" in at._known
+            gc.collect()
+            assert first() is None
+            async with at.connection("t0") as conn:  # routed again
+                assert (await conn.exec_driver_sql("SELECT 3")).scalar_one() == 3
+
+    asyncio.run(main())

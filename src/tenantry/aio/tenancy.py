@@ -131,7 +131,9 @@ class AsyncTenancy:
             self._watch_vanished(engine, tenant)
             return engine
 
-        return await strategy.engines.get_async(server, location.database, make, owner=self)
+        return await strategy.engines.get_async(
+            server, location.database, make, owner=self, on_drop=lambda: self._forget(tenant)
+        )
 
     def _watch_vanished(self, engine: AsyncEngine, tenant: str) -> None:
         """A tenant database dropped, renamed or moved elsewhere: :class:`UnknownTenant`, and

@@ -101,6 +101,13 @@ class DatabaseStrategy(Strategy):
         #: Called with a tenant's name when its storage vanished under a request (moved,
         #: renamed, promoted or demoted by another process): the Tenancy forgets its route.
         self.forget: Callable[[str], None] | None = None
+        self.engines.on_drop = self._dropped
+
+    def _dropped(self, server: str, database: str) -> None:
+        """The registry forgot a tenant's engine for good: so does the cached route (which
+        would keep the engine alive); the tenant's next request reads the registry again."""
+        if self.forget is not None and database.startswith(self.prefix):
+            self.forget(database.removeprefix(self.prefix))
 
     # -- engines -------------------------------------------------------------------------
 
