@@ -6,6 +6,11 @@ simple query (connection included), the registry's hit rate and the peak number 
 to tenant databases (sampled from ``pg_stat_activity``), then the same for the naive approach
 (``create_engine`` + connect + query + ``dispose`` per request) measured in the same run.
 
+The registry is measured twice with the same ``Tenancy``: "cold" is its first pass (a new
+process: every tenant's first request also reads the registry row and builds an engine whose
+first connection runs SQLAlchemy's dialect initialisation), "warm" a second pass (routes cached,
+evicted engines parked), as in a long-running service. Both are printed, with their ratios.
+
     PYTHONPATH=src python bench/engines.py [--tenants 200] [--threads 8] [--requests 150]
 
 Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embedded server.
@@ -81,7 +86,7 @@ class PeakSampler:
 
 def run(
     request: Callable[[str], None], names: list[str], pick: Callable[[random.Random], int],
-    threads: int, per_thread: int,
+    threads: int, per_thread: int, seed: int = 0,
 ) -> list[float]:
     latencies: list[float] = []
     lock = threading.Lock()
@@ -96,7 +101,7 @@ def run(
         with lock:
             latencies.extend(mine)
 
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    pool = [threading.Thread(target=worker, args=(seed + i,)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -110,6 +115,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--requests", type=int, default=150, help="per thread and run")
     parser.add_argument("--max-engines", type=int, default=20)
+    parser.add_argument("--max-parked", type=int, default=None,
+                        help="evicted engines kept for revival (default: the library's)")
     args = parser.parse_args()
 
     server = None
@@ -173,33 +180,47 @@ def main() -> None:
             "zipf(1.1)": zipf,
         }
         like = f"{prefix}%"
+        parked = "" if args.max_parked is None else f", max_parked={args.max_parked}"
         print(f"{args.threads} threads x {args.requests} requests, max_engines="
-              f"{args.max_engines}, pool_size=2, max_connections=100\n")
-        header = f"{'pattern':10} {'approach':10} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{args.max_engines}{parked}, pool_size=2, max_connections=100\n")
+        header = f"{'pattern':10} {'approach':15} {'p50 ms':>8} {'p99 ms':>8} "
         print(header + f"{'hit rate':>9} {'peak conns':>11}")
         for label, pick in patterns.items():
             tenancy.strategy.dispose()
             fresh = Tenancy(main_url, strategy="database", prefix=prefix,
                             tenant_migrations=migrations, max_engines=args.max_engines,
                             max_connections=100, pool_size=2)
+            if args.max_parked is not None:
+                fresh.strategy.engines.max_parked = args.max_parked  # type: ignore[attr-defined]
 
             def pooled_fresh(name: str, t: Tenancy = fresh) -> None:
                 with t.connection(name) as conn:
                     conn.execute(QUERY).scalar_one()
 
-            with PeakSampler(url, like) as sampler:
-                lat = run(pooled_fresh, names, pick, args.threads, args.requests)
-            m = fresh.engine_metrics()
-            p50, p99 = statistics.median(lat), percentile(lat, 0.99)
-            print(f"{label:10} {'registry':10} {p50:8.2f} {p99:8.2f} {m.hit_rate:9.1%} "
-                  f"{sampler.peak:11d}   (registry peak {m.peak_connections}, "
-                  f"evictions {m.evictions}, reclaimed {m.reclaimed})")
+            rows = []
+            for phase, seed in (("cold", 0), ("warm", 1000)):
+                before = fresh.engine_metrics()
+                with PeakSampler(url, like) as sampler:
+                    lat = run(pooled_fresh, names, pick, args.threads, args.requests, seed)
+                m = fresh.engine_metrics()
+                hits, misses = m.hits - before.hits, m.misses - before.misses
+                p50, p99 = statistics.median(lat), percentile(lat, 0.99)
+                rows.append((phase, p50, p99))
+                print(f"{label:10} {'registry ' + phase:15} {p50:8.2f} {p99:8.2f} "
+                      f"{hits / (hits + misses):9.1%} {sampler.peak:11d}   "
+                      f"(registry peak {m.peak_connections}, "
+                      f"evictions {m.evictions - before.evictions}, "
+                      f"revived {m.revived - before.revived}, "
+                      f"reclaimed {m.reclaimed - before.reclaimed}, "
+                      f"budget waits {m.budget_waits - before.budget_waits})")
             fresh.dispose()
             with PeakSampler(url, like) as sampler:
                 base = run(naive, names, pick, args.threads, args.requests)
             b50, b99 = statistics.median(base), percentile(base, 0.99)
-            print(f"{label:10} {'naive':10} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}")
-            print(f"{label:10} {'speed-up':10} {b50 / p50:7.1f}x {b99 / p99:7.1f}x\n")
+            print(f"{label:10} {'naive':15} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}")
+            for phase, p50, p99 in rows:
+                print(f"{label:10} {'speed-up ' + phase:15} {b50 / p50:7.1f}x {b99 / p99:7.1f}x")
+            print()
         del pooled
     finally:
         for name in names:

@@ -1,38 +1,56 @@
 """Engines for many tenant databases: created lazily, LRU-evicted, under one connection budget.
 
-:class:`EngineRegistry` keeps one engine (a small ``QueuePool``) per ``(server, database)``.
+:class:`EngineRegistry` keeps one engine (a small ``QueuePool``) per ``(server, database)``,
+and, for asyncio code, one :class:`~sqlalchemy.ext.asyncio.AsyncEngine` per ``(server,
+database, owner)`` (:meth:`EngineRegistry.get_async`). Both kinds share the LRU and the budget.
 
 * An engine is made on first use and cached; above ``max_engines`` the least recently used one
   is *retired*: its idle connections are closed at once, and each connection still checked out
   is closed when it is checked in (never while in use).
+* A retired engine is *parked* (at most ``max_parked``, default ``4 * max_engines``, least
+  recently used dropped first): it holds no connection, but the next request for its database
+  revives it instead of building a new engine, so it skips ``create_engine`` and SQLAlchemy's
+  dialect initialisation on the first connection (five round trips with psycopg), which cost
+  more than the connection itself, and it makes no new garbage for the cyclic collector.
 * Every physical connection of every tenant engine takes a slot of one global budget
   (``max_connections``) in the ``do_connect`` dialect event and gives it back in the pool's
   ``close``/``close_detached`` events. When the budget is spent, idle connections of the least
   recently used engines are closed to make room; if none are idle the caller waits up to
   ``budget_timeout`` seconds, then gets :class:`~tenantry.errors.ConnectionBudgetExceeded`.
+  A thread waits on a condition; an asyncio task waits with ``asyncio.sleep`` (the event loop
+  keeps running). A thread cannot close an async engine's connections (that needs its event
+  loop): when threads wait, async connections are closed as they are checked in instead.
 
-All state is guarded by one lock that is never held while waiting for the database, so the
-registry can be shared by threads and by asyncio code (which should run the blocking
-SQLAlchemy calls in threads, e.g. ``asyncio.to_thread``).
+All state is guarded by one lock that is never held while waiting or talking to the database,
+so the registry can be shared by threads and by asyncio tasks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from .errors import ConfigurationError, ConnectionBudgetExceeded
 
-Key = tuple[str, str]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+#: ``(server, database, owner)``: owner ``None`` for sync engines, else the async engine's owner.
+Key = tuple[str, str, object]
+
+#: Seconds between two looks at the budget for an asyncio task waiting for a slot.
+ASYNC_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class EngineMetrics:
     evictions: int
     reclaimed: int
     budget_waits: int
+    parked_engines: int = 0
+    revived: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -55,20 +75,35 @@ class EngineMetrics:
 
 
 class _Slot:
-    """One engine and whether it has been evicted."""
+    """One engine, whether it has been evicted, and the event loop of an async engine."""
 
-    __slots__ = ("engine", "key", "retired")
+    __slots__ = ("engine", "facade", "key", "loop", "on_drop", "retired")
 
-    def __init__(self, key: Key, engine: Engine) -> None:
+    def __init__(
+        self,
+        key: Key,
+        engine: Engine,
+        facade: AsyncEngine | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.key = key
-        self.engine = engine
+        self.engine = engine  # the sync core (an AsyncEngine's ``sync_engine``)
+        self.facade = facade
+        self.loop = loop
         self.retired = False
+        #: Called once the registry forgets this engine for good (not when it is parked).
+        self.on_drop: Callable[[], None] | None = None
 
     @property
     def pool(self) -> QueuePool:
         pool = self.engine.pool
         assert isinstance(pool, QueuePool)
         return pool
+
+    def closable_by(self, other: _Slot | None) -> bool:
+        """Whether the caller that uses ``other`` (``None``: a plain thread) may close our
+        connections now: sync ones anywhere, async ones only inside their own event loop."""
+        return self.loop is None or (other is not None and other.loop is self.loop)
 
 
 class EngineRegistry:
@@ -88,6 +123,7 @@ class EngineRegistry:
         pool_size: int = 2,
         budget_timeout: float = 30.0,
         engine_options: Mapping[str, Any] | None = None,
+        max_parked: int | None = None,
     ) -> None:
         if max_engines < 1 or pool_size < 1 or max_connections < pool_size:
             raise ConfigurationError(
@@ -101,49 +137,78 @@ class EngineRegistry:
         self.pool_size = pool_size
         self.budget_timeout = budget_timeout
         self.engine_options = dict(engine_options or {})
+        #: Retired engines kept (without connections) for a quick revival; default
+        #: ``4 * max_engines``. A parked engine costs memory only (a few hundred objects).
+        self.max_parked = 4 * max_engines if max_parked is None else max(0, max_parked)
         self._engines: OrderedDict[Key, _Slot] = OrderedDict()
+        self._parked: OrderedDict[Key, _Slot] = OrderedDict()
+        self._orphans: list[_Slot] = []  # async engines retired by a thread: idle not closed yet
+        self._dropped: list[_Slot] = []  # forgotten for good, ``on_drop`` not called yet
+        #: ``on_drop(server, database)``: a sync engine was forgotten for good (evicted and not
+        #: parked, or pushed out of the parked ones); e.g. to drop caches that hold it.
+        self.on_drop: Callable[[str, str], None] | None = None
         self._cond = threading.Condition(threading.RLock())
         self._open: set[int] = set()  # id() of DBAPI connections holding a budget slot
         self._reserved = 0  # slots taken by connections being opened
         self._peak = 0
-        self._waiting = 0
+        self._waiting = 0  # threads waiting for a slot
         self._hits = self._misses = self._evictions = self._reclaimed = self._waits = 0
+        self._revived = 0
 
     # -- engines -------------------------------------------------------------------------
 
     def get(self, server: str, database: str) -> Engine:
         """The engine of ``database`` on ``server`` (made on first use); marks it recently used."""
-        key = (server, database)
-        with self._cond:
-            slot = self._engines.get(key)
-            if slot is not None:
-                self._hits += 1
-                self._engines.move_to_end(key)
-                return slot.engine
-        made = self._new_slot(key)  # outside the lock: create_engine takes a while
-        with self._cond:
-            slot = self._engines.get(key)
-            if slot is not None:  # another thread made it meanwhile; ours never connected
-                self._hits += 1
-                self._engines.move_to_end(key)
-                return slot.engine
-            self._misses += 1
-            slot = self._engines[key] = made
-            victims = []
-            while len(self._engines) > self.max_engines:
-                _, victim = self._engines.popitem(last=False)
-                self._evictions += 1
-                victims.append(victim)
-        for victim in victims:
-            self._retire(victim)
+        slot, victims = self._lookup((server, database, None), self._new_slot)
+        self._retire_all(victims, None)
+        self._notify_dropped()
         return slot.engine
 
+    async def get_async(
+        self,
+        server: str,
+        database: str,
+        make: Callable[..., AsyncEngine],
+        owner: object,
+        on_drop: Callable[[], None] | None = None,
+    ) -> AsyncEngine:
+        """The async engine of ``database`` on ``server`` for ``owner`` (made on first use by
+        ``make(url, **options)``); marks it recently used. Call it from the owner's loop.
+        ``on_drop()`` is called once the registry forgets a new engine for good."""
+        loop = asyncio.get_running_loop()
+        key: Key = (server, database, owner)
+
+        def new(k: Key) -> _Slot:
+            slot = self._new_async_slot(k, make, loop)
+            slot.on_drop = on_drop
+            return slot
+
+        slot, victims = self._lookup(key, new)
+        await self._sweep(loop, victims)
+        self._notify_dropped()
+        assert slot.facade is not None
+        return slot.facade
+
     def discard(self, server: str, database: str) -> None:
-        """Forget the engine of ``database`` (dropped, renamed, moved); close idle connections."""
+        """Forget the engines of ``database`` (dropped, renamed, moved); close idle connections."""
         with self._cond:
-            slot = self._engines.pop((server, database), None)
-        if slot is not None:
-            self._retire(slot)
+            gone = [
+                table.pop(key)
+                for table in (self._engines, self._parked)
+                for key in [k for k in table if k[:2] == (server, database)]
+            ]
+        self._retire_all(gone, None)
+
+    async def discard_owner(self, owner: object) -> None:
+        """Forget the async engines of ``owner`` and close their idle connections."""
+        with self._cond:
+            gone = [
+                table.pop(key)
+                for table in (self._engines, self._parked)
+                for key in [k for k in table if k[2] is owner]
+            ]
+            self._orphans = [s for s in self._orphans if s.key[2] is not owner] + gone
+        await self._sweep(asyncio.get_running_loop(), [])
 
     def metrics(self) -> EngineMetrics:
         with self._cond:
@@ -156,18 +221,96 @@ class EngineRegistry:
                 evictions=self._evictions,
                 reclaimed=self._reclaimed,
                 budget_waits=self._waits,
+                parked_engines=len(self._parked),
+                revived=self._revived,
             )
 
     def dispose(self) -> None:
-        """Retire every engine (checked-out connections close when checked in)."""
+        """Retire every engine (checked-out connections close when checked in).
+
+        Async engines' idle connections are closed by their owner (``discard_owner``) or the
+        next :meth:`get_async` in their loop.
+        """
         with self._cond:
-            slots = list(self._engines.values())
+            slots = [*self._engines.values(), *self._parked.values()]
             self._engines.clear()
-        for slot in slots:
-            self._retire(slot)
+            self._parked.clear()
+        self._retire_all(slots, None)
+
+    def _lookup(self, key: Key, make: Callable[[Key], _Slot]) -> tuple[_Slot, list[_Slot]]:
+        """The slot of ``key`` (revived or made if needed) and the slots it pushed out."""
+        with self._cond:
+            slot = self._engines.get(key)
+            if slot is not None:
+                self._hits += 1
+                self._engines.move_to_end(key)
+                return slot, []
+            slot = self._parked.pop(key, None)
+            if slot is not None:
+                slot.retired = False
+                self._misses += 1
+                self._revived += 1
+                self._engines[key] = slot
+                return slot, self._over_limit()
+        made = make(key)  # outside the lock: create_engine takes a while
+        with self._cond:
+            slot = self._engines.get(key)
+            if slot is not None:  # another caller made it meanwhile; ours never connected
+                self._hits += 1
+                self._engines.move_to_end(key)
+                return slot, []
+            self._misses += 1
+            self._engines[key] = made
+            return made, self._over_limit()
+
+    def _over_limit(self) -> list[_Slot]:
+        """Retire (under the lock) the least recently used engines beyond ``max_engines``."""
+        victims = []
+        while len(self._engines) > self.max_engines:
+            _, victim = self._engines.popitem(last=False)
+            self._park(victim)
+            victims.append(victim)
+        return victims
+
+    def _park(self, slot: _Slot) -> None:
+        """Mark ``slot`` evicted and keep it for a revival (under the lock)."""
+        slot.retired = True
+        self._evictions += 1
+        self._parked[slot.key] = slot
+        while len(self._parked) > self.max_parked:
+            _, gone = self._parked.popitem(last=False)
+            self._dropped.append(gone)
+
+    def _notify_dropped(self) -> None:
+        """Call ``on_drop`` for the engines forgotten for good (outside the lock)."""
+        with self._cond:
+            if not self._dropped:
+                return
+            dropped, self._dropped = self._dropped, []
+        for slot in dropped:
+            if slot.on_drop is not None:
+                slot.on_drop()
+            elif slot.loop is None and self.on_drop is not None:
+                self.on_drop(slot.key[0], slot.key[1])
 
     def _new_slot(self, key: Key) -> _Slot:
-        server, database = key
+        url, options = self._target(key)
+        options = {**self.engine_options, **options}
+        slot = _Slot(key, self._make_engine(url, poolclass=QueuePool, **options))
+        self._instrument(slot)
+        return slot
+
+    def _new_async_slot(
+        self, key: Key, make: Callable[..., AsyncEngine], loop: asyncio.AbstractEventLoop
+    ) -> _Slot:
+        url, options = self._target(key)
+        facade = make(url, poolclass=AsyncAdaptedQueuePool, **options)
+        slot = _Slot(key, facade.sync_engine, facade, loop)
+        self._instrument(slot)
+        return slot
+
+    def _target(self, key: Key) -> tuple[URL, dict[str, Any]]:
+        server, database, _ = key
         if server not in self.servers:
             raise ConfigurationError(
                 f"unknown server {server!r}; configured: {sorted(self.servers)}"
@@ -175,17 +318,34 @@ class EngineRegistry:
         # pool_size: idle connections kept per tenant. No per-pool overflow limit: a pool never
         # waits on its own queue (reclaiming idle connections would upset its overflow count);
         # what bounds connections is the global budget, taken in ``do_connect``.
-        options = {**self.engine_options, "pool_size": self.pool_size, "max_overflow": -1}
-        engine = self._make_engine(
-            self.servers[server].set(database=database), poolclass=QueuePool, **options
-        )
-        slot = _Slot(key, engine)
-        self._instrument(slot)
-        return slot
+        options = {"pool_size": self.pool_size, "max_overflow": -1}
+        return self.servers[server].set(database=database), options
 
-    def _retire(self, slot: _Slot) -> None:
-        slot.retired = True
-        slot.pool.dispose()  # closes checked-in connections only
+    def _retire_all(self, slots: list[_Slot], caller: _Slot | None) -> None:
+        """Close the idle connections of retired ``slots`` that ``caller`` may close now;
+        leave the other (async) ones to their loop."""
+        for slot in slots:
+            slot.retired = True
+            if slot.closable_by(caller):
+                slot.pool.dispose()  # closes checked-in connections only
+            else:
+                with self._cond:
+                    self._orphans.append(slot)
+
+    async def _sweep(self, loop: asyncio.AbstractEventLoop, victims: list[_Slot]) -> None:
+        """From ``loop``: retire ``victims`` and close idle connections of this loop's orphans."""
+        with self._cond:
+            mine = [s for s in self._orphans if s.loop is loop]
+            self._orphans = [s for s in self._orphans if s.loop is not loop]
+        for slot in [*victims, *mine]:
+            slot.retired = True
+            if slot.loop is loop:
+                await greenlet_spawn(slot.pool.dispose)
+            elif slot.loop is None:
+                slot.pool.dispose()
+            else:
+                with self._cond:
+                    self._orphans.append(slot)
 
     # -- connection budget ---------------------------------------------------------------
 
@@ -217,8 +377,12 @@ class EngineRegistry:
                     self._cond.notify_all()
 
         def checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-            if slot.retired and dbapi_connection is not None:
-                record.close()  # evicted while in use: close now that it is back
+            if dbapi_connection is None:
+                return
+            if slot.retired or (slot.loop is not None and self._waiting and self._full()):
+                # evicted while in use, or threads wait for a slot that they cannot take
+                # from an async pool themselves: close it now that it is back
+                record.close()
             elif self._waiting:
                 with self._cond:  # an idle connection may now be reclaimed by a waiter
                     self._cond.notify_all()
@@ -228,8 +392,15 @@ class EngineRegistry:
         event.listen(engine, "close_detached", closed)
         event.listen(engine, "checkin", checkin)
 
+    def _full(self) -> bool:
+        with self._cond:
+            return len(self._open) + self._reserved >= self.max_connections
+
     def _acquire(self, requester: _Slot) -> None:
-        """Take a budget slot for a new connection of ``requester``, reclaiming or waiting."""
+        """Take a budget slot for a new connection of ``requester``, reclaiming or waiting.
+
+        An async requester (inside SQLAlchemy's greenlet) waits with ``asyncio.sleep``.
+        """
         deadline = time.monotonic() + self.budget_timeout
         waited = False
         while True:
@@ -242,7 +413,7 @@ class EngineRegistry:
                 if idle is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        server, database = requester.key
+                        server, database, _ = requester.key
                         raise ConnectionBudgetExceeded(
                             f"no connection for database {database!r} on server {server!r}: "
                             f"all {self.max_connections} connections of the budget are in use "
@@ -251,21 +422,24 @@ class EngineRegistry:
                     if not waited:
                         self._waits += 1
                         waited = True
-                    self._waiting += 1
-                    try:
-                        self._cond.wait(min(remaining, 0.5))
-                    finally:
-                        self._waiting -= 1
-                    continue
-                self._reclaimed += 1
-                if retire:
-                    self._engines.pop(idle.key, None)
-                    self._evictions += 1
-            # outside the lock; the close events give the slots back
-            if retire:
-                self._retire(idle)
-            else:
+                    if requester.loop is None:
+                        self._waiting += 1
+                        try:
+                            self._cond.wait(min(remaining, 0.5))
+                        finally:
+                            self._waiting -= 1
+                        continue
+                else:
+                    self._reclaimed += 1
+                    if retire:
+                        self._engines.pop(idle.key, None)
+                        self._park(idle)
+            # outside the lock
+            if idle is None:  # an asyncio task: let the loop run meanwhile
+                await_only(asyncio.sleep(min(remaining, ASYNC_POLL)))
+            else:  # the close events give the slots back
                 idle.pool.dispose()
+                self._notify_dropped()
 
     def _idle_victim(self, requester: _Slot) -> tuple[_Slot | None, bool]:
         """An engine holding idle connections, and whether it must be retired to free them.
@@ -273,8 +447,13 @@ class EngineRegistry:
         First choice: the least recently used engine whose connections are all idle (closing
         them keeps the engine). Else the least recently used engine with any idle connection,
         retired (its checked-out connections close when they come back), the requester last.
+        Only engines whose connections the requester may close are candidates.
         """
-        candidates = [s for s in self._engines.values() if s.pool.checkedin() > 0]
+        candidates = [
+            s
+            for s in self._engines.values()
+            if s.closable_by(requester) and s.pool.checkedin() > 0
+        ]
         for slot in candidates:
             if slot is not requester and slot.pool.checkedout() == 0:
                 return slot, False

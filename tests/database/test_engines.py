@@ -192,3 +192,272 @@ def test_usable_from_asyncio_through_threads(make_tenancy: Callable[..., Tenancy
 
     assert asyncio.run(main()) == [0] * 12
     assert tenancy.engine_metrics().peak_connections <= 3
+
+
+def test_evicted_engines_are_parked_and_revived(
+    make_tenancy: Callable[..., Tenancy], pg_url: str
+) -> None:
+    """An evicted engine keeps no connection but is reused (dialect already initialised)."""
+    tenancy = fleet(make_tenancy, 4, max_engines=2, pool_size=1)
+    engines = tenancy.strategy.engines  # type: ignore[attr-defined]
+
+    def touch(name: str) -> None:
+        with tenancy.session(name) as s:
+            s.scalars(sa.select(Customer)).all()
+
+    touch("t0")
+    first = engines.get("main", f"{tenancy.prefix}t0")
+    initialised = first.dialect.server_version_info
+    touch("t1")
+    touch("t2")  # evicts t0: parked, its connection closed
+    m = tenancy.engine_metrics()
+    assert (m.open_engines, m.parked_engines, m.evictions, m.revived) == (2, 1, 1, 0)
+    deadline = time.monotonic() + 5
+    while connections_to(pg_url, f"{tenancy.prefix}t0") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert connections_to(pg_url, f"{tenancy.prefix}t0") == 0
+    touch("t0")  # revived: the same engine, no new one built
+    m = tenancy.engine_metrics()
+    assert (m.misses, m.revived, m.open_engines) == (4, 1, 2)
+    revived = engines.get("main", f"{tenancy.prefix}t0")
+    assert revived is first and revived.dialect.server_version_info == initialised
+    engines.max_parked = 1
+    touch("t3")
+    touch("t2")
+    touch("t0")  # parked ones beyond max_parked are dropped, least recently used first
+    assert tenancy.engine_metrics().parked_engines == 1
+    assert ("main", f"{tenancy.prefix}t3", None) in engines._parked
+    tenancy.drop_tenant("t3", confirm=True)  # a dropped tenant's parked engine is forgotten
+    assert tenancy.engine_metrics().parked_engines == 0
+    assert tenancy.engine_metrics().open_connections <= 2
+
+
+def test_a_checked_out_connection_survives_parking_and_revival(
+    make_tenancy: Callable[..., Tenancy], pg_url: str
+) -> None:
+    tenancy = fleet(make_tenancy, 3, max_engines=1, pool_size=1)
+    with tenancy.connection("t0") as held:
+        held.exec_driver_sql("SELECT 1")
+        with tenancy.connection("t1") as other:  # t0 parked while its connection is out
+            other.exec_driver_sql("SELECT 1")
+        assert held.exec_driver_sql("SELECT 2").scalar_one() == 2
+        with tenancy.connection("t0") as again:  # revived while the first one is still out
+            assert again.exec_driver_sql("SELECT 3").scalar_one() == 3
+    assert tenancy.engine_metrics().revived == 1
+    assert tenancy.engine_metrics().open_connections <= 1
+
+
+# -- async engines share the LRU and the budget -------------------------------------------
+
+DRIVERS = ["psycopg", "asyncpg"]
+
+
+def backend_pid(record: Any) -> int:
+    raw = record.driver_connection
+    return int(raw.get_server_pid() if hasattr(raw, "get_server_pid") else raw.info.backend_pid)
+
+
+class AnyBackendLog(BackendLog):
+    """:class:`BackendLog` for sync and async (psycopg, asyncpg) connections."""
+
+    def _connect(self, dbapi_connection: Any, record: Any) -> None:
+        with self._lock:
+            self.pids[id(dbapi_connection)] = backend_pid(record)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_engines_obey_the_lru_and_the_budget(
+    make_tenancy: Callable[..., Tenancy], pg_url: str, driver: str
+) -> None:
+    """Many asyncio tasks (and threads at the same time) over 8 tenants, budget 4: the
+    server never sees more than 4 backends held by the application, engines are evicted."""
+    from tenantry.aio import AsyncTenancy
+
+    budget = 4
+    tenancy = fleet(make_tenancy, 8, max_engines=3, max_connections=budget, pool_size=2)
+    like = tenancy.prefix.replace("_", "\\_") + "%"
+    backends = AnyBackendLog()
+    observed: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            observed.append(backends.held_at_sample(pg_url, like))
+
+    def sync_work(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(10):
+            with tenancy.connection(f"t{rng.randrange(8)}") as conn:
+                conn.exec_driver_sql("SELECT pg_sleep(0.005)")
+
+    async def task(at: AsyncTenancy, seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(6):
+            async with at.connection(f"t{rng.randrange(8)}") as conn:
+                await conn.exec_driver_sql("SELECT pg_sleep(0.005)")
+        assert tenancy.engine_metrics().open_engines <= 3
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy, driver=driver) as at:  # type: ignore[arg-type]
+            threads = [asyncio.to_thread(sync_work, 100 + i) for i in range(2)]
+            await asyncio.gather(*(task(at, i) for i in range(12)), *threads)
+            assert tenancy.engine_metrics().open_connections <= budget
+        # disposing the AsyncTenancy closes its engines' connections and forgets them
+        assert all(key[2] is None for key in tenancy.strategy.engines._engines)  # type: ignore[attr-defined]
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with backends.recording():
+            asyncio.run(main())
+    finally:
+        stop.set()
+        sampler.join()
+    m = tenancy.engine_metrics()
+    assert m.peak_connections <= budget
+    assert max(observed) <= budget  # backends the application still held, seen by the server
+    assert m.evictions > 0 and m.budget_waits + m.reclaimed > 0  # LRU and budget under pressure
+    assert backends.closed
+    backends.assert_all_gone(pg_url)
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_budget_wait_does_not_block_the_event_loop(
+    make_tenancy: Callable[..., Tenancy], driver: str
+) -> None:
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 2, max_connections=1, pool_size=1, budget_timeout=10)
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy, driver=driver) as at:  # type: ignore[arg-type]
+            ticks = 0
+            release = asyncio.Event()
+
+            async def hold() -> None:
+                async with at.connection("t0") as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                    await release.wait()
+
+            async def want() -> int:
+                async with at.connection("t1") as conn:
+                    return int((await conn.exec_driver_sql("SELECT 7")).scalar_one())
+
+            async def heartbeat() -> None:
+                nonlocal ticks
+                while ticks < 20:  # the loop keeps running while `want` waits for a slot
+                    ticks += 1
+                    await asyncio.sleep(0.01)
+                release.set()
+
+            holder = asyncio.create_task(hold())
+            await asyncio.sleep(0.2)  # t0's connection is out: the budget (1) is spent
+            wanted = asyncio.create_task(want())
+            await heartbeat()
+            assert await wanted == 7
+            await holder
+            assert ticks == 20
+            m = tenancy.engine_metrics()
+            assert m.budget_waits >= 1 and m.peak_connections == 1
+
+    asyncio.run(main())
+
+
+def test_async_budget_exhausted_raises_the_typed_error(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 2, max_connections=1, pool_size=1, budget_timeout=0.3)
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy) as at, at.connection("t0") as conn:
+            await conn.exec_driver_sql("SELECT 1")
+            with pytest.raises(ConnectionBudgetExceeded, match="t1"):
+                async with at.connection("t1") as other:
+                    await other.exec_driver_sql("SELECT 1")
+
+    asyncio.run(main())
+
+
+def test_a_thread_gets_the_slot_of_an_async_connection_when_it_is_returned(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """A thread cannot close an idle async connection (that needs its loop): the async
+    connection is closed as it is checked in while a thread waits for the budget."""
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 2, max_connections=1, pool_size=1, budget_timeout=20)
+    got: list[int] = []
+
+    def sync_want() -> None:
+        with tenancy.connection("t1") as conn:
+            got.append(int(conn.exec_driver_sql("SELECT 5").scalar_one()))
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy) as at:
+            async with at.connection("t0") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                waiter = asyncio.create_task(asyncio.to_thread(sync_want))
+                deadline = time.monotonic() + 10
+                while not tenancy.engine_metrics().budget_waits:
+                    assert time.monotonic() < deadline, "the thread never waited for the budget"
+                    await asyncio.sleep(0.01)
+            # returned: closed at check-in, so the thread can connect (no 20 s timeout)
+            await asyncio.wait_for(waiter, 10)
+            assert got == [5]
+
+    asyncio.run(main())
+
+
+def test_engines_dropped_for_good_are_not_kept_alive_by_cached_routes(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """Beyond ``max_parked`` an engine is forgotten, and so is the route that held it."""
+    import gc
+    import weakref
+
+    tenancy = fleet(make_tenancy, 3, max_engines=1, pool_size=1)
+    engines = tenancy.strategy.engines  # type: ignore[attr-defined]
+    engines.max_parked = 0
+
+    def touch(name: str) -> int:
+        with tenancy.session(name) as s:
+            return len(s.scalars(sa.select(Customer)).all())
+
+    touch("t0")
+    first = weakref.ref(engines.get("main", f"{tenancy.prefix}t0"))
+    touch("t1")  # t0 evicted, not parked: gone for good
+    assert "t0" not in tenancy._known and "t1" in tenancy._known
+    gc.collect()
+    assert first() is None  # nothing keeps the dropped engine (and its pool, dialect) alive
+    assert touch("t0") == 0  # the route is read again from the registry
+    assert tenancy.engine_metrics().open_engines == 1
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_routes_release_dropped_engines(
+    make_tenancy: Callable[..., Tenancy], driver: str
+) -> None:
+    import gc
+    import weakref
+
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 3, max_engines=1, pool_size=1)
+    tenancy.strategy.engines.max_parked = 0  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy, driver=driver) as at:  # type: ignore[arg-type]
+            async with at.connection("t0") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                first = weakref.ref(conn.engine.sync_engine.pool)
+            async with at.connection("t1") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            assert "t0" not in at._known and "t1" in at._known
+            gc.collect()
+            assert first() is None
+            async with at.connection("t0") as conn:  # routed again
+                assert (await conn.exec_driver_sql("SELECT 3")).scalar_one() == 3
+
+    asyncio.run(main())

@@ -376,8 +376,7 @@ def test_async_tenant_dropped_elsewhere_or_moved(
             finally:
                 other.dispose()
             await at.engine.dispose()  # no pooled connection survives; a new one is refused
-            for engine in at._engines.values():
-                await engine.dispose()
+            await at._dispose_tenant_engines()
             with pytest.raises(UnknownTenant, match="globex"):
                 await names(at, "globex")
             with pytest.raises(UnknownTenant, match="acme"):
@@ -407,7 +406,7 @@ def test_async_tenant_engines_are_bounded(
                 async with at.session(name) as s:
                     seen = (await s.scalars(sa.select(Customer.name))).all()
                     assert list(seen) == [f"{name}-seed"]
-                assert len(at._engines) <= 2
+                assert tenancy.engine_metrics().open_engines <= 2
 
             def backends() -> int:
                 """Backends on tenant databases, once closed ones have exited (<= 5 s)."""

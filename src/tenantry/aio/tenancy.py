@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from weakref import WeakSet
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.pool import Pool, QueuePool
-from sqlalchemy.util import greenlet_spawn
 
 from .. import guard, registry
 from ..context import current_tenant
@@ -25,6 +21,7 @@ from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..names import validate_name
 from ..registry import Location, TenantInfo
 from ..strategies import DatabaseStrategy, routing_options
+from ..strategies.database import MAIN_SERVER
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine, sync_url
 
@@ -82,11 +79,7 @@ class AsyncTenancy:
             self.admin, self._owns_admin = Tenancy(sync_url(bind), **admin_options), True
         asyncpg = self.engine.url.get_driver_name() == "asyncpg"
         self.driver: Driver = "asyncpg" if asyncpg else "psycopg"
-        self._known: dict[str, AsyncEngine] = {}
-        #: Async engines of other databases (database strategy), least recently used first.
-        self._engines: OrderedDict[str, AsyncEngine] = OrderedDict()
-        self._keys: dict[str, str] = {}  # tenant -> key of its engine in ``_engines``
-        self._retired: WeakSet[Pool] = WeakSet()  # pools of evicted engines
+        self._known: dict[str, tuple[Location, AsyncEngine]] = {}
         self._registry_ready = False
 
     def __repr__(self) -> str:
@@ -104,11 +97,7 @@ class AsyncTenancy:
     async def dispose(self) -> None:
         """Close the pools tenantry opened (async and admin)."""
         self._known.clear()
-        engines, self._engines = list(self._engines.values()), OrderedDict()
-        for pool in list(self._retired):
-            await greenlet_spawn(pool.dispose)
-        for engine in engines:
-            await engine.dispose()
+        await self._dispose_tenant_engines()
         if self._owns_engine:
             await self.engine.dispose()
         if self._owns_admin:
@@ -116,54 +105,35 @@ class AsyncTenancy:
 
     # -- routing -------------------------------------------------------------------------
 
-    def _engine_for(self, location: Location, tenant: str) -> AsyncEngine:
+    async def _dispose_tenant_engines(self) -> None:
+        """Close this AsyncTenancy's async engines of tenant databases (database strategy)."""
+        strategy = self.admin.strategy
+        if isinstance(strategy, DatabaseStrategy):
+            await strategy.engines.discard_owner(self)
+
+    async def _engine_for(self, location: Location, tenant: str) -> AsyncEngine:
         """The async engine reaching ``location``'s database, as the strategy places it.
 
-        With the database strategy, at most its ``max_engines`` async engines (pool size its
-        ``pool_size``, no overflow, unless ``engine_options`` say otherwise) are kept; the
-        least recently used is evicted (see :meth:`_evict`).
+        With the database strategy, tenant databases' async engines come from the strategy's
+        :class:`~tenantry.engines.EngineRegistry` (``get_async``): one LRU and one
+        ``max_connections`` budget with the sync engines.
         """
         strategy = self.admin.strategy
-        sync_engine = strategy.engine(location)
-        if sync_engine is self.admin.engine:
+        if not isinstance(strategy, DatabaseStrategy) or location.database is None:
             return self.engine
-        key = sync_engine.url.render_as_string(hide_password=False)
-        self._keys[tenant] = key
-        engine = self._engines.get(key)
-        if engine is not None:
-            self._engines.move_to_end(key)
+        server = location.server or MAIN_SERVER
+        main = self.admin.engine.url
+        if server == MAIN_SERVER and location.database == main.database:
+            return self.engine
+
+        def make(url: URL, **options: Any) -> AsyncEngine:
+            engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
+            self._watch_vanished(engine, tenant)
             return engine
-        options: dict[str, Any] = {}
-        if isinstance(strategy, DatabaseStrategy):
-            options = {"pool_size": strategy.engines.pool_size, "max_overflow": 0}
-        options.update(self._engine_options)
-        engine = make_async_engine(sync_engine.url, self.driver, **options)
-        self._watch_vanished(engine, tenant)
-        self._engines[key] = engine
-        return engine
 
-    async def _evict(self) -> None:
-        """Drop the least recently used tenant engines beyond the strategy's ``max_engines``.
-
-        Routes through them are forgotten. Their idle connections are closed now; connections
-        checked out of them (or opened later by a task that routed before the eviction) are
-        closed by the first routing call after they were returned (:meth:`_sweep`).
-        """
-        strategy = self.admin.strategy
-        if not isinstance(strategy, DatabaseStrategy):
-            return
-        while len(self._engines) > strategy.engines.max_engines:
-            _, victim = self._engines.popitem(last=False)
-            pool = victim.sync_engine.pool
-            self._forget(*[n for n, r in self._known.items() if r.sync_engine.pool is pool])
-            self._retired.add(pool)
-        await self._sweep()
-
-    async def _sweep(self) -> None:
-        """Close the idle connections of evicted engines' pools (held weakly)."""
-        for pool in list(self._retired):
-            if isinstance(pool, QueuePool) and pool.checkedin() and not pool.checkedout():
-                await greenlet_spawn(pool.dispose)
+        return await strategy.engines.get_async(
+            server, location.database, make, owner=self, on_drop=lambda: self._forget(tenant)
+        )
 
     def _watch_vanished(self, engine: AsyncEngine, tenant: str) -> None:
         """A tenant database dropped, renamed or moved elsewhere: :class:`UnknownTenant`, and
@@ -191,29 +161,27 @@ class AsyncTenancy:
 
         The registry is read once per tenant; later calls hit a cache.
         """
-        if self._retired:
-            await self._sweep()
         hit = self._known.get(name)
         if hit is not None:
-            key = self._keys.get(name)
-            if key is not None and key in self._engines:  # keep its engine recently used
-                self._engines.move_to_end(key)
-            return hit
-        validate_name(name, self.admin.prefix)
-        info = await self._lookup(name)
-        if info is None or not info.usable:
-            raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-        routed = self._engine_for(info.location, name).execution_options(
-            **routing_options(name, info.schema)
-        )
-        self._known[name] = routed
-        await self._evict()
+            location, routed = hit
+            base = await self._engine_for(location, name)  # keeps it recently used
+            if routed.sync_engine.pool is base.sync_engine.pool:
+                return routed
+        else:
+            validate_name(name, self.admin.prefix)
+            info = await self._lookup(name)
+            if info is None or not info.usable:
+                raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
+            location = info.location
+            base = await self._engine_for(location, name)
+        # a new route, or its engine was evicted and dropped from the registry since
+        routed = base.execution_options(**routing_options(name, location.schema))
+        self._known[name] = (location, routed)
         return routed
 
     def _forget(self, *names: str) -> None:
         for name in names:
             self._known.pop(name, None)
-            self._keys.pop(name, None)
 
     def session(self, tenant: str | None = None, **kwargs: Any) -> SessionOpener:
         """An :class:`~sqlalchemy.ext.asyncio.AsyncSession` for ``tenant`` (default: current).

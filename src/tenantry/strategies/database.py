@@ -77,6 +77,7 @@ class DatabaseStrategy(Strategy):
         budget_timeout: float = 30.0,
         template: bool = True,
         tenant_engine_options: Mapping[str, Any] | None = None,
+        max_parked: int | None = None,
     ) -> None:
         super().__init__(main, prefix)
         urls = {MAIN_SERVER: main.url}
@@ -94,11 +95,19 @@ class DatabaseStrategy(Strategy):
             pool_size=pool_size,
             budget_timeout=budget_timeout,
             engine_options=tenant_engine_options,
+            max_parked=max_parked,
         )
         self._admins: dict[str, Engine] = {}
         #: Called with a tenant's name when its storage vanished under a request (moved,
         #: renamed, promoted or demoted by another process): the Tenancy forgets its route.
         self.forget: Callable[[str], None] | None = None
+        self.engines.on_drop = self._dropped
+
+    def _dropped(self, server: str, database: str) -> None:
+        """The registry forgot a tenant's engine for good: so does the cached route (which
+        would keep the engine alive); the tenant's next request reads the registry again."""
+        if self.forget is not None and database.startswith(self.prefix):
+            self.forget(database.removeprefix(self.prefix))
 
     # -- engines -------------------------------------------------------------------------
 
