@@ -93,6 +93,7 @@ class Tenancy:
         servers: dict[str, str | URL] | None = None,
         placement: Placement | None = None,
         max_engines: int | None = None,
+        max_parked: int | None = None,
         max_connections: int | None = None,
         pool_size: int | None = None,
         budget_timeout: float | None = None,
@@ -128,7 +129,7 @@ class Tenancy:
         strategy_options = {  # database per tenant (issue 3); None: the strategy's default
             k: v
             for k, v in dict(servers=servers, placement=placement, max_engines=max_engines,
-                             max_connections=max_connections, pool_size=pool_size,
+                             max_parked=max_parked, max_connections=max_connections, pool_size=pool_size,
                              budget_timeout=budget_timeout, template=template).items()
             if v is not None
         }

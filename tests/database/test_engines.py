@@ -198,8 +198,9 @@ def test_evicted_engines_are_parked_and_revived(
     make_tenancy: Callable[..., Tenancy], pg_url: str
 ) -> None:
     """An evicted engine keeps no connection but is reused (dialect already initialised)."""
-    tenancy = fleet(make_tenancy, 4, max_engines=2, pool_size=1)
+    tenancy = fleet(make_tenancy, 4, max_engines=2, max_parked=8, pool_size=1)
     engines = tenancy.strategy.engines  # type: ignore[attr-defined]
+    assert engines.max_parked == 8  # the Tenancy option reaches the registry
 
     def touch(name: str) -> None:
         with tenancy.session(name) as s:
