@@ -129,8 +129,9 @@ class Tenancy:
         strategy_options = {  # database per tenant (issue 3); None: the strategy's default
             k: v
             for k, v in dict(servers=servers, placement=placement, max_engines=max_engines,
-                             max_parked=max_parked, max_connections=max_connections, pool_size=pool_size,
-                             budget_timeout=budget_timeout, template=template).items()
+                             max_parked=max_parked, max_connections=max_connections,
+                             pool_size=pool_size, budget_timeout=budget_timeout,
+                             template=template).items()
             if v is not None
         }
         if strategy_options and strategy not in (DatabaseStrategy.kind, HybridStrategy.kind):
