@@ -40,7 +40,7 @@ from sqlalchemy.pool import NullPool
 from .errors import ConfigurationError, MoveError
 from .names import quote
 from .registry import Location
-from .replication import Replication, copy_sequences, logical_wal
+from .replication import Replication, copy_sequences, obstacle
 from .strategies.database import DatabaseStrategy
 
 log = logging.getLogger("tenantry")
@@ -124,8 +124,9 @@ class Move:
         Online: schema, replication, then the write lock only to catch up. Offline: the write
         lock, then ``pg_dump | pg_restore`` of schema and data.
         """
+        online = self._use_replication()
         self._make_target()
-        if self._use_replication():
+        if online:
             self._dump_restore(schema_only=True)
             self._replication = Replication(
                 self.tenant, self.schema, self._url(self.source), self._url(self.target)
@@ -145,17 +146,26 @@ class Move:
         self._verify()
 
     def _use_replication(self) -> bool:
-        """``online=None``: replicate when the source server allows it, else copy offline."""
+        """``online=None``: replicate when the source allows it, else copy offline."""
+        with self._connection(self.source) as conn:
+            self._refuse_large_objects(conn)
+            reason = None if self.online is False else obstacle(conn, self.schema)
         if self.online is False:
             return False
-        with self._connection(self.source) as conn:
-            available = logical_wal(conn)
-        if not available and self.online is None:
-            log.warning(
-                "moving tenant %s offline (writes wait for the whole copy): the source server "
-                "has wal_level != logical", self.tenant,
+        if reason is not None and self.online:
+            raise ConfigurationError(f"cannot move tenant {self.tenant!r} online: {reason}")
+        if reason is not None:
+            log.warning("moving tenant %s offline (writes wait for the whole copy): %s",
+                        self.tenant, reason)
+        return reason is None
+
+    def _refuse_large_objects(self, conn: Connection) -> None:
+        """A tenant database's large objects would not be copied: refuse rather than lose them."""
+        if conn.exec_driver_sql("SELECT EXISTS (SELECT FROM pg_largeobject_metadata)").scalar():
+            raise MoveError(
+                f"cannot move tenant {self.tenant!r}: its database has large objects, which "
+                "neither pg_dump --schema nor logical replication copies"
             )
-        return available or bool(self.online)  # online=True without it: Replication says why
 
     @contextmanager
     def _connection(self, location: Location) -> Iterator[Connection]:

@@ -102,6 +102,9 @@ class Promotion(Move):
         log.info("promoting tenant %s without foreign keys %s", self.tenant,
                  [name for _, name, _ in self.leave_out])
 
+    def _refuse_large_objects(self, conn: Connection) -> None:
+        """The main database's large objects belong to no tenant: nothing to refuse."""
+
     def _run(self, command: list[str], location: Location) -> str:
         done = subprocess.run(
             command, capture_output=True, env=libpq_env(self._url(location)), check=False

@@ -53,6 +53,20 @@ def logical_wal(conn: Connection) -> bool:
     return bool(conn.exec_driver_sql("SHOW wal_level").scalar_one() == "logical")
 
 
+def obstacle(conn: Connection, schema: str) -> str | None:
+    """Why ``schema`` of ``conn``'s database cannot be replicated; ``None`` if it can."""
+    if not logical_wal(conn):
+        return "the source server has wal_level != logical (set it and restart)"
+    unlogged = conn.execute(sa.text(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :s AND c.relkind IN ('r', 'p') AND c.relpersistence = 'u' "
+        "ORDER BY 1"
+    ), {"s": schema}).scalars().all()
+    if unlogged:
+        return f"unlogged tables cannot be replicated: {', '.join(unlogged)}"
+    return None
+
+
 def conninfo(url: URL) -> str:
     """libpq connection string of ``url`` (for ``CREATE SUBSCRIPTION``; holds the password)."""
     from psycopg.conninfo import make_conninfo  # the driver loads only when used
@@ -115,10 +129,10 @@ class Replication:
     def start(self) -> None:
         """Publish the source schema and subscribe the target to it (returns at once)."""
         with self._source.connect() as source:
-            if not logical_wal(source):
+            reason = obstacle(source, self.schema)
+            if reason is not None:
                 raise ConfigurationError(
-                    f"cannot move tenant {self.tenant!r} online: the source server has "
-                    "wal_level != logical (set it and restart, or move offline)"
+                    f"cannot move tenant {self.tenant!r} online: {reason} (or move it offline)"
                 )
             tables = self._tables(source)
             self._identity_full = self._without_identity(source)

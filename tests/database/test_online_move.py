@@ -379,3 +379,29 @@ def test_the_switch_waits_for_the_last_committed_write(
     op()
     with tenancy.session("acme") as s:
         assert s.scalars(sa.select(Customer.email).where(Customer.name == "last")).one() == "l@x"
+
+
+def test_unlogged_tables_move_offline_and_large_objects_refuse(
+    make_tenancy: Callable[..., Tenancy], caplog: pytest.LogCaptureFixture
+) -> None:
+    tenancy, _ = prepare(make_tenancy, "move")
+    info = tenancy.get_tenant("acme")
+    with tenancy.connection("acme") as conn:
+        conn.exec_driver_sql(f"CREATE UNLOGGED TABLE {info.schema}.scratch (v int)")
+        conn.execute(sa.table("scratch", sa.column("v"), schema=info.schema).insert(), {"v": 7})
+        conn.commit()
+    with pytest.raises(ConfigurationError, match="unlogged tables cannot be replicated: scratch"):
+        tenancy.move_tenant("acme", to="second", online=True)
+    second = tenancy.strategy.servers["second"]  # type: ignore[attr-defined]
+    assert info.schema not in database_names(second.render_as_string(hide_password=False))
+    with caplog.at_level(logging.WARNING, logger="tenantry"):
+        assert tenancy.move_tenant("acme", to="second").location.server == "second"
+    assert "offline" in caplog.text and "unlogged" in caplog.text
+    with tenancy.connection("acme") as conn:
+        assert conn.exec_driver_sql(f"SELECT v FROM {info.schema}.scratch").scalar() == 7  # noqa: S608
+        conn.exec_driver_sql("SELECT lo_from_bytea(0, 'blob')")
+        conn.commit()
+    for online in (True, False):
+        with pytest.raises(MoveError, match="large objects"):
+            tenancy.move_tenant("acme", to="main", online=online)
+    assert tenancy.get_tenant("acme").location.server == "second"
