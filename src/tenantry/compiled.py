@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from .migrations import MigrationStream
 from .names import quote
-from .template import execute_script
+from .scripts import execute_script
 
 log = logging.getLogger("tenantry.compiled")
 

@@ -30,10 +30,10 @@ from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus
 from .names import quote
 from .registry import State, TenantInfo
+from .scripts import query_script
 from .strategies.base import prepared
 from .strategies.hybrid import HybridStrategy
 from .strategies.schema import SchemaStrategy
-from .template import query_script
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy

@@ -35,13 +35,14 @@ from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, quote, validate_name, validate_prefix
 from .orm import AdminSession, TenantSession
 from .registry import Location, State, TenantInfo
+from .scripts import execute_script
 from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 from .strategies.database import DatabaseStrategy, Placement
 from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
-from .template import Templates, execute_script
+from .template import Templates
 
 if TYPE_CHECKING:
     from .moving import Move

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import Tenancy
+from tenantry.names import quote
 from tenantry.template import templates
 
 from ..fleet.catalog import snapshot
@@ -78,3 +79,22 @@ def test_database_tenant_from_the_template_database_identical(
     assert "tenantry_template" not in str(got["functions"])
     for key in expected:
         assert got[key] == expected[key], key
+
+
+def test_rename_repoints_functions_that_name_the_schema(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """A function body naming its schema still works after the tenant is renamed."""
+    tenancy = make_tenancy(strategy="hybrid", tenant_migrations=FLEET_MIGRATIONS)
+    tenancy.create_tenant("small")
+    tenancy.create_tenant("big", strategy="database")
+    for old, new in (("small", "small2"), ("big", "big2")):
+        before = tenancy.get_tenant(old).schema
+        info = tenancy.rename_tenant(old, new)
+        with tenancy.strategy.engine(info.location).begin() as conn:
+            count = conn.exec_driver_sql(f"SELECT {quote(info.schema)}.customer_count()")
+            assert count.scalar_one() >= 1  # the seed rows, read through the new name
+            definition = conn.exec_driver_sql(
+                f"SELECT pg_get_functiondef('{info.schema}.customer_count'::regproc)"
+            ).scalar_one()
+        assert info.schema in definition and before not in definition.replace(info.schema, "")

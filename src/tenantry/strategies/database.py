@@ -27,6 +27,7 @@ from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
+from ..scripts import rename_schema
 from ..strict import install_hooks
 from .base import Strategy, prepared
 
@@ -227,12 +228,7 @@ class DatabaseStrategy(Strategy):
         try:
             with self.engine(location).begin() as conn:
                 if from_template:
-                    conn.exec_driver_sql(
-                        f"ALTER SCHEMA {quote(TEMPLATE_SCHEMA)} RENAME TO {quote(location.schema)}"
-                    )
-                    from ..template import repoint_functions  # (template imports strategies)
-
-                    repoint_functions(conn, location.schema, TEMPLATE_SCHEMA)
+                    rename_schema(conn, TEMPLATE_SCHEMA, location.schema)
                 else:
                     conn.execute(CreateSchema(location.schema))
                 yield prepared(conn, tenant, location.schema)
@@ -286,9 +282,7 @@ class DatabaseStrategy(Strategy):
                 name = after if self.database_exists(server, after) else before
                 conn.exec_driver_sql(f"ALTER DATABASE {quote(name)} ALLOW_CONNECTIONS true")
         with self.engine(new).begin() as conn:
-            conn.exec_driver_sql(
-                f"ALTER SCHEMA {quote(old.schema)} RENAME TO {quote(new.schema)}"
-            )
+            rename_schema(conn, old.schema, new.schema)
 
     # -- template ------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from ..names import quote
 from ..registry import Location
+from ..scripts import rename_schema
 from .base import Strategy, prepared, schema_exists
 
 
@@ -40,4 +40,4 @@ class SchemaStrategy(Strategy):
         main.execute(DropSchema(location.schema, cascade=True, if_exists=True))
 
     def rename(self, main: Connection, old: Location, new: Location) -> None:
-        main.exec_driver_sql(f"ALTER SCHEMA {quote(old.schema)} RENAME TO {quote(new.schema)}")
+        rename_schema(main, old.schema, new.schema)
