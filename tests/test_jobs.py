@@ -90,7 +90,7 @@ def celery_worker_app() -> Iterator[Any]:
     )
     app.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
 
-    @app.task(name="tenantry_test.add_customer")
+    @app.task(name="tenantry_test.add_customer", shared=False)  # not in later apps
     def add_customer(name: str) -> dict[str, Any]:
         assert _TENANCY is not None
         with _TENANCY.session() as session:
@@ -99,7 +99,7 @@ def celery_worker_app() -> Iterator[Any]:
             names = session.scalars(sa.select(Customer.name).order_by(Customer.name)).all()
         return {"tenant": current_tenant(), "names": list(names)}
 
-    @app.task(name="tenantry_test.whoami")
+    @app.task(name="tenantry_test.whoami", shared=False)
     def whoami() -> str | None:
         return current_tenant()
 
