@@ -56,6 +56,25 @@ class BackendLog:
             for name, fn in hooks:
                 event.remove(Pool, name, fn)
 
+    @contextmanager
+    def sampled(self, url: str, like: str) -> Iterator[list[int]]:
+        """Record, and sample from a thread how many backends the application holds."""
+        observed: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                observed.append(self.held_at_sample(url, like))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            with self.recording():
+                yield observed
+        finally:
+            stop.set()
+            sampler.join()
+
     def held_at_sample(self, url: str, like: str) -> int:
         """Backends on the server not closed by the application when the query returned."""
         seen = backend_pids(url, like)
@@ -132,13 +151,7 @@ def test_connection_budget_holds_under_concurrent_load(
     tenancy = fleet(make_tenancy, 6, max_engines=10, max_connections=budget, pool_size=2)
     like = tenancy.prefix.replace("_", "\\_") + "%"
     backends = BackendLog()
-    observed: list[int] = []
-    stop = threading.Event()
     errors: list[BaseException] = []
-
-    def sample() -> None:
-        while not stop.is_set():
-            observed.append(backends.held_at_sample(pg_url, like))
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
@@ -149,16 +162,12 @@ def test_connection_budget_holds_under_concurrent_load(
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    with backends.recording():
+    with backends.sampled(pg_url, like) as observed:
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-    stop.set()
-    sampler.join()
     assert errors == []
     m = tenancy.engine_metrics()
     assert m.peak_connections <= budget
@@ -278,12 +287,6 @@ def test_async_engines_obey_the_lru_and_the_budget(
     tenancy = fleet(make_tenancy, 8, max_engines=3, max_connections=budget, pool_size=2)
     like = tenancy.prefix.replace("_", "\\_") + "%"
     backends = AnyBackendLog()
-    observed: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            observed.append(backends.held_at_sample(pg_url, like))
 
     def sync_work(seed: int) -> None:
         rng = random.Random(seed)
@@ -306,14 +309,8 @@ def test_async_engines_obey_the_lru_and_the_budget(
         # disposing the AsyncTenancy closes its engines' connections and forgets them
         assert all(key[2] is None for key in tenancy.strategy.engines._engines)  # type: ignore[attr-defined]
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        with backends.recording():
-            asyncio.run(main())
-    finally:
-        stop.set()
-        sampler.join()
+    with backends.sampled(pg_url, like) as observed:
+        asyncio.run(main())
     m = tenancy.engine_metrics()
     assert m.peak_connections <= budget
     assert max(observed) <= budget  # backends the application still held, seen by the server
