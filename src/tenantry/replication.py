@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .errors import ConfigurationError, MoveError
+from . import sequences
+from .errors import MoveError
 from .names import quote
 
 log = logging.getLogger("tenantry")
@@ -88,22 +89,8 @@ def copy_sequences(source: Connection, target: Connection, schema: str) -> None:
 
     Logical replication carries rows, not sequence positions.
     """
-    rows = source.execute(
-        sa.text(
-            "SELECT s.relname FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace "
-            "WHERE s.relkind = 'S' AND n.nspname = :s ORDER BY 1"
-        ),
-        {"s": schema},
-    ).scalars()
-    for name in list(rows):
-        qualified = f"{quote(schema)}.{quote(name)}"
-        last, called = source.exec_driver_sql(
-            f"SELECT last_value, is_called FROM {qualified}"  # noqa: S608
-        ).one()
-        target.execute(
-            sa.text("SELECT setval(CAST(:seq AS regclass), :v, :c)"),
-            {"seq": qualified, "v": last, "c": called},
-        )
+    for name, last_value, is_called in sequences.positions(source, schema):
+        sequences.set_position(target, schema, name, last_value, is_called)
 
 
 class Replication:
@@ -128,12 +115,7 @@ class Replication:
 
     def start(self) -> None:
         """Publish the source schema and subscribe the target to it (returns at once)."""
-        with self._source.connect() as source:
-            reason = obstacle(source, self.schema)
-            if reason is not None:
-                raise ConfigurationError(
-                    f"cannot move tenant {self.tenant!r} online: {reason} (or move it offline)"
-                )
+        with self._source.connect() as source:  # the caller checked ``obstacle`` already
             tables = self._tables(source)
             self._identity_full = self._without_identity(source)
             for table in self._identity_full:
@@ -244,7 +226,7 @@ class Replication:
                     self._subscribed = False
                 target.exec_driver_sql(f"DROP TABLE IF EXISTS {self.marker}")
             with self._source.connect() as source:
-                self._drop_slot(source)
+                drop_slot(source, self.name)  # if DROP SUBSCRIPTION did not (none was made)
                 source.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {quote(self.name)}")
                 source.exec_driver_sql(f"DROP TABLE IF EXISTS {self.marker}")
                 for table in self._identity_full if restore_identities else []:
@@ -256,10 +238,6 @@ class Replication:
         finally:
             self._source.dispose()
             self._target.dispose()
-
-    def _drop_slot(self, source: Connection) -> None:
-        """Drop the slot if ``DROP SUBSCRIPTION`` did not (no subscription was made)."""
-        drop_slot(source, self.name)
 
 
 def drop_slot(conn: Connection, name: str) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from . import registry
+from . import registry, sequences
 from .errors import TenantExists, TransferError
 from .names import quote, validate_name
 from .registry import State, TenantInfo
@@ -188,7 +188,7 @@ def _export(
                 stream.current(conn, info.schema) if stream is not None else info.revision
             )
             tables = _load_order(*_tables(conn, info.schema, exclude=version_table))
-            sequences = _sequences(conn, info.schema)
+            sequence_entries = _sequences(conn, info.schema)
             dump = None
             if pg_dump:
                 snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
@@ -209,7 +209,7 @@ def _export(
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         server_version=server_version,
         tables=entries,
-        sequences=sequences,
+        sequences=sequence_entries,
         pg_dump=dump,
         version_table=version_table,
     )
@@ -314,28 +314,12 @@ def _load_order(tables: list[_Table], edges: list[Edge]) -> list[_Table]:
 
 
 def _sequences(conn: Connection, schema: str) -> list[SequenceEntry]:
-    names = conn.exec_driver_sql(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = %s AND c.relkind = 'S' ORDER BY c.relname",
-        (schema,),
-    ).scalars().all()
-    entries = []
-    for name in names:
-        last_value, is_called = conn.exec_driver_sql(
-            f"SELECT last_value, is_called FROM {_qualified(schema, name)}"  # noqa: S608
-        ).one()
-        entries.append(SequenceEntry(name, int(last_value), bool(is_called)))
-    return entries
+    return [SequenceEntry(*position) for position in sequences.positions(conn, schema)]
 
 
 def _qualified(schema: str, name: str) -> str:
     """``"schema"."name"``, safe for exec_driver_sql (``quote`` doubles ``%`` for the driver)."""
     return f"{quote(schema)}.{quote(name)}"
-
-
-def _regclass(schema: str, name: str) -> str:
-    """``"schema"."name"`` as a bound value (no ``%`` doubling), e.g. for ``::regclass``."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
 
 def _export_table(
@@ -635,10 +619,7 @@ def _load(
             )
     _restore_foreign_keys(conn, schema, late, tenant)
     for seq in manifest.sequences:
-        conn.exec_driver_sql(
-            "SELECT setval(%s::regclass, %s, %s)",
-            (_regclass(schema, seq.name), seq.last_value, seq.is_called),
-        )
+        sequences.set_position(conn, schema, seq.name, seq.last_value, seq.is_called)
 
 
 @dataclass
