@@ -192,23 +192,23 @@ class EngineRegistry:
     def discard(self, server: str, database: str) -> None:
         """Forget the engines of ``database`` (dropped, renamed, moved); close idle connections."""
         with self._cond:
-            gone = [
-                table.pop(key)
-                for table in (self._engines, self._parked)
-                for key in [k for k in table if k[:2] == (server, database)]
-            ]
+            gone = self._pop(lambda key: key[:2] == (server, database))
         self._retire_all(gone, None)
 
     async def discard_owner(self, owner: object) -> None:
         """Forget the async engines of ``owner`` and close their idle connections."""
         with self._cond:
-            gone = [
-                table.pop(key)
-                for table in (self._engines, self._parked)
-                for key in [k for k in table if k[2] is owner]
-            ]
+            gone = self._pop(lambda key: key[2] is owner)
             self._orphans = [s for s in self._orphans if s.key[2] is not owner] + gone
         await self._sweep(asyncio.get_running_loop(), [])
+
+    def _pop(self, match: Callable[[Key], bool]) -> list[_Slot]:
+        """Remove (under the lock) the active and parked engines whose key ``match``es."""
+        return [
+            table.pop(key)
+            for table in (self._engines, self._parked)
+            for key in [k for k in table if match(k)]
+        ]
 
     def metrics(self) -> EngineMetrics:
         with self._cond:
@@ -240,10 +240,8 @@ class EngineRegistry:
     def _lookup(self, key: Key, make: Callable[[Key], _Slot]) -> tuple[_Slot, list[_Slot]]:
         """The slot of ``key`` (revived or made if needed) and the slots it pushed out."""
         with self._cond:
-            slot = self._engines.get(key)
+            slot = self._hit(key)
             if slot is not None:
-                self._hits += 1
-                self._engines.move_to_end(key)
                 return slot, []
             slot = self._parked.pop(key, None)
             if slot is not None:
@@ -254,14 +252,21 @@ class EngineRegistry:
                 return slot, self._over_limit()
         made = make(key)  # outside the lock: create_engine takes a while
         with self._cond:
-            slot = self._engines.get(key)
+            slot = self._hit(key)
             if slot is not None:  # another caller made it meanwhile; ours never connected
-                self._hits += 1
-                self._engines.move_to_end(key)
                 return slot, []
             self._misses += 1
             self._engines[key] = made
             return made, self._over_limit()
+
+    def _hit(self, key: Key) -> _Slot | None:
+        """The active slot of ``key``, counted as a hit and marked recently used (under the
+        lock); ``None`` if there is none."""
+        slot = self._engines.get(key)
+        if slot is not None:
+            self._hits += 1
+            self._engines.move_to_end(key)
+        return slot
 
     def _over_limit(self) -> list[_Slot]:
         """Retire (under the lock) the least recently used engines beyond ``max_engines``."""

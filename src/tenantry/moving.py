@@ -209,8 +209,13 @@ class Move:
         marker = self._replication.name if self._replication is not None else None
         return [table for table in tables if table != marker]
 
+    @staticmethod
+    def _common_flags(schema_only: bool) -> list[str]:
+        """Flags of both ``pg_dump`` and ``pg_restore``: no owners, no grants, (definitions)."""
+        return ["--no-owner", "--no-privileges", *(["--schema-only"] if schema_only else [])]
+
     def _dump_restore(self, *, schema_only: bool = False) -> None:
-        common = ["--no-owner", "--no-privileges", *(["--schema-only"] if schema_only else [])]
+        common = self._common_flags(schema_only)
         dump_cmd = [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}", *common]
         assert self.target.database is not None
         restore_cmd = [

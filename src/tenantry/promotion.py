@@ -80,7 +80,7 @@ class Promotion(Move):
             return
         with tempfile.TemporaryDirectory(prefix="tenantry-promote-") as tmp:
             archive, listing = Path(tmp) / "schema.dump", Path(tmp) / "restore.list"
-            common = ["--no-owner", "--no-privileges", *(["--schema-only"] if schema_only else [])]
+            common = self._common_flags(schema_only)
             self._run(
                 [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}",
                  f"--file={archive}", *common],

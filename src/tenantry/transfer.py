@@ -69,6 +69,11 @@ class TableEntry:
     primary_key: list[str] = field(default_factory=list)
     types: list[str] = field(default_factory=list)  # format_type of each column (version 2)
 
+    @property
+    def insertable(self) -> list[str]:
+        """The columns an import writes (generated columns are computed by the server)."""
+        return [c for c in self.columns if c not in set(self.generated)]
+
 
 @dataclass
 class SequenceEntry:
@@ -591,8 +596,7 @@ def _load(
             raise TransferError(
                 f"table {entry.name!r} of the export does not exist in new tenant {tenant!r}"
             )
-        insertable = [c for c in entry.columns if c not in set(entry.generated)]
-        missing = [c for c in insertable if c not in types[entry.name]]
+        missing = [c for c in entry.insertable if c not in types[entry.name]]
         if missing:
             raise TransferError(
                 f"table {entry.name!r} of tenant {tenant!r} lacks columns {missing} of the export"
@@ -603,8 +607,7 @@ def _load(
             f"ALTER TABLE {_qualified(schema, key.table)} DROP CONSTRAINT {quote(key.name)}"
         )
     for entry in manifest.tables:
-        insertable = [c for c in entry.columns if c not in set(entry.generated)]
-        column_types = {c: types[entry.name][c] for c in insertable}
+        column_types = {c: types[entry.name][c] for c in entry.insertable}
         loaded = _load_table(
             conn, schema, entry, column_types, directory, progress, batch_rows,
             manifest.version,
