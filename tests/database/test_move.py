@@ -28,6 +28,16 @@ def snapshot(tenancy: Tenancy, name: str) -> dict[str, object]:
         }
 
 
+def count_while_writes_wait(conn: sa.Connection, lock_timeout: str) -> int:
+    """On a connection to a tenant whose writes are blocked: a read answers (the customers
+    counted) while a write gives up on its lock after ``lock_timeout``."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_timeout}'")
+    reads = conn.scalar(sa.select(sa.func.count()).select_from(Customer))
+    with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+        conn.execute(sa.insert(Setting).values(key="k", value="v"))
+    return int(reads or 0)
+
+
 def sequences(tenancy: Tenancy, name: str) -> dict[str, int]:
     with tenancy.connection(name) as conn:
         rows = conn.execute(sa.text(
