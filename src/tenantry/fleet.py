@@ -27,7 +27,7 @@ from alembic.script.revision import RevisionError
 from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
-from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus
+from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus, is_ancestor
 from .names import quote
 from .registry import State, TenantInfo
 from .scripts import query_script
@@ -88,10 +88,9 @@ def is_downgrade(stream: MigrationStream, current: str | None, target: str | Non
 def _below(stream: MigrationStream, current: str, target: str) -> bool:
     """Whether ``target`` is below ``current`` (asked for every tenant of a run: cached)."""
     try:
-        below = list(stream.script.iterate_revisions(current, "base"))
+        return is_ancestor(stream.script, current, target)
     except RevisionError:  # a revision the scripts do not know: that tenant fails on its own
         return False
-    return any(rev.revision == target for rev in below)
 
 
 def matches(name: str, patterns: Sequence[str] | None) -> bool:
@@ -224,10 +223,12 @@ def _prefetched(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step 
 
     For a tenant of the main database that the registry says is at a revision: its advisory
     lock, its registry update (``ready`` at ``target``) and the read of its version table go in
-    one round trip, then Alembic runs from those heads (no version-table check or read of its
-    own). All in one transaction: a failure rolls back the registry update with the migration.
-    If Alembic ends elsewhere than ``target``, the registry is corrected in the same
-    transaction. ``None``: this does not apply (or the version table is missing).
+    one round trip. On a linear path (see :meth:`MigrationStream.linear`) that round trip also
+    moves the version row to ``target`` and only the scripts run after it; otherwise Alembic
+    runs from the heads read (no version-table check or read of its own). All in one
+    transaction: a failure rolls back the bookkeeping with the migration. If Alembic ends
+    elsewhere than ``target``, the registry is corrected in the same transaction. ``None``:
+    this does not apply (or the version table is missing).
     """
     stream = tenancy._tenant_stream()
     if target is None or info.revision is None or info.location.database is not None:
@@ -238,24 +239,32 @@ def _prefetched(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step 
     schema = quote(info.schema)
     # schema tenants of the main database: what storage() does, the search path batched too
     batched = type(tenancy.strategy) in (SchemaStrategy, HybridStrategy)
-    read = f"SELECT version_num FROM {schema}.{quote(stream.version_table)}"  # noqa: S608
+    linear = stream.linear(info.revision, target) is not None
+    table = f"{schema}.{quote(stream.version_table)}"
     path = f"SET LOCAL search_path TO {schema};\n" if batched else ""
+    read = (_move_version_sql(table, info.revision, target) if linear
+            else f"SELECT version_num, 0 FROM {table}")  # noqa: S608
     prologue = _lock_sql(info.name) + path + _ready_sql(tenancy, info.name, target) + read
     try:
         with tenancy._begin() as main:
             try:
-                heads = [str(row[0]) for row in query_script(main, prologue)]
+                rows = query_script(main, prologue)
             except Exception as exc:  # raw driver error; psycopg stays a lazy import
                 if getattr(exc, "sqlstate", None) == _UNDEFINED_TABLE:
                     raise _NoVersionTable(str(exc)) from exc
                 raise
+            heads = [str(row[0]) for row in rows]
+            moved = bool(rows) and rows[0][1] == 1
             with (
                 nullcontext(prepared(main, info.name, info.schema, search_path=False))
                 if batched else tenancy.strategy.storage(main, info.name, info.location) as conn,
                 tenancy._as_tenant(conn, info.name, info.location),
             ):
-                run = stream.downgrade if down else stream.upgrade
-                step = run(conn, info.schema, target, heads=heads)
+                if moved:  # the version row is at the target already: only the scripts run
+                    step = stream.replay(conn, info.schema, info.revision, target)
+                else:
+                    run = stream.downgrade if down else stream.upgrade
+                    step = run(conn, info.schema, target, heads=heads)
             if step.after != target:
                 registry.update(main, info.name, state=State.READY, revision=step.after,
                                 error=None)
@@ -295,6 +304,18 @@ def _compiled(
         log.info("compiled step skipped: %s", exc)
         return None
     return Step(info.revision, target)
+
+
+def _move_version_sql(table: str, start: str, target: str) -> str:
+    """Move the version row of ``table`` from ``start`` to ``target`` if it is the only row and
+    says ``start``; return the rows as they were, each with 1 if the row moved (else 0)."""
+    return (
+        f"WITH old AS (SELECT version_num FROM {table}), "  # noqa: S608
+        f"moved AS (UPDATE {table} SET version_num = {literal(target)} "
+        f"WHERE version_num = {literal(start)} AND (SELECT count(*) FROM old) = 1 "
+        "RETURNING 1) "
+        "SELECT version_num, (SELECT count(*) FROM moved) FROM old"
+    )
 
 
 def _lock_sql(name: str) -> str:

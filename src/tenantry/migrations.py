@@ -21,6 +21,7 @@ from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
@@ -29,6 +30,7 @@ from .errors import MigrationError
 from .models import TENANT_SCHEMA
 
 log = logging.getLogger("tenantry.migrations")
+_alembic_log = logging.getLogger("alembic.runtime.migration")  # Alembic's "Running ..." lines
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,13 @@ def _one(heads: Iterable[str]) -> str | None:
     if len(revs) > 1:
         raise MigrationError(f"several heads {revs}: merge them (alembic merge) first")
     return revs[0] if revs else None
+
+
+def is_ancestor(script: ScriptDirectory, current: str, other: str) -> bool:
+    """Whether ``other`` is a strict ancestor of ``current``."""
+    return other != current and any(
+        rev.revision == other for rev in script.revision_map.iterate_revisions(current, "base")
+    )
 
 
 class KnownHeadsContext(MigrationContext):
@@ -88,6 +97,7 @@ class MigrationStream:
         self._online_opts: dict[str, Any] | None = None  # see _run_known
         self._routed_version: Table | None = None
         self._steps: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        self._linear: dict[tuple[str, str], list[Any] | None] = {}
         # EnvironmentContext installs module-level proxies (alembic.op, alembic.context):
         # runs in one process must not interleave.
         self._lock = threading.Lock()
@@ -119,10 +129,7 @@ class MigrationStream:
             return True
         try:
             wanted = self.script.get_revision(target)
-            ancestors = self.script.revision_map.iterate_revisions(current, "base")
-            return wanted is not None and any(
-                r.revision == wanted.revision and r.revision != current for r in ancestors
-            )
+            return wanted is not None and is_ancestor(self.script, current, wanted.revision)
         except CommandError as exc:
             raise MigrationError(f"unknown revision {target!r}: {exc}") from exc
 
@@ -153,6 +160,56 @@ class MigrationStream:
             revs = self.script._upgrade_revs(target, heads)  # type: ignore[arg-type]
             steps = self._steps[key] = list(revs)
         return steps
+
+    def linear(self, start: str, target: str) -> list[Any] | None:
+        """The steps from ``start`` to ``target`` (either way) if each one only moves the single
+        version row on: no branch made, merged or removed. ``None`` otherwise. Cached."""
+        key = (start, target)
+        if key not in self._linear:
+            self._linear[key] = self._linear_steps(start, target)
+        return self._linear[key]
+
+    def _linear_steps(self, start: str, target: str) -> list[Any] | None:
+        try:
+            down = is_ancestor(self.script, start, target)
+            steps = list(
+                self.script._downgrade_revs(target, start) if down
+                else self.script._upgrade_revs(target, start)
+            )
+        except (CommandError, RevisionError):
+            return None
+        heads = {start}
+        for step in steps:
+            if (step.should_create_branch(heads) or step.should_delete_branch(heads)
+                    or step.should_merge_branches(heads) or step.should_unmerge_branches(heads)):
+                return None
+            old, new = step.update_version_num(heads)
+            heads = (heads - {old}) | {new}
+        return steps if heads == {target} else None
+
+    def replay(self, conn: Connection, schema: str | None, start: str, target: str) -> Step:
+        """Run the scripts of the :meth:`linear` path ``start -> target`` and nothing else.
+
+        The caller has already moved the version row to ``target`` in this transaction (with
+        its own bookkeeping, in one round trip): Alembic's per-step version writes are skipped.
+        """
+        steps = self.linear(start, target)
+        if steps is None:
+            raise MigrationError(f"{start} -> {target} is not a linear path")
+        with self._lock, EnvironmentContext(
+            self.config, self.script, destination_rev=target
+        ) as env:
+            settings: dict[str, Any] = dict(
+                connection=conn,
+                version_table=self.version_table,
+                version_table_schema=schema,
+                transactional_ddl=True,
+                on_version_apply=lambda **_: None,
+            )
+            self._run_known(env, settings, None, steps)
+        step = Step(start, target)
+        log.info("migrated %s: %s -> %s", schema or "default schema", start, target)
+        return step
 
     def downgrade(
         self,
@@ -197,9 +254,15 @@ class MigrationStream:
         return buf.getvalue()
 
     def _run_known(
-        self, env: EnvironmentContext, settings: dict[str, Any], heads: tuple[str, ...]
+        self,
+        env: EnvironmentContext,
+        settings: dict[str, Any],
+        heads: tuple[str, ...] | None,
+        steps: list[Any] | None = None,
     ) -> None:
         """``env.configure(**settings); env.run_migrations()`` starting from ``heads``.
+
+        With ``steps``, only their scripts run: no version-table read or write.
 
         ``EnvironmentContext.configure`` builds a :class:`MigrationContext` (its version
         ``Table`` included) that we would throw away: the options it fills in are kept from
@@ -235,7 +298,13 @@ class MigrationStream:
         # migration script returns it
         env._migration_context = ctx
         with Operations.context(ctx):
-            ctx.run_migrations()
+            if steps is None:
+                ctx.run_migrations()
+                return
+            ctx.impl.start_migrations()
+            for step in steps:  # MigrationContext.run_migrations without the version writes
+                _alembic_log.info("Running %s", step)
+                step.migration_fn()
 
     def _run(
         self,

@@ -1,7 +1,8 @@
 """Ordinary fleet migrations with tenantry's bookkeeping batched (fleet._prefetched).
 
 The lock, the registry update and the read of the version table go in one round trip, and
-Alembic starts from those heads instead of checking for and reading its version table.
+Alembic starts from those heads instead of checking for and reading its version table. On a
+linear path that round trip also moves the version row, and only the scripts run after it.
 """
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ def test_ordinary_upgrade_skips_alembic_version_checks(
     assert {o.tenant: o.result for o in report.tenants} == {
         "p1": "upgraded", "p2": "upgraded", "bad1": "failed"
     }
-    # Alembic's has_table() (pg_class) and version reads never ran on a tenant: the prologue
-    # read them (the shared tables' own check does run)
+    # Alembic's has_table() (pg_class), version reads and version writes never ran on a
+    # tenant: the prologue did them (the shared tables' own check does run)
     assert not [s for s in seen if "pg_class" in s and "tenant_" in s]
-    assert not [s for s in seen if "SELECT" in s and "alembic_version" in s]
+    assert not [s for s in seen if "alembic_version" in s and "public" not in s]
     infos = {i.name: i for i in t.list_tenants()}
     assert (infos["p1"].state, infos["p1"].revision) == (State.READY, "f004")
     # the failed tenant's registry update (sent before its migration) was rolled back with it
@@ -87,6 +88,55 @@ def test_ordinary_upgrade_skips_alembic_version_checks(
     for key in fresh:
         if key not in ("sequences", "sequence_state", "data"):
             assert upgraded[key] == fresh[key], key
+    # and back down the same way: the version row moved, the scripts' downgrade ran
+    seen = statements_during(t, lambda: t.migrate_all("f003", tenants=["p*"], confirm=True))
+    assert not [s for s in seen if "alembic_version" in s and "public" not in s]
+    with t.engine.connect() as conn:
+        assert versions(conn, "tenant_p1") == ["f003"]
+        assert conn.exec_driver_sql("SELECT to_regclass('tenant_p1.notes')").scalar() is None
+    assert {i.name: i.revision for i in t.list_tenants()}["p2"] == "f003"
+
+
+def versions(conn: sa.Connection, schema: str) -> list[str]:
+    return sorted(conn.exec_driver_sql(
+        f"SELECT version_num FROM {schema}.alembic_version").scalars())  # noqa: S608
+
+
+def revision(rev: str, down: str | tuple[str, ...], table: str) -> str:
+    return (f"from alembic import op\nrevision = {rev!r}\ndown_revision = {down!r}\n"
+            f"def upgrade():\n    op.execute('CREATE TABLE {table} (id int)')\n"
+            f"def downgrade():\n    op.execute('DROP TABLE {table}')\n")
+
+
+def test_branches_and_merges_take_alembics_own_path(
+    make_tenancy: MakeTenancy, fleet_migrations: Path
+) -> None:
+    t = make_tenancy(provisioning="migrations")
+    t.create_tenant("branchy")
+    versions_dir = fleet_migrations / "versions"
+    (versions_dir / "b1.py").write_text(revision("b1", "f003", "left_side"))
+    (versions_dir / "c1.py").write_text(revision("c1", "f003", "right_side"))
+    (versions_dir / "m1.py").write_text(revision("m1", ("b1", "c1"), "merged"))
+    t = make_tenancy(provisioning="migrations")
+    stream = t._tenant_stream()
+    assert stream.linear("f003", "m1") is None  # a branch is made, then merged
+    assert stream.linear("m1", "f003") is None
+    assert stream.linear("b1", "m1") is None
+    assert [str(s.revision.revision) for s in stream.linear("f001", "f003") or []] == [
+        "f002", "f003"
+    ]
+    report = t.migrate_all()
+    assert [(o.result, o.before, o.after) for o in report.tenants] == [
+        ("upgraded", "f003", "m1")
+    ]
+    with t.engine.connect() as conn:
+        assert versions(conn, "tenant_branchy") == ["m1"]
+        assert conn.exec_driver_sql("SELECT count(*) FROM tenant_branchy.merged").scalar() == 0
+    t.migrate_all("f003", confirm=True)
+    with t.engine.connect() as conn:
+        assert versions(conn, "tenant_branchy") == ["f003"]
+        assert conn.exec_driver_sql("SELECT to_regclass('tenant_branchy.left_side')").scalar(
+        ) is None
 
 
 def test_registry_wrong_or_version_table_missing(
