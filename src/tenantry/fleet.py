@@ -1,9 +1,9 @@
 """Fleet migrations: plan from one registry query, run tenants on worker processes.
 
 Alembic's ``op`` and ``context`` proxies are module globals, so one process runs one migration
-at a time; ``jobs=N`` starts N worker processes, each rebuilding the Tenancy from
-:class:`TenancyConfig` once (scripts loaded once, connections pooled) and migrating batches of
-tenants. Each tenant is marked ``migrating`` (committed, visible to everyone) and then migrated
+at a time; ``jobs=N`` migrates batches of tenants in this process and N-1 helper processes, each
+helper rebuilding the Tenancy from :class:`TenancyConfig` once (scripts loaded once, connections
+pooled). Each tenant is marked ``migrating`` (committed, visible to everyone) and then migrated
 in one transaction that also records its new revision and state, so a crash leaves every tenant
 at its old or its new revision and a re-run finishes the rest.
 """
@@ -378,13 +378,13 @@ def run(
         if on_outcome is not None:
             on_outcome(outcome)
 
+    compiler = Compiler(tenancy._tenant_stream()) if compiled else None
     if jobs == 1 or len(todo) <= 1:
-        compiler = Compiler(tenancy._tenant_stream()) if compiled else None
         for batch in _batches(todo, BATCH):
             for outcome in migrate_batch(tenancy, batch, target, compiler):
                 record(outcome)
         return outcomes
-    for outcome in _parallel(tenancy.config(), todo, target, jobs, compiled):
+    for outcome in _parallel(tenancy, todo, target, jobs, compiler):
         record(outcome)
     return outcomes
 
@@ -395,25 +395,41 @@ def _batches(items: Sequence[TenantInfo], size: int) -> Iterator[list[TenantInfo
 
 
 def _parallel(
-    config: TenancyConfig,
+    tenancy: Tenancy,
     todo: Sequence[TenantInfo],
     target: str | None,
     jobs: int,
-    compiled: bool,
+    compiler: Compiler | None,
 ) -> Iterator[TenantOutcome]:
+    """This process and ``jobs - 1`` helper processes migrate batches of ``todo``.
+
+    Helpers (spawned: they import and connect first) always have two batches each queued;
+    this process migrates the next batch itself meanwhile, so work starts at once.
+    """
+    helpers = jobs - 1
     size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+    batches = _batches(todo, size)
     context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(config, compiled)
+        max_workers=helpers, mp_context=context, initializer=_init_worker,
+        initargs=(tenancy.config(), compiler is not None),
     ) as pool:
-        batches = _batches(todo, size)
         pending: set[Future[list[TenantOutcome]]] = set()
-        for batch in batches:  # keep a bounded number of batches in flight
-            pending.add(pool.submit(_run_batch, batch, target))
-            if len(pending) >= jobs * 2:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield from future.result()
+
+        def refill() -> None:
+            while len(pending) < 2 * helpers:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                pending.add(pool.submit(_run_batch, batch, target))
+
+        refill()
+        for batch in batches:
+            yield from migrate_batch(tenancy, batch, target, compiler)
+            for future in [f for f in pending if f.done()]:
+                pending.discard(future)
+                yield from future.result()
+            refill()
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:

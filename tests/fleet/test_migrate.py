@@ -19,12 +19,13 @@ MakeTenancy = Callable[..., Tenancy]
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 NEW_REVISION = '''
+import os
 from alembic import op
 revision = "f004"
 down_revision = "f003"
 def upgrade():
     op.execute("CREATE TABLE notes (body text)")
-    op.execute("INSERT INTO notes VALUES ('n')")
+    op.execute(f"INSERT INTO notes VALUES ('{{os.getpid()}}')")  # which process migrated it
     op.execute("""DO $$ BEGIN
         IF current_schema() LIKE 'tenant_bad%' THEN RAISE EXCEPTION 'bad tenant'; END IF;
         PERFORM pg_sleep({sleep}); END $$""")
@@ -78,6 +79,11 @@ def test_parallel_migration_records_each_tenant(fleet: Tenancy) -> None:
             assert "bad tenant" in (fleet.get_tenant(name).error or "")
         else:
             assert (st, registered, own, notes) == ("ready", "f004", "f004", True)
+    # this process took batches while the helper started, the helper the two queued for it
+    with fleet.engine.connect() as conn:
+        pids = {conn.exec_driver_sql(f"SELECT body FROM tenant_{name}.notes").scalar()  # noqa: S608
+                for name in ("a1", "a2", "a3", "b1", "b2", "b3")}
+    assert str(os.getpid()) in pids and len(pids) == 2, pids
     drift = fleet.drift()
     assert drift.by_revision == {"f004": 6, "f003": 2} and len(drift.attention) == 2
     # a re-run skips the upgraded tenants and retries only the failed ones
