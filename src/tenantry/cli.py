@@ -146,6 +146,9 @@ UrlOpt = Annotated[
     typer.Option("--url", envvar="TENANTRY_URL", help="Database URL (main database).",
                  show_default=False),
 ]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, help="Processes migrating: this one and N-1 helpers.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
@@ -253,7 +256,7 @@ def migrate(
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
     to: Annotated[str, typer.Option("--to", help="Target revision (up or down).")] = "heads",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    jobs: JobsOpt = 1,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
     ] = False,
@@ -334,7 +337,7 @@ def downgrade(
         list[str] | None,
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    jobs: JobsOpt = 1,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
     as_json: JsonOpt = False,
 ) -> None:

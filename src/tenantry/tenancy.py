@@ -419,10 +419,11 @@ class Tenancy:
     ) -> MigrationReport:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
-        Each tenant is migrated to ``target`` (up or down) in its own transaction, on ``jobs``
-        worker processes. A failing tenant is recorded (state ``failed``) and does not stop the
-        others. Tenants already at ``target`` are found by one registry query and skipped.
-        ``on_plan(n)`` is told how many tenants need work; ``on_outcome`` sees each result.
+        Each tenant is migrated to ``target`` (up or down) in its own transaction, by ``jobs``
+        processes (this one and ``jobs - 1`` helpers). A failing tenant is recorded (state
+        ``failed``) and does not stop the others. Tenants already at ``target`` are found by
+        one registry query and skipped. ``on_plan(n)`` is told how many tenants need work;
+        ``on_outcome`` sees each result.
         A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
         ``compiled=True`` renders each upgrade step's SQL once and runs it per tenant in one
         round trip (for migrations that do not query the database: see tenantry.compiled).
