@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,20 +197,9 @@ class MigrationStream:
         steps = self.linear(start, target)
         if steps is None:
             raise MigrationError(f"{start} -> {target} is not a linear path")
-        with self._lock, EnvironmentContext(
-            self.config, self.script, destination_rev=target
-        ) as env:
-            settings: dict[str, Any] = dict(
-                connection=conn,
-                version_table=self.version_table,
-                version_table_schema=schema,
-                transactional_ddl=True,
-                on_version_apply=lambda **_: None,
-            )
+        with self._environment(conn, schema, target) as (env, settings):
             self._run_known(env, settings, None, steps)
-        step = Step(start, target)
-        log.info("migrated %s: %s -> %s", schema or "default schema", start, target)
-        return step
+        return _logged(Step(start, target), schema)
 
     def downgrade(
         self,
@@ -329,16 +319,7 @@ class MigrationStream:
             applied.append(heads)
 
         try:
-            with self._lock, EnvironmentContext(
-                self.config, self.script, fn=fn, destination_rev=target
-            ) as env:
-                settings: dict[str, Any] = dict(
-                    connection=conn,
-                    version_table=self.version_table,
-                    version_table_schema=schema,
-                    transactional_ddl=True,
-                    on_version_apply=track,
-                )
+            with self._environment(conn, schema, target, fn, track) as (env, settings):
                 if heads is None:
                     env.configure(**settings)
                     env.run_migrations()
@@ -348,16 +329,39 @@ class MigrationStream:
             raise MigrationError(str(exc)) from exc
         start = before[0] if before else None
         after = _one(applied[-1]) if applied else start
-        step = Step(start, after)
-        if step.changed:
-            log.info(
-                "%s %s: %s -> %s",
-                "stamped" if stamp else "migrated",
-                schema or "default schema",
-                step.before or "base",
-                step.after or "base",
+        return _logged(Step(start, after), schema, "stamped" if stamp else "migrated")
+
+    @contextmanager
+    def _environment(
+        self,
+        conn: Connection,
+        schema: str | None,
+        target: str,
+        fn: Callable[[Any, Any], Any] | None = None,
+        on_version_apply: Callable[..., None] | None = None,
+    ) -> Iterator[tuple[EnvironmentContext, dict[str, Any]]]:
+        """Alembic's environment for one run (exclusive in this process), with its settings."""
+        with self._lock, EnvironmentContext(
+            self.config, self.script, fn=fn, destination_rev=target
+        ) as env:
+            yield env, dict(
+                connection=conn,
+                version_table=self.version_table,
+                version_table_schema=schema,
+                transactional_ddl=True,
+                on_version_apply=on_version_apply or _ignore,
             )
-        return step
+
+
+def _ignore(**_: Any) -> None:
+    """An ``on_version_apply`` callback that does nothing."""
+
+
+def _logged(step: Step, schema: str | None, verb: str = "migrated") -> Step:
+    if step.changed:
+        log.info("%s %s: %s -> %s", verb, schema or "default schema", step.before or "base",
+                 step.after or "base")
+    return step
 
 
 @dataclass(frozen=True)
