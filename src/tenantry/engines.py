@@ -17,9 +17,13 @@ database, owner)`` (:meth:`EngineRegistry.get_async`). Both kinds share the LRU 
   ``close``/``close_detached`` events. When the budget is spent, idle connections of the least
   recently used engines are closed to make room; if none are idle the caller waits up to
   ``budget_timeout`` seconds, then gets :class:`~tenantry.errors.ConnectionBudgetExceeded`.
-  A thread waits on a condition; an asyncio task waits with ``asyncio.sleep`` (the event loop
-  keeps running). A thread cannot close an async engine's connections (that needs its event
-  loop): when threads wait, async connections are closed as they are checked in instead.
+  Waiters are served first come, first served: a free slot goes to the longest waiting caller,
+  never to one that came later. A thread waits on a condition; an asyncio task waits with
+  ``asyncio.sleep`` (the event loop keeps running). An asyncio task that has not looked at the
+  budget for ``STALE_WAITER`` seconds (its loop is blocked, e.g. by a synchronous call waiting
+  for the budget in the loop's own thread) is passed over until it looks again. A thread cannot
+  close an async engine's connections (that needs its event loop): when threads wait, async
+  connections are closed as they are checked in instead.
 
 All state is guarded by one lock that is never held while waiting or talking to the database,
 so the registry can be shared by threads and by asyncio tasks.
@@ -31,7 +35,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,6 +55,8 @@ Key = tuple[str, str, object]
 
 #: Seconds between two looks at the budget for an asyncio task waiting for a slot.
 ASYNC_POLL = 0.01
+#: Seconds after which a waiting asyncio task that has not looked at the budget is passed over.
+STALE_WAITER = 0.25
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,25 @@ class EngineMetrics:
     budget_waits: int
     parked_engines: int = 0
     revived: int = 0
+    waiting_now: int = 0  # callers queued for a budget slot at the snapshot
 
     @property
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+class _Waiter:
+    """A caller queued for a budget slot; ``seen`` is when an async one last looked."""
+
+    __slots__ = ("is_async", "seen")
+
+    def __init__(self, is_async: bool) -> None:
+        self.is_async = is_async
+        self.seen = time.monotonic()
+
+    def stale(self, now: float) -> bool:
+        return self.is_async and now - self.seen > STALE_WAITER
 
 
 class _Slot:
@@ -152,6 +172,7 @@ class EngineRegistry:
         self._reserved = 0  # slots taken by connections being opened
         self._peak = 0
         self._waiting = 0  # threads waiting for a slot
+        self._queue: deque[_Waiter] = deque()  # every waiting caller, first come first
         self._hits = self._misses = self._evictions = self._reclaimed = self._waits = 0
         self._revived = 0
 
@@ -223,6 +244,7 @@ class EngineRegistry:
                 budget_waits=self._waits,
                 parked_engines=len(self._parked),
                 revived=self._revived,
+                waiting_now=len(self._queue),
             )
 
     def dispose(self) -> None:
@@ -404,47 +426,70 @@ class EngineRegistry:
     def _acquire(self, requester: _Slot) -> None:
         """Take a budget slot for a new connection of ``requester``, reclaiming or waiting.
 
-        An async requester (inside SQLAlchemy's greenlet) waits with ``asyncio.sleep``.
+        A caller that must wait joins the queue; a free slot goes to the first caller in it
+        (passing over stale async waiters). An async requester (inside SQLAlchemy's greenlet)
+        waits with ``asyncio.sleep``.
         """
         deadline = time.monotonic() + self.budget_timeout
-        waited = False
-        while True:
-            with self._cond:
-                if len(self._open) + self._reserved < self.max_connections:
-                    self._reserved += 1
-                    self._peak = max(self._peak, len(self._open) + self._reserved)
-                    return
-                idle, retire = self._idle_victim(requester)
-                if idle is None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        server, database, _ = requester.key
-                        raise ConnectionBudgetExceeded(
-                            f"no connection for database {database!r} on server {server!r}: "
-                            f"all {self.max_connections} connections of the budget are in use "
-                            f"(waited {self.budget_timeout:g}s)"
-                        )
-                    if not waited:
-                        self._waits += 1
-                        waited = True
-                    if requester.loop is None:
-                        self._waiting += 1
-                        try:
-                            self._cond.wait(min(remaining, 0.5))
-                        finally:
-                            self._waiting -= 1
-                        continue
-                else:
-                    self._reclaimed += 1
-                    if retire:
-                        self._engines.pop(idle.key, None)
-                        self._park(idle)
-            # outside the lock
-            if idle is None:  # an asyncio task: let the loop run meanwhile
-                await_only(asyncio.sleep(min(remaining, ASYNC_POLL)))
-            else:  # the close events give the slots back
-                idle.pool.dispose()
-                self._notify_dropped()
+        me: _Waiter | None = None
+        try:
+            while True:
+                with self._cond:
+                    if me is not None:
+                        me.seen = time.monotonic()
+                    room = len(self._open) + self._reserved < self.max_connections
+                    if room and self._first(me):
+                        self._reserved += 1
+                        self._peak = max(self._peak, len(self._open) + self._reserved)
+                        return
+                    idle, retire = (None, False) if room else self._idle_victim(requester)
+                    if idle is None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            server, database, _ = requester.key
+                            raise ConnectionBudgetExceeded(
+                                f"no connection for database {database!r} on server "
+                                f"{server!r}: all {self.max_connections} connections of the "
+                                f"budget are in use (waited {self.budget_timeout:g}s)"
+                            )
+                        if me is None:
+                            me = _Waiter(requester.loop is not None)
+                            self._queue.append(me)
+                            self._waits += 1
+                        if requester.loop is None:
+                            self._waiting += 1
+                            try:
+                                self._cond.wait(min(remaining, 0.5))
+                            finally:
+                                self._waiting -= 1
+                            continue
+                    else:
+                        self._reclaimed += 1
+                        if retire:
+                            self._engines.pop(idle.key, None)
+                            self._park(idle)
+                # outside the lock
+                if idle is None:  # an asyncio task: let the loop run meanwhile
+                    await_only(asyncio.sleep(min(remaining, ASYNC_POLL)))
+                else:  # the close events give the slots back
+                    idle.pool.dispose()
+                    self._notify_dropped()
+        finally:
+            if me is not None:
+                with self._cond:
+                    self._queue.remove(me)
+                    self._cond.notify_all()  # the next in line may take a free slot
+
+    def _first(self, me: _Waiter | None) -> bool:
+        """Whether ``me`` (``None``: a caller not queued) is first in line for a free slot:
+        every waiter ahead of it is a stale async one."""
+        now = time.monotonic()
+        for waiter in self._queue:
+            if waiter is me:
+                return True
+            if not waiter.stale(now):
+                return False
+        return me is None
 
     def _idle_victim(self, requester: _Slot) -> tuple[_Slot | None, bool]:
         """An engine holding idle connections, and whether it must be retired to free them.

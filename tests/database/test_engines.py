@@ -459,3 +459,121 @@ def test_async_routes_release_dropped_engines(
                 assert (await conn.exec_driver_sql("SELECT 3")).scalar_one() == 3
 
     asyncio.run(main())
+
+
+def wait_until_queued(tenancy: Tenancy, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while tenancy.engine_metrics().waiting_now < n:
+        assert time.monotonic() < deadline, f"never {n} callers waiting for the budget"
+        time.sleep(0.005)
+
+
+def test_budget_slots_go_first_come_first_served(make_tenancy: Callable[..., Tenancy]) -> None:
+    """Waiters get slots in the order they came; a caller arriving as a slot frees (here the
+    very thread that freed it) queues behind them instead of taking it."""
+    tenancy = fleet(make_tenancy, 5, max_connections=1, pool_size=1, budget_timeout=20)
+    order: list[str] = []
+    lock = threading.Lock()
+
+    def want(name: str) -> None:
+        with tenancy.connection(name) as conn:
+            conn.exec_driver_sql("SELECT 1")
+            with lock:
+                order.append(name)
+            time.sleep(0.05)
+
+    late = tenancy._database_strategy().engine(tenancy.locate("t4"))  # no connection yet
+    waiters = []
+    with tenancy.connection("t0") as conn:
+        conn.exec_driver_sql("SELECT 1")
+        for i, name in enumerate(("t1", "t2", "t3"), start=1):
+            waiters.append(threading.Thread(target=want, args=(name,)))
+            waiters[-1].start()
+            wait_until_queued(tenancy, i)
+        conn.invalidate()  # closes t0's connection: its slot is free now...
+    with late.connect() as other:  # ...and this thread asks again at once
+        other.exec_driver_sql("SELECT 1")
+        order.append("t4")
+    for thread in waiters:
+        thread.join(20)
+    assert order == ["t1", "t2", "t3", "t4"]
+    m = tenancy.engine_metrics()
+    assert m.waiting_now == 0 and m.peak_connections == 1
+
+
+def test_a_waiting_async_task_goes_before_a_thread_that_came_later(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """The async task looks at the budget only every few milliseconds, the thread is woken at
+    once: the slot still goes to the task, which came first."""
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 3, max_connections=1, pool_size=1, budget_timeout=20)
+    order: list[str] = []
+
+    def sync_want() -> None:
+        with tenancy.connection("t2") as conn:
+            conn.exec_driver_sql("SELECT 1")
+            order.append("thread")
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy) as at:
+
+            async def async_want() -> None:
+                async with at.connection("t1") as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                    order.append("task")
+
+            async with at.connection("t0") as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                task = asyncio.create_task(async_want())
+                await asyncio.to_thread(wait_until_queued, tenancy, 1)
+                thread = asyncio.create_task(asyncio.to_thread(sync_want))
+                await asyncio.to_thread(wait_until_queued, tenancy, 2)
+            # t0's connection is back: closed at check-in (a thread waits), its slot free
+            await asyncio.wait_for(asyncio.gather(task, thread), 15)
+        assert order == ["task", "thread"]
+
+    asyncio.run(main())
+
+
+def test_a_sync_call_blocking_the_loop_passes_over_its_loops_waiting_task(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """A synchronous call inside the event loop's thread blocks the loop: a task of that loop
+    queued before it cannot take a slot, so it is passed over instead of deadlocking both."""
+    from tenantry.aio import AsyncTenancy
+
+    tenancy = fleet(make_tenancy, 3, max_connections=1, pool_size=1, budget_timeout=5)
+    got: list[str] = []
+
+    def free_soon() -> None:
+        with tenancy.connection("t0") as conn:
+            conn.exec_driver_sql("SELECT 1")
+            wait_until_queued(tenancy, 1)  # the task waits
+            time.sleep(0.1)
+            conn.invalidate()
+
+    async def main() -> None:
+        async with AsyncTenancy(tenancy) as at:
+
+            async def async_want() -> None:
+                async with at.connection("t1") as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                    got.append("task")
+
+            holder = threading.Thread(target=free_soon)
+            holder.start()
+            await asyncio.to_thread(wait_until_queued, tenancy, 0)
+            while tenancy.engine_metrics().open_connections < 1:
+                await asyncio.sleep(0.005)
+            task = asyncio.create_task(async_want())
+            await asyncio.sleep(0.05)  # the task is queued
+            with tenancy.connection("t2") as conn:  # blocks the loop while it waits
+                conn.exec_driver_sql("SELECT 1")
+                got.append("blocking call")
+            holder.join(10)
+            await asyncio.wait_for(task, 10)
+        assert got == ["blocking call", "task"]
+
+    asyncio.run(main())
