@@ -468,6 +468,13 @@ def wait_until_queued(tenancy: Tenancy, n: int) -> None:
         time.sleep(0.005)
 
 
+async def note_connected(at: Any, tenant: str, notes: list[str], label: str) -> None:
+    """Connect ``at`` (an AsyncTenancy) to ``tenant``, query, note ``label`` while connected."""
+    async with at.connection(tenant) as conn:
+        await conn.exec_driver_sql("SELECT 1")
+        notes.append(label)
+
+
 def test_budget_slots_go_first_come_first_served(make_tenancy: Callable[..., Tenancy]) -> None:
     """Waiters get slots in the order they came; a caller arriving as a slot frees (here the
     very thread that freed it) queues behind them instead of taking it."""
@@ -519,14 +526,9 @@ def test_a_waiting_async_task_goes_before_a_thread_that_came_later(
     async def main() -> None:
         async with AsyncTenancy(tenancy) as at:
 
-            async def async_want() -> None:
-                async with at.connection("t1") as conn:
-                    await conn.exec_driver_sql("SELECT 1")
-                    order.append("task")
-
             async with at.connection("t0") as conn:
                 await conn.exec_driver_sql("SELECT 1")
-                task = asyncio.create_task(async_want())
+                task = asyncio.create_task(note_connected(at, "t1", order, "task"))
                 await asyncio.to_thread(wait_until_queued, tenancy, 1)
                 thread = asyncio.create_task(asyncio.to_thread(sync_want))
                 await asyncio.to_thread(wait_until_queued, tenancy, 2)
@@ -557,17 +559,11 @@ def test_a_sync_call_blocking_the_loop_passes_over_its_loops_waiting_task(
     async def main() -> None:
         async with AsyncTenancy(tenancy) as at:
 
-            async def async_want() -> None:
-                async with at.connection("t1") as conn:
-                    await conn.exec_driver_sql("SELECT 1")
-                    got.append("task")
-
             holder = threading.Thread(target=free_soon)
             holder.start()
-            await asyncio.to_thread(wait_until_queued, tenancy, 0)
             while tenancy.engine_metrics().open_connections < 1:
                 await asyncio.sleep(0.005)
-            task = asyncio.create_task(async_want())
+            task = asyncio.create_task(note_connected(at, "t1", got, "task"))
             await asyncio.sleep(0.05)  # the task is queued
             with tenancy.connection("t2") as conn:  # blocks the loop while it waits
                 conn.exec_driver_sql("SELECT 1")
