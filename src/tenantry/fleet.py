@@ -3,9 +3,10 @@
 Alembic's ``op`` and ``context`` proxies are module globals, so one process runs one migration
 at a time; ``jobs=N`` migrates batches of tenants in this process and N-1 helper processes, each
 helper rebuilding the Tenancy from :class:`TenancyConfig` once (scripts loaded once, connections
-pooled). Each tenant is marked ``migrating`` (committed, visible to everyone) and then migrated
-in one transaction that also records its new revision and state, so a crash leaves every tenant
-at its old or its new revision and a re-run finishes the rest.
+pooled) and exiting if this process dies. Each tenant is marked ``migrating`` (committed,
+visible to everyone) and then migrated in one transaction that also records its new revision
+and state, so a crash leaves every tenant at its old or its new revision and a re-run finishes
+the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from alembic.script.revision import RevisionError
 from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
+from .lifeline import exit_with_parent
 from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus, is_ancestor
 from .names import quote
 from .registry import State, TenantInfo
@@ -442,6 +444,7 @@ _worker_compiler: Compiler | None = None
 
 def _init_worker(config: TenancyConfig, compiled: bool) -> None:
     global _worker, _worker_compiler
+    exit_with_parent()  # a killed parent leaves no helper (and no connection) behind
     _worker = config.build()
     _worker_compiler = Compiler(_worker._tenant_stream()) if compiled else None
 
