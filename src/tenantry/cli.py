@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
-from . import fleet
+from . import fleet, urls
 from .across import DEFAULT_CHUNK
+from .aio.engine import sync_url
 from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .fleet import Drift
@@ -73,7 +74,7 @@ class Settings:
         if not self.url:
             raise ConfigurationError("no database: pass --url or set TENANTRY_URL (or --app)")
         return Tenancy(
-            self.url,
+            admin_url(self.url),
             prefix=self.prefix,
             tenant_migrations=self.tenant_migrations,
             shared_migrations=self.shared_migrations,
@@ -83,6 +84,15 @@ class Settings:
     def close(self) -> None:
         if self._tenancy is not None:
             self._tenancy.dispose()
+
+
+def admin_url(url: str) -> sa.URL:
+    """``url`` for the CLI's admin work: an asyncio driver's URL (an async app's) gets psycopg 3.
+
+    A bad URL is a :class:`ConfigurationError` that does not echo it.
+    """
+    parsed = urls.parse(url)
+    return sync_url(parsed) if urls.is_async(parsed) else parsed
 
 
 def load_app(spec: str) -> Tenancy:
@@ -133,7 +143,7 @@ def _safe_url(ctx: Any) -> str:
         return "(from --app)"
     try:
         return sa.make_url(settings.url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "(unparseable URL)"
 
 
@@ -361,7 +371,8 @@ def demo(ctx: typer.Context) -> None:
     from .demo import run
 
     settings = ctx.ensure_object(Settings)
-    run(settings.url or os.environ.get("TENANTRY_URL"))
+    url = settings.url or os.environ.get("TENANTRY_URL")
+    run(admin_url(url).render_as_string(hide_password=False) if url else None)
 
 
 @app.command("export")
@@ -429,7 +440,7 @@ def database_options(strategy: str, servers: list[str]) -> dict[str, Any]:
         name, sep, url = spec.partition("=")
         if not sep or not name or not url:
             raise ConfigurationError(f"--server wants name=URL, not {spec.split('=')[0]!r}=...")
-        parsed[name] = url
+        parsed[name] = admin_url(url).render_as_string(hide_password=False)
     if parsed:
         options["servers"] = parsed
     return options

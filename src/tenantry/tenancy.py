@@ -43,6 +43,7 @@ from .strategies.database import DatabaseStrategy, Placement
 from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates
+from .urls import sync_engine_url
 
 if TYPE_CHECKING:
     from .moving import Move
@@ -56,18 +57,11 @@ _STRATEGIES[HybridStrategy.kind] = HybridStrategy  # issue 5
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
-    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:  # the message must not echo the URL: it may hold a password
-        raise ConfigurationError(
-            "cannot parse the database URL; expected postgresql://user@host/database"
-        ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise ConfigurationError(f"tenantry needs PostgreSQL, not {parsed.drivername!r}")
-    return sa.create_engine(parsed, **options)
+    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver.
+
+    A bad URL, an asyncio or missing driver: :class:`ConfigurationError` (see :mod:`.urls`).
+    """
+    return sa.create_engine(sync_engine_url(url), **options)
 
 
 class Tenancy:
