@@ -183,7 +183,7 @@ def options(
         typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS", help="Shared Alembic directory."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema or database.")
+        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema, database or hybrid.")
     ] = "schema",
     server: Annotated[
         list[str] | None,
