@@ -157,7 +157,9 @@ UrlOpt = Annotated[
                  show_default=False),
 ]
 JobsOpt = Annotated[
-    int, typer.Option("--jobs", "-j", min=1, help="Processes migrating: this one and N-1 helpers.")
+    str, typer.Option("--jobs", "-j", metavar="N|auto",
+                      help="Processes migrating: this one and N-1 helpers; auto: by the number "
+                           "of tenants to migrate.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -266,7 +268,7 @@ def migrate(
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
     to: Annotated[str, typer.Option("--to", help="Target revision (up or down).")] = "heads",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = "1",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
     ] = False,
@@ -279,6 +281,7 @@ def migrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
+    how_many = fleet.parse_jobs(jobs)
     tenancy = tenancy_of(ctx)
     if dry_run:
         names = [t.name for t in tenancy.list_tenants() if fleet.matches(t.name, tenant)]
@@ -289,7 +292,7 @@ def migrate(
     started = time.monotonic()
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
-            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
             confirm=yes, compiled=compiled,
         )
     print_report(report, as_json, time.monotonic() - started)
@@ -347,16 +350,17 @@ def downgrade(
         list[str] | None,
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = "1",
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Downgrade tenants to a revision (needs --yes). Exit 1 if any tenant failed."""
+    how_many = fleet.parse_jobs(jobs)
     tenancy = tenancy_of(ctx)
     started = time.monotonic()
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
-            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
             confirm=yes,
         )
     print_report(report, as_json, time.monotonic() - started)

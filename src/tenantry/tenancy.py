@@ -405,7 +405,7 @@ class Tenancy:
         target: str = "heads",
         tenants: Sequence[str] | None = None,
         *,
-        jobs: int = 1,
+        jobs: fleet.Jobs = 1,
         on_outcome: Callable[[TenantOutcome], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
@@ -414,7 +414,8 @@ class Tenancy:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
         Each tenant is migrated to ``target`` (up or down) in its own transaction, by ``jobs``
-        processes (this one and ``jobs - 1`` helpers). A failing tenant is recorded (state
+        processes (this one and ``jobs - 1`` helpers; ``"auto"``: helpers only if the work left
+        is worth their start-up, see docs/fleet.md). A failing tenant is recorded (state
         ``failed``) and does not stop the others. Tenants already at ``target`` are found by
         one registry query and skipped. ``on_plan(n)`` is told how many tenants need work;
         ``on_outcome`` sees each result.
