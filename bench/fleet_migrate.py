@@ -44,7 +44,10 @@ def downgrade():
 '''
 CHILD = '''
 import json, resource, sys, time
-from tenantry import Tenancy
+from tenantry import Tenancy, fleet
+chosen = []  # what jobs="auto" decided
+decide = fleet.auto_processes
+fleet.auto_processes = lambda seconds, cpus=None: chosen.append(decide(seconds, cpus)) or chosen[-1]
 t = Tenancy(sys.argv[1], tenant_migrations=sys.argv[2])
 patterns = json.loads(sys.argv[4])
 jobs = sys.argv[3] if sys.argv[3] == "auto" else int(sys.argv[3])
@@ -53,7 +56,7 @@ start = time.perf_counter()
 report = t.migrate_all(target, tenants=patterns, jobs=jobs, compiled=sys.argv[5] == "1")
 elapsed = time.perf_counter() - start
 moved = len(report.by_result("upgraded"))
-print(json.dumps({"elapsed": elapsed, "moved": moved, "ok": report.ok,
+print(json.dumps({"elapsed": elapsed, "moved": moved, "ok": report.ok, "chosen": chosen,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 '''
 
@@ -97,7 +100,7 @@ def small_fleets(sizes: list[int], repeats: int) -> None:
         for k in range(1, runs + 1):  # after provisioning: every tenant starts at m000
             add(stream, f"m{k:03d}", f"m{k - 1:03d}", f"c{k}")
         print("tenants | jobs=1 s (each run) | jobs=2 s (each run) | jobs=2 / jobs=1 (median) "
-              "| auto s")
+              "| auto s (processes)")
         for size in sizes:
             times: dict[str, list[float]] = {"1": [], "2": []}
             k = 0
@@ -111,7 +114,7 @@ def small_fleets(sizes: list[int], repeats: int) -> None:
             ratio = statistics.median(times["2"]) / statistics.median(times["1"])
             print(f"{size} | {' '.join(f'{x:.2f}' for x in times['1'])} | "
                   f"{' '.join(f'{x:.2f}' for x in times['2'])} | {ratio:.2f} | "
-                  f"{auto['elapsed']:.2f}", flush=True)
+                  f"{auto['elapsed']:.2f} ({auto['chosen'] or [1]})", flush=True)
 
 
 def main() -> None:

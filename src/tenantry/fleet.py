@@ -50,10 +50,11 @@ _MIGRATABLE = frozenset({State.READY, State.MIGRATING, State.FAILED})
 #: at most this many tenants marked but not migrated, and a re-run finishes them.
 BATCH = 20
 #: ``jobs="auto"``: seconds of migrating left, at this process's pace, that make one more
-#: process worth starting. A helper pays off once the work left exceeds its start-up (a
-#: spawned interpreter importing tenantry, Alembic and the scripts: 0.5-1 s on a quiet
-#: 2-core machine, several seconds on a busy one); twice that, to be safe. Measured with
-#: ``bench/fleet_migrate.py --sizes`` (docs/fleet.md).
+#: process worth starting on an idle machine. A helper pays off once the work left exceeds its
+#: start-up (a spawned interpreter importing tenantry, Alembic and the scripts: 0.5-1 s on a
+#: quiet 2-core machine); twice that, to be safe. On a busy machine (load average above the
+#: CPU count) it is scaled by load / CPUs: start-up takes longer and a helper finds no idle
+#: core. Measured with ``bench/fleet_migrate.py --sizes`` (docs/fleet.md).
 HELPER_WORTH = 2.0
 
 Jobs = int | Literal["auto"]
@@ -375,12 +376,23 @@ def checked(jobs: Jobs) -> Jobs:
     raise MigrationError(f"jobs must be a number of processes (1 or more) or 'auto', not {jobs!r}")
 
 
-def auto_processes(seconds_left: float, cpus: int | None = None) -> int:
+def auto_processes(
+    seconds_left: float, cpus: int | None = None, load: float | None = None
+) -> int:
     """``jobs="auto"``: how many processes should migrate what this process alone would take
-    ``seconds_left`` to: one more per :data:`HELPER_WORTH` seconds, at most ``cpus``
-    (default: this machine's)."""
+    ``seconds_left`` to: one more per :data:`HELPER_WORTH` seconds (times ``load / cpus`` when
+    above 1), at most ``cpus``. Defaults: this machine's CPUs and 1-minute load average."""
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
-    return max(1, min(cpus, 1 + int(seconds_left / HELPER_WORTH)))
+    load = load if load is not None else _load_average()
+    worth = HELPER_WORTH * max(1.0, load / cpus)
+    return max(1, min(cpus, 1 + int(seconds_left / worth)))
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows; or not available
+        return 0.0
 
 
 def parse_jobs(text: str) -> Jobs:

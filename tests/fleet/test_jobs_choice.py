@@ -18,17 +18,19 @@ WORTH = fleet.HELPER_WORTH
 
 
 @pytest.mark.parametrize(
-    ("seconds_left", "cpus", "expected"),
+    ("seconds_left", "cpus", "load", "expected"),
     [
-        (0.0, 8, 1), (WORTH * 0.99, 8, 1),  # less than a helper's worth: this process alone
-        (WORTH, 8, 2), (WORTH * 2.5, 8, 3),  # one more process per HELPER_WORTH seconds
-        (WORTH * 100, 4, 4), (WORTH * 100, 1, 1),  # never more than the CPUs
+        (0.0, 8, 0.0, 1), (WORTH * 0.99, 8, 0.0, 1),  # under a helper's worth: no helper
+        (WORTH, 8, 0.0, 2), (WORTH * 2.5, 8, 4.0, 3),  # one more process per HELPER_WORTH s
+        (WORTH * 100, 4, 0.0, 4), (WORTH * 100, 1, 0.0, 1),  # never more than the CPUs
+        # a busy machine (load above the CPUs) needs proportionally more work left per helper
+        (WORTH * 3, 2, 7.0, 1), (WORTH * 3.5, 2, 7.0, 2), (WORTH * 2, 2, 2.0, 2),
     ],
 )
 def test_auto_adds_a_process_per_helper_worth_of_work_up_to_the_cpus(
-    seconds_left: float, cpus: int, expected: int
+    seconds_left: float, cpus: int, load: float, expected: int
 ) -> None:
-    assert fleet.auto_processes(seconds_left, cpus=cpus) == expected
+    assert fleet.auto_processes(seconds_left, cpus=cpus, load=load) == expected
 
 
 def test_jobs_are_checked() -> None:
@@ -69,6 +71,7 @@ def test_auto_starts_helpers_only_when_the_measured_pace_says_so(
 
     assert migrate_auto() == {me}  # 8 tenants: within the warm-up batch, no helper
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine
     monkeypatch.setattr(fleet, "BATCH", 2)  # warm 2, time 2, then decide for the other 4
     monkeypatch.setattr(fleet, "HELPER_WORTH", 1e6)  # the rest is never worth a helper
     assert migrate_auto() == {me}
