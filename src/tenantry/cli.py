@@ -158,8 +158,8 @@ UrlOpt = Annotated[
 ]
 JobsOpt = Annotated[
     str, typer.Option("--jobs", "-j", metavar="N|auto",
-                      help="Processes migrating: this one and N-1 helpers; auto: by the number "
-                           "of tenants to migrate.")
+                      help="Processes migrating: this one and N-1 helpers; auto: helpers only "
+                           "when the work left is worth their start-up.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
