@@ -53,8 +53,9 @@ BATCH = 20
 #: process worth starting on an idle machine. A helper pays off once the work left exceeds its
 #: start-up (a spawned interpreter importing tenantry, Alembic and the scripts: 0.5-1 s on a
 #: quiet 2-core machine); twice that, to be safe. On a busy machine (load average above the
-#: CPU count) it is scaled by load / CPUs: start-up takes longer and a helper finds no idle
-#: core. Measured with ``bench/fleet_migrate.py --sizes`` (docs/fleet.md).
+#: CPU count) it is scaled by ``2 * load / CPUs - 1``: start-up takes longer and a helper finds
+#: no idle core (fitted to ``bench/fleet_migrate.py --sizes`` at load 7-8 on 2 CPUs, where
+#: jobs=2 broke even at ~15 s of work; see docs/fleet.md).
 HELPER_WORTH = 2.0
 
 Jobs = int | Literal["auto"]
@@ -380,11 +381,11 @@ def auto_processes(
     seconds_left: float, cpus: int | None = None, load: float | None = None
 ) -> int:
     """``jobs="auto"``: how many processes should migrate what this process alone would take
-    ``seconds_left`` to: one more per :data:`HELPER_WORTH` seconds (times ``load / cpus`` when
-    above 1), at most ``cpus``. Defaults: this machine's CPUs and 1-minute load average."""
+    ``seconds_left`` to: one more per :data:`HELPER_WORTH` seconds (times ``2 * load / cpus - 1``
+    when above 1), at most ``cpus``. Defaults: this machine's CPUs and 1-minute load average."""
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     load = load if load is not None else _load_average()
-    worth = HELPER_WORTH * max(1.0, load / cpus)
+    worth = HELPER_WORTH * max(1.0, 2 * load / cpus - 1)
     return max(1, min(cpus, 1 + int(seconds_left / worth)))
 
 

@@ -24,7 +24,7 @@ WORTH = fleet.HELPER_WORTH
         (WORTH, 8, 0.0, 2), (WORTH * 2.5, 8, 4.0, 3),  # one more process per HELPER_WORTH s
         (WORTH * 100, 4, 0.0, 4), (WORTH * 100, 1, 0.0, 1),  # never more than the CPUs
         # a busy machine (load above the CPUs) needs proportionally more work left per helper
-        (WORTH * 3, 2, 7.0, 1), (WORTH * 3.5, 2, 7.0, 2), (WORTH * 2, 2, 2.0, 2),
+        (WORTH * 5.9, 2, 7.0, 1), (WORTH * 6, 2, 7.0, 2), (WORTH * 2, 2, 2.0, 2),
     ],
 )
 def test_auto_adds_a_process_per_helper_worth_of_work_up_to_the_cpus(
