@@ -43,6 +43,7 @@ from .strategies.database import DatabaseStrategy, Placement
 from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates
+from .urls import sync_engine_url
 
 if TYPE_CHECKING:
     from .moving import Move
@@ -56,18 +57,11 @@ _STRATEGIES[HybridStrategy.kind] = HybridStrategy  # issue 5
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
-    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:  # the message must not echo the URL: it may hold a password
-        raise ConfigurationError(
-            "cannot parse the database URL; expected postgresql://user@host/database"
-        ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise ConfigurationError(f"tenantry needs PostgreSQL, not {parsed.drivername!r}")
-    return sa.create_engine(parsed, **options)
+    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver.
+
+    A bad URL, an asyncio or missing driver: :class:`ConfigurationError` (see :mod:`.urls`).
+    """
+    return sa.create_engine(sync_engine_url(url), **options)
 
 
 class Tenancy:
@@ -411,7 +405,7 @@ class Tenancy:
         target: str = "heads",
         tenants: Sequence[str] | None = None,
         *,
-        jobs: int = 1,
+        jobs: fleet.Jobs = 1,
         on_outcome: Callable[[TenantOutcome], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
@@ -420,7 +414,8 @@ class Tenancy:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
         Each tenant is migrated to ``target`` (up or down) in its own transaction, by ``jobs``
-        processes (this one and ``jobs - 1`` helpers). A failing tenant is recorded (state
+        processes (this one and ``jobs - 1`` helpers; ``"auto"``: helpers only if the work left
+        is worth their start-up, see docs/fleet.md). A failing tenant is recorded (state
         ``failed``) and does not stop the others. Tenants already at ``target`` are found by
         one registry query and skipped. ``on_plan(n)`` is told how many tenants need work;
         ``on_outcome`` sees each result.

@@ -29,6 +29,7 @@ from ..names import identifier, quote
 from ..registry import Location
 from ..scripts import rename_schema
 from ..strict import install_hooks
+from ..urls import sync_engine_url
 from .base import Strategy, prepared
 
 log = logging.getLogger("tenantry")
@@ -44,15 +45,6 @@ TEMPLATE_SCHEMA = "tenantry_template"
 def fewest_tenants(tenant: str, load: Mapping[str, int]) -> str:
     """Default placement: the server holding the fewest tenants (ties: configuration order)."""
     return min(load, key=lambda server: load[server])
-
-
-def _psycopg(url: str | URL) -> URL:
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise ConfigurationError(f"tenantry needs PostgreSQL, not {parsed.drivername!r}")
-    return parsed
 
 
 class DatabaseStrategy(Strategy):
@@ -82,7 +74,7 @@ class DatabaseStrategy(Strategy):
     ) -> None:
         super().__init__(main, prefix)
         urls = {MAIN_SERVER: main.url}
-        urls.update({name: _psycopg(url) for name, url in (servers or {}).items()})
+        urls.update({name: sync_engine_url(url) for name, url in (servers or {}).items()})
         self.servers: dict[str, URL] = urls
         self.placement: Placement = placement or fewest_tenants
         self.template = template
