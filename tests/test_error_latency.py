@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine
+from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine, probe
 from tenantry.aio import AsyncTenancy
 from tenantry.models import TENANT_SCHEMA
+from tenantry.strict import install_hooks
 
 from .app.models import Customer, User
 from .conftest import MIGRATIONS
@@ -275,3 +276,61 @@ def test_async_five_concurrent_errors_on_a_pool_of_five(
         assert max(took for _, took in typos + gone) < COLD, typos + gone
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_isolation_error_names_the_owner_at_once(database_url: str, driver: str) -> None:
+    """The owner lookup inside an async engine's error handling (strict hooks installed on
+    the async engine by hand here: AsyncTenancy routes no role yet)."""
+    t = make(database_url, strict=True)
+
+    async def main() -> None:
+        async with AsyncTenancy(t, driver=driver, engine_options=TIGHT) as at:  # type: ignore[arg-type]
+            install_hooks(at.engine.sync_engine)
+            routed = (await at.route("a")).execution_options(tenantry_role=t.tenant_role("a"))
+            for limit in (COLD, FAST):  # the first opens the probe
+                async with routed.connect() as conn:
+                    assert (await conn.execute(sa.text("SELECT current_user"))).scalar() == (
+                        t.tenant_role("a")
+                    )
+                    error, took = await atimed(
+                        lambda: conn.execute(sa.text("SELECT * FROM tenant_b.customers"))
+                    )
+                assert isinstance(error, TenantIsolationError), repr(error)
+                assert error.owner == "b" and took <= limit, took
+
+    try:
+        asyncio.run(main())
+    finally:
+        drop_roles(t)
+        t.dispose()
+
+
+def test_probes_are_few_and_closed_with_their_engine(tight: Tenancy, database_url: str) -> None:
+    def probes(like: str) -> int:
+        engine = make_engine(database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                query = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name "
+                                "LIKE :n AND datname = current_database()")
+                return int(conn.execute(query, {"n": like}).scalar_one())
+        finally:
+            engine.dispose()
+
+    typo(tight, limit=COLD)
+    assert probes(probe.APPLICATION_NAME) == 1
+    tight.dispose()  # the main database's probe goes with it
+    assert probes(probe.APPLICATION_NAME) == 0
+    # one probe per URL, at most MAX_PROBES open: the least recently used are closed
+    engines = [
+        make_engine(sa.make_url(database_url).update_query_dict({"application_name": f"p{i}"}))
+        for i in range(probe.MAX_PROBES + 2)
+    ]
+    try:
+        for engine in engines:
+            assert probe.rows(engine, sa.text("SELECT 1")) == [(1,)]
+        assert probes("p_") == probe.MAX_PROBES
+    finally:
+        for engine in engines:
+            probe.close_for(engine)
+    assert probes("p_") == 0

@@ -10,9 +10,9 @@ or the connection budget may be exhausted: asking through the pool would wait ``
 the pool and the budget), opened on first use, used by one caller at a time behind a lock
 taken with a short timeout (:data:`LOCK_TIMEOUT`). A busy, unreachable or failing probe
 answers ``None`` and the caller keeps the driver's error: error translation never waits.
-At most :data:`MAX_PROBES` probes stay open (least recently used closed first); a probe
-closes when an engine of its database is disposed. The probe connects with the engine's URL
-(psycopg 3, sync, also for async engines) and runs as the URL's user.
+At most :data:`MAX_PROBES` probes stay open (least recently used closed first);
+:meth:`~tenantry.Tenancy.dispose` closes the main database's. A probe connects with the
+engine's URL (psycopg 3, sync, also for async engines) and runs as the URL's user.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections import OrderedDict
 from typing import Any
 
 import psycopg
-from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql import ClauseElement
@@ -37,6 +36,8 @@ Rows = list[tuple[Any, ...]]
 LOCK_TIMEOUT = 0.1
 #: Probes kept open at once (one per database asked about).
 MAX_PROBES = 4
+#: ``application_name`` of a probe's connection (unless its URL sets one).
+APPLICATION_NAME = "tenantry probe"
 #: libpq ``connect_timeout`` of a probe, in seconds (libpq's smallest useful value).
 CONNECT_TIMEOUT = 2
 # The probe's statements are catalog and registry lookups: never worth a long wait.
@@ -103,6 +104,7 @@ class Probe:
             self._drop()
             cargs, cparams = _DIALECT.create_connect_args(self.url)  # type: ignore[no-untyped-call]
             cparams.setdefault("connect_timeout", CONNECT_TIMEOUT)
+            cparams.setdefault("application_name", APPLICATION_NAME)
             conn = psycopg.connect(*cargs, **cparams, autocommit=True)
             conn.execute(_SESSION)
             self._conn = conn
@@ -145,8 +147,6 @@ def probe_for(engine: Engine) -> Probe:
             return probe
         probe = _probes[url] = Probe(url)
         extra = list(_probes.values())[: max(0, len(_probes) - MAX_PROBES)]
-    if not event.contains(engine, "engine_disposed", _disposed):
-        event.listen(engine, "engine_disposed", _disposed)
     for old in extra:  # least recently used first; one in use stays open for now
         if old.close(wait=False):
             with _registry_lock:
@@ -161,7 +161,8 @@ def rows(engine: Engine, statement: ClauseElement) -> Rows | None:
     return probe_for(engine).rows(statement)
 
 
-def _disposed(engine: Engine) -> None:
+def close_for(engine: Engine) -> None:
+    """Close the probe of ``engine``'s database, if open (:meth:`Tenancy.dispose` calls it)."""
     with _registry_lock:
         probe = _probes.pop(sync_twin(engine.url), None)
     if probe is not None:

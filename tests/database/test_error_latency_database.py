@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from tenantry import DatabaseStrategy, Tenancy, UnknownTenant
+from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, UnknownTenant
 from tenantry.aio import AsyncTenancy
 
 from ..app.models import Customer
@@ -151,3 +151,21 @@ def test_async_errors_never_wait_for_the_budget(small: Tenancy, driver: str) -> 
             assert took <= FAST, took
 
     asyncio.run(main())
+
+
+def test_strict_isolation_error_never_waits_for_the_budget(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    t = make_tenancy(strict=True, max_connections=1, pool_size=1,
+                     budget_timeout=BUDGET_TIMEOUT, servers={})
+    try:
+        t.create_tenant("a")
+        for limit in (COLD, FAST):  # the first opens the probe of a's database
+            with t.session("a") as s:
+                hold(t, s)
+                error, took = timed(lambda: s.execute(sa.text("CREATE TABLE public.spy (x int)")))
+            assert isinstance(error, TenantIsolationError), repr(error)
+            assert error.name == "public" and error.owner is None and took <= limit, took
+    finally:  # roles are cluster-wide: drop the tenants (and their roles) now
+        for info in t.list_tenants():
+            t.drop_tenant(info.name, confirm=True)
