@@ -137,9 +137,10 @@ _probes: OrderedDict[URL, Probe] = OrderedDict()
 _registry_lock = threading.Lock()  # guards ``_probes``; never held while talking to a server
 
 
-def probe_for(engine: Engine) -> Probe:
-    """The probe of ``engine``'s database (made on first use; marks it recently used)."""
-    url = sync_twin(engine.url)
+def probe_for(engine: Engine | URL) -> Probe:
+    """The probe of the database of ``engine`` (or of a URL): made on first use, marked
+    recently used."""
+    url = sync_twin(engine if isinstance(engine, URL) else engine.url)
     with _registry_lock:
         probe = _probes.get(url)
         if probe is not None:
@@ -155,16 +156,17 @@ def probe_for(engine: Engine) -> Probe:
     return probe
 
 
-def rows(engine: Engine, statement: ClauseElement) -> Rows | None:
-    """The rows of ``statement`` on the probe of ``engine``'s database; ``None`` when the
-    probe is busy or the lookup fails. Never takes a connection of ``engine``'s pool."""
+def rows(engine: Engine | URL, statement: ClauseElement) -> Rows | None:
+    """The rows of ``statement`` on the probe of ``engine``'s database (or a URL's); ``None``
+    when the probe is busy or the lookup fails. Never takes a connection of a pool."""
     return probe_for(engine).rows(statement)
 
 
-def close_for(engine: Engine) -> None:
+def close_for(engine: Engine | URL) -> None:
     """Close the probe of ``engine``'s database, if open (:meth:`Tenancy.dispose` calls it)."""
+    url = sync_twin(engine if isinstance(engine, URL) else engine.url)
     with _registry_lock:
-        probe = _probes.pop(sync_twin(engine.url), None)
+        probe = _probes.pop(url, None)
     if probe is not None:
         probe.close()
 

@@ -169,3 +169,40 @@ def test_strict_isolation_error_never_waits_for_the_budget(
     finally:  # roles are cluster-wide: drop the tenants (and their roles) now
         for info in t.list_tenants():
             t.drop_tenant(info.name, confirm=True)
+
+
+def drop_database(t: Tenancy, tenant: str) -> None:
+    """Drop a tenant's database WITH (FORCE) behind tenantry's back: open sessions are cut."""
+    strategy = t.strategy
+    assert isinstance(strategy, DatabaseStrategy)
+    with strategy.admin("main").connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{t.get_tenant(tenant).schema}" WITH (FORCE)')
+
+
+def test_database_dropped_under_an_open_session_is_unknown_at_once(small: Tenancy) -> None:
+    """The cut connection (a disconnect) is named by asking the server, never the budget."""
+    for name, limit in (("b", COLD), ("a", FAST)):  # the first opens the server's probe
+        with small.session(name) as s:
+            hold(small, s)
+            drop_database(small, name)
+            error, took = timed(lambda: s.execute(sa.text("SELECT 1")))
+        assert isinstance(error, UnknownTenant) and error.name == name, repr(error)
+        assert took <= limit, took
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_database_dropped_under_an_open_session_is_unknown_at_once(
+    small: Tenancy, driver: str
+) -> None:
+    async def main() -> None:
+        async with AsyncTenancy(small, driver=driver) as at:  # type: ignore[arg-type]
+            for name, limit in (("b", COLD), ("a", FAST)):
+                async with at.session(name) as s:
+                    await ahold(s)
+                    spent(small)
+                    await asyncio.to_thread(drop_database, small, name)
+                    error, took = await atimed(lambda: s.execute(sa.text("SELECT 1")))
+                assert isinstance(error, UnknownTenant) and error.name == name, repr(error)
+                assert took <= limit, took
+
+    asyncio.run(main())
