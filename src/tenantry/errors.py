@@ -150,3 +150,11 @@ class ForeignKeyAcrossDatabases(MoveError):
             f"tables outside its schema ({listed}); pass drop_foreign_keys=True "
             "(CLI: --drop-foreign-keys) to promote without them"
         )
+
+
+class AmbiguousRequest(TenantryError, ValueError):
+    """An HTTP request names its tenant in a header that it carries more than once."""
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        super().__init__(f"header {header!r} appears more than once: which tenant is meant?")

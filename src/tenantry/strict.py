@@ -22,13 +22,12 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from . import registry
+from . import probe, registry
 from .errors import TenantIsolationError, UnknownTenant
 from .names import MAX_IDENTIFIER_BYTES, quote
 from .registry import Location
@@ -411,14 +410,13 @@ def _translate_denied(ctx: ExceptionContext) -> BaseException | None:
 
 
 def _tenant_of_schema(ctx: ExceptionContext, schema: str) -> str | None:
-    """Which tenant ``schema`` belongs to (best effort: ``None`` when it cannot tell)."""
+    """Which tenant ``schema`` belongs to (best effort: ``None`` when it cannot tell).
+
+    Asked on the registry through a probe (:mod:`tenantry.probe`), never through the pool:
+    the failing connection is still checked out.
+    """
     if ctx.engine is None:
         return None
-    try:
-        with ctx.engine.connect() as probe:
-            probe = probe.execution_options(**{ROLE_OPTION: None})
-            query = sa.select(registry.tenants.c.name).where(registry.tenants.c.schema == schema)
-            name: Any = probe.execute(query).scalar()
-    except sa.exc.DBAPIError:
-        return None
-    return str(name) if name is not None else None
+    query = sa.select(registry.tenants.c.name).where(registry.tenants.c.schema == schema)
+    found = probe.rows(ctx.engine, query)
+    return str(found[0][0]) if found else None

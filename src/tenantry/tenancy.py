@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, guard, registry
+from . import fleet, guard, probe, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import _current as _current_tenant
@@ -163,6 +163,7 @@ class Tenancy:
         """Close the pools tenantry opened."""
         self.strategy.dispose()
         self._known.clear()
+        probe.close_for(self.engine)
         if self._owns_engine:
             self.engine.dispose()
 

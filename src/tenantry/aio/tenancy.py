@@ -140,9 +140,13 @@ class AsyncTenancy:
         the cached route is forgotten so that the next call reads the registry again."""
         database = engine.url.database or ""
         missing = f'database "{database}" does not exist'
+        strategy = self.admin.strategy
+        assert isinstance(strategy, DatabaseStrategy)
 
         def vanished(ctx: ExceptionContext) -> BaseException | None:
-            if missing in str(ctx.original_exception):
+            if missing in str(ctx.original_exception) or (
+                ctx.is_disconnect and strategy.database_gone(engine.url)
+            ):
                 self._forget(tenant)
                 return UnknownTenant(tenant, f"database {database!r} no longer exists here")
             return None

@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
-from .. import guard, registry
+from .. import guard, probe, registry
 from ..engines import EngineRegistry
 from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
@@ -113,8 +113,11 @@ class DatabaseStrategy(Strategy):
         missing = f'database "{database}" does not exist'
 
         def vanished(ctx: ExceptionContext) -> BaseException | None:
-            # the tenant's database was dropped, renamed or moved by another process
-            if missing in str(ctx.original_exception):
+            # the tenant's database was dropped, renamed or moved by another process (a
+            # connection open then was cut: ask its server, on a probe, never the pool)
+            if missing in str(ctx.original_exception) or (
+                ctx.is_disconnect and self.database_gone(url)
+            ):
                 return UnknownTenant(tenant, f"database {database!r} no longer exists here")
             return None
 
@@ -133,6 +136,20 @@ class DatabaseStrategy(Strategy):
             tenant = ctx.execution_context.execution_options.get("tenantry_tenant")
             if isinstance(tenant, str):
                 self.forget(tenant)
+
+    def database_gone(self, url: URL) -> bool:
+        """Whether the database of tenant engine URL ``url`` is missing from its server.
+
+        Asked on the server's maintenance database through a probe (:mod:`tenantry.probe`),
+        outside every pool and the budget; ``False`` when it cannot tell.
+        """
+        url = probe.sync_twin(url)
+        for server in self.servers.values():
+            if server.set(database=url.database) == url:
+                query = sa.text("SELECT 1 FROM pg_database WHERE datname = :d")
+                found = probe.rows(server, query.bindparams(d=url.database))
+                return found is not None and not found
+        return False
 
     def engine(self, location: Location) -> Engine:
         return self.engines.get(self._server(location), self._database(location))
