@@ -34,6 +34,14 @@ def install(engine: Engine) -> None:
         event.listen(engine, "handle_error", _translate_vanished_tenant)
 
 
+def installed(engine: Engine) -> bool:
+    dispatch = engine.dispatch
+    return (
+        _stop_unrouted in dispatch.before_cursor_execute
+        and _translate_vanished_tenant in engine.dialect.dispatch.handle_error
+    )
+
+
 def placeholder_tables(statement: str) -> list[str]:
     """Names of tenant tables that ``statement`` reaches without a tenant."""
     if TENANT_SCHEMA not in statement:

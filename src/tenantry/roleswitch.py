@@ -1,0 +1,99 @@
+"""Strict mode: the tenant's role in force on every door of a connection.
+
+Routing gives a strict tenant's connections the ``tenantry_role`` execution option. These
+engine hooks act on it (and do nothing for connections without it):
+
+* ``begin`` and ``begin_twophase``: ``SET LOCAL ROLE`` as each transaction starts (ORM
+  sessions, Core connections, ``begin_twophase()``, ``Session(twophase=True)``).
+* ``before_cursor_execute``: an AUTOCOMMIT connection has no transaction for ``SET LOCAL``, so
+  its first statement is preceded by a session-level ``SET ROLE``, issued once per checkout and
+  remembered in the pool record's ``info``. An admin connection
+  (:meth:`~tenantry.Tenancy.admin_connection`) runs each statement that names a tenant as that
+  tenant's role (``SET ROLE`` before it) and, after one such statement, every other statement
+  as the application (``RESET ROLE`` before it).
+
+Every switch marks the checkout, so :mod:`tenantry.poolreset` resets the connection when it
+goes back to the pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from . import poolreset
+from .names import quote
+from .statements import StatementSchemas
+from .strict import ROLE_OPTION, set_role
+
+_ROLE = "role"  # session state: the role SET at session level in this checkout
+_ADMIN = "admin"  # session state: an admin connection switched role in this checkout
+
+
+def install(engine: Engine) -> None:
+    """Add the role hooks to ``engine`` (idempotent)."""
+    if not installed(engine):
+        event.listen(engine, "begin", _begin)
+        event.listen(engine, "begin_twophase", _begin_twophase)
+        event.listen(engine, "before_cursor_execute", _before_cursor_execute)
+
+
+def installed(engine: Engine) -> bool:
+    dispatch = engine.dispatch
+    return (
+        _begin in dispatch.begin
+        and _begin_twophase in dispatch.begin_twophase
+        and _before_cursor_execute in dispatch.before_cursor_execute
+    )
+
+
+def _begin(conn: Connection) -> None:
+    role = conn.get_execution_options().get(ROLE_OPTION)
+    if role and not conn.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        poolreset.mark(conn.connection)
+        set_role(conn, role)
+
+
+def _begin_twophase(conn: Connection, xid: Any) -> None:
+    _begin(conn)
+
+
+def _before_cursor_execute(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    options = context.execution_options if context is not None else conn.get_execution_options()
+    schemas = options.get("schema_translate_map")
+    if isinstance(schemas, StatementSchemas):
+        _per_statement(conn, schemas.role)
+        return
+    role = options.get(ROLE_OPTION)
+    if not role:
+        return
+    pooled = conn.connection
+    if not pooled.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        return  # the transaction's SET LOCAL ROLE is in force
+    state = poolreset.mark(pooled)
+    if state.get(_ROLE) != role:
+        _run(conn, f"SET ROLE {quote(role)}")
+        state[_ROLE] = role
+
+
+def _per_statement(conn: Connection, role: str | None) -> None:
+    """An admin connection: the statement runs as its tenant's role, or as the application."""
+    pooled = conn.connection
+    if role is not None:
+        poolreset.mark(pooled)[_ADMIN] = True
+        _run(conn, f"SET ROLE {quote(role)}")
+    elif pooled.info.get(poolreset.SESSION_STATE, {}).get(_ADMIN):
+        _run(conn, "RESET ROLE")
+
+
+def _run(conn: Connection, sql: str) -> None:
+    """Run ``sql`` on ``conn``'s DBAPI connection (in its transaction, if one is open)."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
