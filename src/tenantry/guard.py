@@ -30,7 +30,7 @@ _MISSING_TABLE = "42P01"  # undefined_table
 def install(engine: Engine) -> None:
     """Add tenantry's hooks to ``engine`` (idempotent)."""
     if not event.contains(engine, "before_cursor_execute", _stop_unrouted):
-        event.listen(engine, "before_cursor_execute", _stop_unrouted)
+        event.listen(engine, "before_cursor_execute", _stop_unrouted, retval=True)
         event.listen(engine, "handle_error", _translate_vanished_tenant)
 
 
@@ -51,11 +51,12 @@ def placeholder_tables(statement: str) -> list[str]:
 
 def _stop_unrouted(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> None:
+) -> tuple[str, Any]:
     if TENANT_SCHEMA in statement:
         tables = placeholder_tables(statement)
         if tables:
             raise NoTenantSelected(tables)
+    return statement, parameters
 
 
 def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:

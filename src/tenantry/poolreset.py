@@ -2,12 +2,15 @@
 
 A checkout that switched to a tenant's role (:mod:`tenantry.roleswitch` marks it) can leave
 session state behind: a session-level ``SET ROLE``, other settings, ``WITH HOLD`` cursors, temp
-tables, ``LISTEN`` registrations, advisory locks, prepared statements. The pool's ``reset``
-event (on tenantry's engines only) clears it when the connection goes back:
+tables, ``LISTEN`` registrations, advisory locks. The pool's ``reset`` event (on tenantry's
+engines only) clears it when the connection goes back, with what ``DISCARD ALL`` does except
+``DEALLOCATE ALL`` (:data:`RESET`, one round trip, outside a transaction block: psycopg's
+connection is switched to autocommit for it).
 
-* psycopg (sync and async): ``DISCARD ALL``, in autocommit (it cannot run in a transaction
-  block). psycopg sees the command and forgets its own prepared statements.
-* asyncpg: the same minus ``DEALLOCATE ALL``, which would break asyncpg's statement cache.
+Prepared statements are kept: ``EXECUTE`` checks the privileges of whoever runs it, so they
+carry no data from one checkout to the next, and the drivers' own statement caches (asyncpg's,
+psycopg's automatic preparation) stay valid; psycopg does not reliably notice a
+``DISCARD ALL``, so deallocating them under it would break its cache.
 
 Checkouts that never switched role (no strict tenant) are left alone, so the reset costs
 nothing outside strict mode. A reset that fails invalidates the connection (SQLAlchemy closes
@@ -27,12 +30,12 @@ from sqlalchemy.util import await_only
 #: tenant role), forgotten when the connection is reset.
 SESSION_STATE = "tenantry_session"
 
-#: ``DISCARD ALL`` without ``DEALLOCATE ALL`` (asyncpg keeps its prepared statements).
-ASYNCPG_RESET = (
+#: ``DISCARD ALL`` without ``DEALLOCATE ALL`` (role, settings, cursors, listeners, advisory
+#: locks, plans, temp tables, sequence state).
+RESET = (
     "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
     "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
 )
-PSYCOPG_RESET = "DISCARD ALL"
 
 
 def mark(connection: PoolProxiedConnection) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def reset_psycopg(
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
-        dbapi_connection.execute(PSYCOPG_RESET)
+        dbapi_connection.execute(RESET)
     finally:
         dbapi_connection.autocommit = autocommit
 
@@ -90,7 +93,7 @@ def reset_psycopg_async(
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
-        await_only(dbapi_connection.driver_connection.execute(PSYCOPG_RESET))
+        await_only(dbapi_connection.driver_connection.execute(RESET))
     finally:
         dbapi_connection.autocommit = autocommit
 
@@ -102,4 +105,4 @@ def reset_asyncpg(
     if not _due(record, state):
         return
     dbapi_connection.rollback()
-    await_only(dbapi_connection.driver_connection.execute(ASYNCPG_RESET))
+    await_only(dbapi_connection.driver_connection.execute(RESET))

@@ -3,8 +3,9 @@
 Routing gives a strict tenant's connections the ``tenantry_role`` execution option. These
 engine hooks act on it (and do nothing for connections without it):
 
-* ``begin`` and ``begin_twophase``: ``SET LOCAL ROLE`` as each transaction starts (ORM
-  sessions, Core connections, ``begin_twophase()``, ``Session(twophase=True)``).
+* ``begin``: ``SET LOCAL ROLE`` as each transaction starts (ORM sessions, Core connections).
+* ``begin_twophase`` (``begin_twophase()``, ``Session(twophase=True)``): the driver must start
+  the two-phase transaction itself, so ``SET LOCAL ROLE`` precedes its first statement.
 * ``before_cursor_execute``: an AUTOCOMMIT connection has no transaction for ``SET LOCAL``, so
   its first statement is preceded by a session-level ``SET ROLE``, issued once per checkout and
   remembered in the pool record's ``info``. An admin connection
@@ -30,6 +31,7 @@ from .strict import ROLE_OPTION, set_role
 
 _ROLE = "role"  # session state: the role SET at session level in this checkout
 _ADMIN = "admin"  # session state: an admin connection switched role in this checkout
+_TWO_PHASE = "two_phase"  # session state: a two-phase transaction began, role not yet set
 
 
 def install(engine: Engine) -> None:
@@ -37,7 +39,7 @@ def install(engine: Engine) -> None:
     if not installed(engine):
         event.listen(engine, "begin", _begin)
         event.listen(engine, "begin_twophase", _begin_twophase)
-        event.listen(engine, "before_cursor_execute", _before_cursor_execute)
+        event.listen(engine, "before_cursor_execute", _before_cursor_execute, retval=True)
 
 
 def installed(engine: Engine) -> bool:
@@ -57,21 +59,29 @@ def _begin(conn: Connection) -> None:
 
 
 def _begin_twophase(conn: Connection, xid: Any) -> None:
-    _begin(conn)
+    if conn.get_execution_options().get(ROLE_OPTION):
+        poolreset.mark(conn.connection)[_TWO_PHASE] = True
 
 
 def _before_cursor_execute(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> None:
+) -> tuple[str, Any]:
     options = context.execution_options if context is not None else conn.get_execution_options()
     schemas = options.get("schema_translate_map")
     if isinstance(schemas, StatementSchemas):
         _per_statement(conn, schemas.role)
-        return
-    role = options.get(ROLE_OPTION)
-    if not role:
-        return
+    elif options.get(ROLE_OPTION):
+        _role_beyond_begin(conn, options[ROLE_OPTION])
+    return statement, parameters
+
+
+def _role_beyond_begin(conn: Connection, role: str) -> None:
+    """The role where ``begin`` could not set it: the first statement of a two-phase
+    transaction, and AUTOCOMMIT (``SET ROLE`` once per checkout)."""
     pooled = conn.connection
+    state = pooled.info.get(poolreset.SESSION_STATE)
+    if state is not None and state.pop(_TWO_PHASE, False):
+        _run(conn, f"SET LOCAL ROLE {quote(role)}")
     if not pooled.dbapi_connection.autocommit:  # type: ignore[union-attr]
         return  # the transaction's SET LOCAL ROLE is in force
     state = poolreset.mark(pooled)
