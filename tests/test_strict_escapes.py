@@ -28,8 +28,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_only
 
-from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, make_engine
+from tenantry import (
+    ConfigurationError,
+    DatabaseStrategy,
+    Tenancy,
+    TenantIsolationError,
+    make_engine,
+)
 from tenantry.aio import AsyncTenancy
 from tenantry.instrumentation import instrumented
 from tenantry.jobs import ContextExecutor
@@ -509,21 +516,36 @@ def test_listen_across_checkouts(door: Door) -> None:
 
 def test_notify_between_tenants(door: Door) -> None:
     """Channels have no privileges: a tenant hears what another tenant's code NOTIFYs."""
-    if door.aio is not None:
-        pytest.skip("receiving notifications is driver-specific; the server rule is the same")
     channel = f"orders_{uuid.uuid4().hex[:6]}"
-    heard: list[str] = []
-    listener = door.tenancy.connection("b" if door.world.kind == "schema" else "a")
-    with listener as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.add_notify_handler(lambda n: heard.append(n.payload))
-        conn.execute(sa.text(f"LISTEN {channel}"))
+    listener = "b" if door.world.kind == "schema" else "a"  # database tenants: a's own pool
+
+    def talk() -> None:
         with door.world.setup.connection("a") as talker:
             talker.execute(sa.text(f"NOTIFY {channel}, 'a secret'"))
             talker.commit()
-        conn.execute(sa.text("SELECT 1"))  # notifications arrive with the next result
+
+    def listen(conn: Connection) -> list[str]:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        raw: Any = conn.connection.driver_connection
+        heard: list[str] = []
+        if door.aio is None:
+            raw.add_notify_handler(lambda n: heard.append(n.payload))
+            conn.execute(sa.text(f"LISTEN {channel}"))
+            talk()
+            conn.execute(sa.text("SELECT 1"))  # notifications arrive with the next result
+            return heard
+        got: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if door.name == "async-asyncpg":
+            await_only(raw.add_listener(channel, lambda *args: got.set_result(args[-1])))
+        else:
+            raw.add_notify_handler(lambda n: got.done() or got.set_result(n.payload))
+            conn.execute(sa.text(f"LISTEN {channel}"))
+        talk()
+        conn.execute(sa.text("SELECT 1"))
+        heard.append(await_only(asyncio.wait_for(got, 10)))
+        return heard
+
+    heard = door.connect(listener, listen)
     check("notify_between_tenants", ESCAPES if heard == ["a secret"] else HELD)
 
 
@@ -560,6 +582,28 @@ def test_across_runs_as_the_application(world: World) -> None:
     assert {(r.tenant, r.row) for r in rows} == {
         ("a", (world.app_role, "a secret")), ("b", (world.app_role, "b secret")),
     }
+
+
+def test_async_tenancy_strict_parameter(world: World) -> None:
+    migrations = MIGRATIONS / ("tenant" if world.kind == "schema" else "tenant_db")
+
+    async def go() -> str:
+        t = AsyncTenancy(world.url, strict=True, strategy=world.setup.strategy.kind,
+                         prefix=world.setup.prefix, tenant_migrations=migrations)
+        try:
+            assert t.admin.strict_roles is not None
+            async with t.session("a") as s:
+                return str((await s.execute(sa.text("SELECT current_user"))).scalar())
+        finally:
+            await t.dispose()
+
+    assert asyncio.run(go()) == world.roles["a"]
+    plain = Tenancy(world.url)
+    try:
+        with pytest.raises(ConfigurationError, match="pass Tenancy options to the Tenancy"):
+            AsyncTenancy(plain, strict=True)
+    finally:
+        plain.dispose()
 
 
 def test_jobs_carry_the_tenant_and_its_role(world: World) -> None:
