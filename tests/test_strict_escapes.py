@@ -53,6 +53,7 @@ EXPECTED = {
     "autocommit": HELD,
     "two_phase_core": HELD,
     "two_phase_session": HELD,
+    "commit_as_sql": HELD,
     "set_role": ESCAPES,
     "set_session_authorization_other": HELD,
     "set_session_authorization_self": ESCAPES,
@@ -324,6 +325,20 @@ def test_two_phase_session(door: Door) -> None:
     user, got = door.session("a", attempt, twophase=True)
     assert user == door.world.roles["a"]
     check("two_phase_session", got)
+
+
+def test_commit_sent_as_sql(door: Door) -> None:
+    """``COMMIT`` as SQL ends the transaction (and its SET LOCAL ROLE) behind SQLAlchemy's
+    back; the statements that follow still run as the tenant."""
+
+    def attempt(conn: Connection) -> tuple[str, str]:
+        conn.execute(sa.text("SELECT 1"))
+        conn.execute(sa.text("COMMIT"))
+        return current_user(conn), outcome(conn, door.world.forbidden)
+
+    user, got = door.connect("a", attempt)
+    assert user == door.world.roles["a"]
+    check("commit_as_sql", got)
 
 
 # -- hostile SQL inside the tenant's transaction ------------------------------------------

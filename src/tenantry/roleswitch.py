@@ -8,7 +8,9 @@ engine hooks act on it (and do nothing for connections without it):
   the two-phase transaction itself, so ``SET LOCAL ROLE`` precedes its first statement.
 * ``before_cursor_execute``: an AUTOCOMMIT connection has no transaction for ``SET LOCAL``, so
   its first statement is preceded by a session-level ``SET ROLE``, issued once per checkout and
-  remembered in the pool record's ``info``. An admin connection
+  remembered in the pool record's ``info``. A transaction ended behind SQLAlchemy's back
+  (``COMMIT`` sent as SQL) is noticed from the driver's transaction status, and the role is
+  set again before the next statement. An admin connection
   (:meth:`~tenantry.Tenancy.admin_connection`) runs each statement that names a tenant as that
   tenant's role (``SET ROLE`` before it) and, after one such statement, every other statement
   as the application (``RESET ROLE`` before it).
@@ -32,6 +34,7 @@ from .strict import ROLE_OPTION, set_role
 _ROLE = "role"  # session state: the role SET at session level in this checkout
 _ADMIN = "admin"  # session state: an admin connection switched role in this checkout
 _TWO_PHASE = "two_phase"  # session state: a two-phase transaction began, role not yet set
+_IDLE = 0  # libpq PQTRANS_IDLE: no transaction block
 
 
 def install(engine: Engine) -> None:
@@ -77,17 +80,34 @@ def _before_cursor_execute(
 
 def _role_beyond_begin(conn: Connection, role: str) -> None:
     """The role where ``begin`` could not set it: the first statement of a two-phase
-    transaction, and AUTOCOMMIT (``SET ROLE`` once per checkout)."""
+    transaction; outside a transaction block (AUTOCOMMIT: ``SET ROLE`` once per checkout);
+    after a transaction ended behind SQLAlchemy's back (``COMMIT`` sent as SQL)."""
     pooled = conn.connection
     state = pooled.info.get(poolreset.SESSION_STATE)
     if state is not None and state.pop(_TWO_PHASE, False):
         _run(conn, f"SET LOCAL ROLE {quote(role)}")
-    if not pooled.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        return
+    raw = pooled.driver_connection
+    if not _outside_transaction(raw):
         return  # the transaction's SET LOCAL ROLE is in force
     state = poolreset.mark(pooled)
+    if not pooled.dbapi_connection.autocommit and not _is_asyncpg(raw):  # type: ignore[union-attr]
+        _run(conn, f"SET LOCAL ROLE {quote(role)}")  # psycopg opens the next transaction
+        return
     if state.get(_ROLE) != role:
         _run(conn, f"SET ROLE {quote(role)}")
         state[_ROLE] = role
+
+
+def _is_asyncpg(raw: Any) -> bool:
+    return hasattr(raw, "is_in_transaction")
+
+
+def _outside_transaction(raw: Any) -> bool:
+    """Whether the server is outside a transaction block (asyncpg or psycopg connection)."""
+    if _is_asyncpg(raw):
+        return not raw.is_in_transaction()
+    return bool(raw.info.transaction_status == _IDLE)
 
 
 def _per_statement(conn: Connection, role: str | None) -> None:
