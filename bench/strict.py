@@ -2,9 +2,11 @@
 
     PYTHONPATH=src python bench/strict.py [--url URL] [--tenants 20] [--transactions 3000]
 
-Both modes run in the same process against the same server (an embedded one unless --url),
-each on its own fresh database, interleaved in rounds; the figure is strict / normal wall time
-per transaction (a short read and a short write, each its own transaction), best of rounds.
+Three modes run in the same process against the same server (an embedded one unless --url),
+each on its own fresh database, interleaved in rounds: normal, strict, and strict without the
+check-in reset of connections that ran as a tenant role (the reset's cost, measured; strict
+mode always resets). Figures are wall time per transaction (a short read and a short write,
+each its own session and transaction), best of rounds, and the ratios between them.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.app.models import Customer
 
-from tenantry import Tenancy, make_engine
+from tenantry import Tenancy, make_engine, poolreset
 from tenantry.names import quote
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "tests" / "app" / "migrations"
 
 
-def setup(admin: sa.Engine, strict: bool, tenants: list[str]) -> tuple[Tenancy, str]:
+def setup(admin: sa.Engine, mode: str, tenants: list[str]) -> tuple[Tenancy, str]:
+    strict = mode != "normal"
     name = f"bench_strict_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
@@ -42,6 +45,8 @@ def setup(admin: sa.Engine, strict: bool, tenants: list[str]) -> tuple[Tenancy, 
         t.grant_shared("public.users")
     for tenant in tenants:
         t.create_tenant(tenant)
+    if mode == "no-reset":  # only to measure the reset: strict mode never runs without it
+        sa.event.remove(t.engine, "reset", poolreset.reset_psycopg)
     return t, name
 
 
@@ -76,23 +81,25 @@ def main() -> None:
     tenants = [f"b{i}" for i in range(args.tenants)]
     made = []
     try:
-        normal, db1 = setup(admin, False, tenants)
-        strict, db2 = setup(admin, True, tenants)
-        made = [(normal, db1), (strict, db2)]
-        workload(normal, tenants, 200, 0)  # warm-up: pools, compiled caches
-        workload(strict, tenants, 200, 0)
-        times: dict[str, list[float]] = {"normal": [], "strict": []}
+        modes = {}
+        for mode in ("normal", "strict", "no-reset"):
+            modes[mode], db = setup(admin, mode, tenants)
+            made.append((modes[mode], db))
+        for t in modes.values():
+            workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
         for r in range(args.rounds):
-            times["normal"].append(workload(normal, tenants, args.transactions, r))
-            times["strict"].append(workload(strict, tenants, args.transactions, r))
+            for mode, t in modes.items():
+                times[mode].append(workload(t, tenants, args.transactions, r))
         best = {k: min(v) for k, v in times.items()}
-        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds")
-        for k, v in times.items():
-            print(f"{k:>6}: best {best[k] * 1e6:8.1f} us/transaction "
-                  f"(median {statistics.median(v) * 1e6:.1f})")
         median = {k: statistics.median(v) for k, v in times.items()}
-        print(f"strict / normal: {best['strict'] / best['normal']:.2f}x (best), "
-              f"{median['strict'] / median['normal']:.2f}x (median)")
+        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds")
+        for k in times:
+            print(f"{k:>8}: best {best[k] * 1e6:8.1f} us/transaction "
+                  f"(median {median[k] * 1e6:.1f})")
+        for a, b in (("strict", "normal"), ("no-reset", "normal"), ("strict", "no-reset")):
+            print(f"{a} / {b}: {best[a] / best[b]:.2f}x (best), "
+                  f"{median[a] / median[b]:.2f}x (median)")
     finally:
         for t, name in made:
             if t.strict_roles is not None:

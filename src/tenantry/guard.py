@@ -34,8 +34,16 @@ _MISSING = re.compile(r'\b(relation|table|schema) "([^"]*)" does not exist')
 def install(engine: Engine) -> None:
     """Add tenantry's hooks to ``engine`` (idempotent)."""
     if not event.contains(engine, "before_cursor_execute", _stop_unrouted):
-        event.listen(engine, "before_cursor_execute", _stop_unrouted)
+        event.listen(engine, "before_cursor_execute", _stop_unrouted, retval=True)
         event.listen(engine, "handle_error", _translate_vanished_tenant)
+
+
+def installed(engine: Engine) -> bool:
+    dispatch = engine.dispatch
+    return (
+        _stop_unrouted in dispatch.before_cursor_execute
+        and _translate_vanished_tenant in engine.dialect.dispatch.handle_error
+    )
 
 
 def placeholder_tables(statement: str) -> list[str]:
@@ -47,11 +55,12 @@ def placeholder_tables(statement: str) -> list[str]:
 
 def _stop_unrouted(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> None:
+) -> tuple[str, Any]:
     if TENANT_SCHEMA in statement:
         tables = placeholder_tables(statement)
         if tables:
             raise NoTenantSelected(tables)
+    return statement, parameters
 
 
 def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:

@@ -1,8 +1,9 @@
 """Strict mode: one PostgreSQL role per tenant, switched to at the start of every transaction.
 
 Each tenant gets a ``NOLOGIN`` role that owns its schema and every object in it. Tenant
-sessions run ``SET LOCAL ROLE <tenant role>`` when a transaction begins (a ``begin`` event on
-the engine, driven by the ``tenantry_role`` execution option that routing adds), so even
+sessions run ``SET LOCAL ROLE <tenant role>`` when a transaction begins (engine hooks of
+:mod:`tenantry.roleswitch`, driven by the ``tenantry_role`` execution option that routing adds;
+AUTOCOMMIT and two-phase connections included), so even
 hand-written SQL that names another tenant's schema fails with a permission error, which is
 raised as :class:`~tenantry.TenantIsolationError`.
 
@@ -101,10 +102,6 @@ class StrictRoles:
         return group_name(self.database(conn))
 
     # -- set-up --------------------------------------------------------------------------
-
-    def install(self) -> None:
-        """Add the role-switching and error-translating hooks to the engine (idempotent)."""
-        install_hooks(self.engine)
 
     def ensure_group(self) -> None:
         """Create the group role once, in its own transaction (before any tenant lock)."""
@@ -375,20 +372,15 @@ _TABLE_SEQUENCES = sa.text(
 
 
 def install_hooks(engine: Engine) -> None:
-    """Switch to the ``tenantry_role`` option's role per transaction on ``engine``; idempotent.
-
-    A no-op for connections without that option, so tenant engines of the database strategy
-    get it whether or not the Tenancy is strict.
-    """
-    if not event.contains(engine, "begin", _switch_role):
-        event.listen(engine, "begin", _switch_role)
+    """Raise permission errors of tenant connections on ``engine`` as
+    :class:`~tenantry.TenantIsolationError` (idempotent). The role switching itself is
+    :mod:`tenantry.roleswitch`; :func:`tenantry.instrumentation.instrument` adds both."""
+    if not hooks_installed(engine):
         event.listen(engine, "handle_error", _translate_denied)
 
 
-def _switch_role(conn: Connection) -> None:
-    role = conn.get_execution_options().get(ROLE_OPTION)
-    if role:
-        set_role(conn, role)
+def hooks_installed(engine: Engine) -> bool:
+    return _translate_denied in engine.dialect.dispatch.handle_error
 
 
 def _translate_denied(ctx: ExceptionContext) -> BaseException | None:

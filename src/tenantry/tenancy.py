@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, guard, probe, registry
+from . import fleet, probe, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import _current as _current_tenant
@@ -30,6 +30,7 @@ from .errors import (
     TenantExists,
     UnknownTenant,
 )
+from .instrumentation import instrument
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, quote, validate_name, validate_prefix
@@ -140,14 +141,12 @@ class Tenancy:
             self.strategy.template_stream = self.tenant_stream
         if isinstance(self.strategy, DatabaseStrategy):  # and hybrid: drop routes gone stale
             self.strategy.forget = self._forget
-        guard.install(self.engine)
+        instrument(self.engine)  # guard, strict roles on every door, reset at check-in
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
         self._lock = threading.Lock()
         self._templates = self._make_templates(provisioning, pg_dump)
         self.strict_roles = StrictRoles(self.engine) if strict else None
-        if self.strict_roles is not None:
-            self.strict_roles.install()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -709,7 +708,6 @@ class Tenancy:
         """Turn strict mode on after construction (as ``strict=True`` does); idempotent."""
         if self.strict_roles is None:
             self.strict_roles = StrictRoles(self.engine)
-            self.strict_roles.install()
             self._known.clear()
 
     def _strict(self) -> StrictRoles:

@@ -21,14 +21,13 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
-from .. import guard, probe, registry
+from .. import instrumentation, probe, registry
 from ..engines import EngineRegistry
 from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
 from ..scripts import rename_schema
-from ..strict import install_hooks
 from ..urls import sync_engine_url
 from .base import Strategy, prepared
 
@@ -106,8 +105,7 @@ class DatabaseStrategy(Strategy):
 
     def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
         engine = sa.create_engine(url, **options)
-        guard.install(engine)
-        install_hooks(engine)  # strict mode (issue 7): SET LOCAL ROLE per transaction
+        instrumentation.instrument(engine)
         database = url.database or ""
         tenant = database.removeprefix(self.prefix)
         missing = f'database "{database}" does not exist'
