@@ -150,3 +150,15 @@ class ForeignKeyAcrossDatabases(MoveError):
             f"tables outside its schema ({listed}); pass drop_foreign_keys=True "
             "(CLI: --drop-foreign-keys) to promote without them"
         )
+
+
+class TenantLoginRefused(TenantryError):
+    """Login mode: PostgreSQL refused a connection as a tenant's role (role dropped, no
+    ``LOGIN``, or a password set from another login secret: ``Tenancy.reset_logins()``)."""
+
+    def __init__(self, role: str, reason: str) -> None:
+        self.role, self.reason = role, reason
+        super().__init__(
+            f"cannot log in as tenant role {role!r}: {reason} (a dropped tenant, or a login "
+            "secret other than the one that set its password: Tenancy.reset_logins())"
+        )
