@@ -8,6 +8,7 @@ password.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
@@ -31,6 +32,7 @@ from tenantry import (
     TenantIsolationError,
     TenantLoginRefused,
 )
+from tenantry.aio import AsyncTenancy
 from tenantry.logins import LoginRoles, LoginSecret, scram_verifier
 from tenantry.strict import group_name, role_exists
 
@@ -547,3 +549,39 @@ def test_budget_bounds_tenant_logins(make_login: Callable[..., Tenancy]) -> None
 def test_role_mode_unchanged_without_login(app_url: str) -> None:
     with pytest.raises(ConfigurationError, match="apply only"):
         Tenancy(app_url, strict=True, max_connections=3)
+
+
+# -- asyncio ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_async_sessions_log_in_as_the_tenant_role(
+    two: Tenancy, driver: str, scram_enforced: bool
+) -> None:
+    role = two.tenant_role("a")
+
+    async def main() -> None:
+        async with AsyncTenancy(two, driver=driver) as at:  # type: ignore[arg-type]
+            for _ in range(2):  # a new route, then the cached one
+                async with at.session("a") as s:
+                    who = (await s.execute(sa.text("SELECT session_user, current_user"))).one()
+                    assert tuple(who) == (role, role)
+                    await s.execute(sa.text("RESET ROLE"))
+                    with pytest.raises(TenantIsolationError):
+                        await s.execute(sa.text("SELECT name FROM ul_b.customers"))
+            async with at.connection("a") as conn:
+                with pytest.raises((sa.exc.DBAPIError, TenantIsolationError)):
+                    await conn.execute(sa.text("SELECT set_config('role', :r, false)"),
+                                       {"r": app_role(two)})
+            async with at.session("b") as s:
+                assert (await s.scalars(sa.select(Customer.name))).all() == [B_SECRET]
+        if scram_enforced:  # the async drivers get the password too: a wrong one is refused
+            other = Tenancy(two.engine.url, strict="login", prefix=PREFIX,
+                            login_secret="another-secret-0123")
+            async with AsyncTenancy(other, driver=driver) as at:  # type: ignore[arg-type]
+                with pytest.raises(TenantLoginRefused):
+                    async with at.session("a") as s:
+                        await s.execute(sa.text("SELECT 1"))
+            other.dispose()
+
+    asyncio.run(main())

@@ -26,8 +26,8 @@ import hmac
 import logging
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -39,6 +39,9 @@ from .errors import ConfigurationError, TenantIsolationError, TenantLoginRefused
 from .names import quote
 from .registry import Location
 from .strategies.database import MAIN_SERVER, DatabaseStrategy
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("tenantry.strict")
 
@@ -113,8 +116,9 @@ def scram_verifier(password: str, *, salt: bytes | None = None,
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 
-def _instrument(engine: Engine) -> None:
-    """tenantry's hooks on an engine made here (one place, for one ``instrument(engine)``)."""
+def tenant_hooks(engine: Engine) -> None:
+    """tenantry's hooks on a login engine (sync, or an async one's ``sync_engine``); the one
+    place that installs them for login engines made here or in :mod:`tenantry.aio`."""
     guard.install(engine)
     strict.install_hooks(engine)
 
@@ -147,6 +151,23 @@ class LoginEngines:
         database = location.database or self.main_database
         return self.registry.get(location.server or MAIN_SERVER, database, role)
 
+    async def engine_async(
+        self,
+        location: Location,
+        role: str,
+        make: Callable[..., AsyncEngine],
+        owner: object,
+        on_drop: Callable[[], None] | None = None,
+    ) -> AsyncEngine:
+        """As :meth:`engine`, an async engine of ``owner`` made by ``make(url, **options)``."""
+        database = location.database or self.main_database
+        server = location.server or MAIN_SERVER
+        return await self.registry.get_async(server, database, make, owner, on_drop, user=role)
+
+    def role(self, location: Location) -> str:
+        """The role of the tenant at ``location`` (no query: the URL names the database)."""
+        return strict.role_name(location.database or self.main_database, location.schema)
+
     def discard(self, location: Location, role: str) -> None:
         """Forget the engines logged in as ``role``; close their idle connections."""
         database = location.database or self.main_database
@@ -175,7 +196,7 @@ class LoginEngines:
 
 def _make_engine(url: sa.URL, **options: Any) -> Engine:
     engine = sa.create_engine(url, **options)
-    _instrument(engine)
+    tenant_hooks(engine)
     return engine
 
 
