@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +35,7 @@ from tenantry.strict import group_name, role_exists
 
 from .app.models import Customer, User
 from .conftest import MIGRATIONS
+from .scram import require_scram
 
 SECRET = "test-login-secret-" + uuid.uuid4().hex
 PREFIX = "ul_"
@@ -49,33 +47,8 @@ B_SECRET = "b-secret-row"
 
 @pytest.fixture(scope="session")
 def scram_enforced(admin_engine: sa.Engine) -> bool:
-    """Make the server ask roles named ``ul_...`` for a SCRAM password; ``False`` when its
-    ``pg_hba.conf`` is not a local file we may write (an external test server)."""
-    with admin_engine.connect() as conn:
-        hba = conn.exec_driver_sql("SHOW hba_file").scalar_one()
-        if not os.access(hba, os.W_OK):
-            return False
-        rules = "local all /^ul_ scram-sha-256\nhost all /^ul_ all scram-sha-256\n"
-        text = Path(hba).read_text()
-        if not text.startswith(rules):
-            Path(hba).write_text(rules + text)
-        conn.exec_driver_sql("SELECT pg_reload_conf()")
-        probe = f"ul_probe_{uuid.uuid4().hex[:8]}"
-        conn.exec_driver_sql(f"CREATE ROLE {probe} LOGIN PASSWORD 'right'")
-    try:  # the reload is asynchronous: wait until a wrong password is refused
-        url = admin_engine.url.set(username=probe, password="wrong")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                sa.create_engine(url, poolclass=NullPool).connect().close()
-            except sa.exc.OperationalError as exc:
-                assert "password authentication failed" in str(exc)
-                return True
-            assert time.monotonic() < deadline, "pg_hba.conf reload not seen"
-            time.sleep(0.05)
-    finally:
-        with admin_engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP ROLE {probe}")
+    """The server asks roles named ``ul...`` for a SCRAM password (``False``: cannot)."""
+    return require_scram(admin_engine.url)
 
 
 # -- the application role and tenancy ------------------------------------------------------
