@@ -1,10 +1,14 @@
-"""Strict mode overhead: the same tenant workload with and without per-tenant roles.
+"""Strict mode overhead: the same tenant workload without roles, with per-tenant roles
+(``strict=True``), and with tenants logging in as their roles (``strict="login"``).
 
     PYTHONPATH=src python bench/strict.py [--url URL] [--tenants 20] [--transactions 3000]
+        [--login-connections 100]
 
-Both modes run in the same process against the same server (an embedded one unless --url),
-each on its own fresh database, interleaved in rounds; the figure is strict / normal wall time
-per transaction (a short read and a short write, each its own transaction), best of rounds.
+The modes run in the same process against the same server (an embedded one unless --url),
+each on its own fresh database, interleaved in rounds; the figures are each mode's wall time
+per transaction (a short read and a short write, each its own transaction) over normal's, best
+of rounds. On an embedded server, login roles must give a SCRAM password (as in production);
+``--login-connections`` below the number of tenants makes login mode reconnect (budget churn).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from sqlalchemy.pool import NullPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.app.models import Customer
+from tests.scram import PREFIX_START, require_scram
 
 from tenantry import Tenancy, make_engine
 from tenantry.names import quote
@@ -30,13 +35,17 @@ from tenantry.names import quote
 MIGRATIONS = Path(__file__).resolve().parents[1] / "tests" / "app" / "migrations"
 
 
-def setup(admin: sa.Engine, strict: bool, tenants: list[str]) -> tuple[Tenancy, str]:
+def setup(
+    admin: sa.Engine, strict: bool | str, tenants: list[str], **options: object
+) -> tuple[Tenancy, str]:
     name = f"bench_strict_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
     url = admin.url.set(database=name).render_as_string(hide_password=False)
+    if strict == "login":
+        options.update(login_secret=uuid.uuid4().hex, prefix=f"{PREFIX_START}_")
     t = Tenancy(url, strict=strict, tenant_migrations=MIGRATIONS / "tenant",
-                shared_migrations=MIGRATIONS / "shared")
+                shared_migrations=MIGRATIONS / "shared", **options)  # type: ignore[arg-type]
     t.migrate_shared()
     if strict:
         t.grant_shared("public.users")
@@ -65,6 +74,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--transactions", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--login-connections", type=int, default=100)
     args = parser.parse_args()
     server = None
     if args.url is None:
@@ -72,29 +82,37 @@ def main() -> None:
 
         server = embedded.start()
         args.url = server.url
+        require_scram(server.url)
     admin = make_engine(args.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     tenants = [f"b{i}" for i in range(args.tenants)]
     made = []
     try:
-        normal, db1 = setup(admin, False, tenants)
-        strict, db2 = setup(admin, True, tenants)
-        made = [(normal, db1), (strict, db2)]
-        workload(normal, tenants, 200, 0)  # warm-up: pools, compiled caches
-        workload(strict, tenants, 200, 0)
-        times: dict[str, list[float]] = {"normal": [], "strict": []}
+        modes: dict[str, bool | str] = {"normal": False, "strict": True, "login": "login"}
+        tenancies = {}
+        for label, mode in modes.items():
+            options = {"max_connections": args.login_connections} if mode == "login" else {}
+            t, db = setup(admin, mode, tenants, **options)
+            made.append((t, db))
+            tenancies[label] = t
+            workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
+        times: dict[str, list[float]] = {label: [] for label in modes}
         for r in range(args.rounds):
-            times["normal"].append(workload(normal, tenants, args.transactions, r))
-            times["strict"].append(workload(strict, tenants, args.transactions, r))
+            for label, t in tenancies.items():
+                times[label].append(workload(t, tenants, args.transactions, r))
         best = {k: min(v) for k, v in times.items()}
-        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds")
-        for k, v in times.items():
-            print(f"{k:>6}: best {best[k] * 1e6:8.1f} us/transaction "
-                  f"(median {statistics.median(v) * 1e6:.1f})")
         median = {k: statistics.median(v) for k, v in times.items()}
-        print(f"strict / normal: {best['strict'] / best['normal']:.2f}x (best), "
-              f"{median['strict'] / median['normal']:.2f}x (median)")
+        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds, "
+              f"login connections <= {args.login_connections}")
+        for k in times:
+            print(f"{k:>6}: best {best[k] * 1e6:8.1f} us/transaction "
+                  f"(median {median[k] * 1e6:.1f}), "
+                  f"{best[k] / best['normal']:.2f}x normal (median "
+                  f"{median[k] / median['normal']:.2f}x)")
+        print(f"login / strict: {best['login'] / best['strict']:.2f}x (best), "
+              f"{median['login'] / median['strict']:.2f}x (median)")
     finally:
         for t, name in made:
+            t.dispose()  # login connections closed before their roles are dropped
             if t.strict_roles is not None:
                 with t.engine.begin() as conn:
                     for role in [*t.strict_roles.roles(conn), t.strict_roles.group(conn)]:
