@@ -558,3 +558,25 @@ def test_async_sessions_log_in_as_the_tenant_role(
             other.dispose()
 
     asyncio.run(main())
+
+
+# -- what remains: tenant-owned code run by the application's own connections -----------------
+
+
+@pytest.mark.xfail(strict=True, reason="across() reads tenant objects on the app's connection: "
+                   "a tenant's view runs the tenant's functions as the app (docs/isolation.md)")
+def test_across_does_not_run_tenant_code_as_the_app(two: Tenancy) -> None:
+    with two.connection("a") as conn:  # tenant a swaps its table for a view calling its code
+        conn.exec_driver_sql(
+            "CREATE FUNCTION ul_a.spy() RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
+            "RETURN (SELECT string_agg(name, ',') FROM ul_b.customers); "
+            "EXCEPTION WHEN insufficient_privilege THEN RETURN NULL; END $$"
+        )
+        conn.exec_driver_sql("ALTER TABLE ul_a.customers RENAME TO real_customers")
+        conn.exec_driver_sql(
+            "CREATE VIEW ul_a.customers AS SELECT id, name, email FROM ul_a.real_customers "
+            "UNION ALL SELECT 0, ul_a.spy(), NULL WHERE ul_a.spy() IS NOT NULL"
+        )
+        conn.commit()
+    rows = [r for r in two.across(sa.select(Customer.name)) if r.tenant == "a"]
+    assert not any(B_SECRET in str(r.row[0]) for r in rows)
