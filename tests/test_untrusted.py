@@ -581,3 +581,22 @@ def test_across_does_not_run_tenant_code_as_the_app(two: Tenancy) -> None:
     rows = list(two.across(sa.select(Customer.name)))
     assert [r.row[0] for r in rows if r.tenant == "b"] == [B_SECRET]
     assert not any(B_SECRET in str(r.row[0]) for r in rows if r.tenant == "a")
+
+
+def test_tenants_of_strict_mode_move_to_login_mode(app_url: str) -> None:
+    roles = Tenancy(app_url, strict=True, prefix=PREFIX, tenant_migrations=MIGRATIONS / "tenant",
+                    shared_migrations=MIGRATIONS / "shared")
+    roles.migrate_shared()
+    roles.grant_shared(User.__table__)
+    roles.create_tenant("a")
+    roles.dispose()
+    t = login_tenancy(app_url)
+    try:
+        with pytest.raises(TenantLoginRefused, match="password authentication|not permitted"), \
+                t.session("a") as s:
+            s.execute(sa.text("SELECT 1"))
+        assert t.reset_logins() == 1
+        with t.session("a") as s:
+            assert s.execute(sa.text("SELECT current_user")).scalar() == t.tenant_role("a")
+    finally:
+        t.dispose()
