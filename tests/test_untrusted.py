@@ -592,7 +592,7 @@ def test_tenants_of_strict_mode_move_to_login_mode(app_url: str) -> None:
     roles.dispose()
     t = login_tenancy(app_url)
     try:
-        with pytest.raises(TenantLoginRefused, match="password authentication|not permitted"), \
+        with pytest.raises(TenantLoginRefused, match=r"password authentication|not permitted"), \
                 t.session("a") as s:
             s.execute(sa.text("SELECT 1"))
         assert t.reset_logins() == 1
