@@ -563,13 +563,14 @@ def test_async_sessions_log_in_as_the_tenant_role(
 # -- tenant-owned code and the application's own reads ----------------------------------------
 
 
-def test_across_does_not_run_tenant_code_as_the_app(two: Tenancy) -> None:
-    """On the app's connection a tenant's view would run the tenant's functions as the app;
-    in login mode ``across`` reads each tenant as its own role."""
+def test_across_and_admin_sessions_do_not_run_tenant_code_as_the_app(two: Tenancy) -> None:
+    """On the app's connection a tenant's view would run the tenant's functions as the app
+    (which ``RESET ROLE`` makes plain); in login mode ``across`` and admin sessions read each
+    tenant as its own role."""
     with two.connection("a") as conn:  # tenant a swaps its table for a view calling its code
         conn.exec_driver_sql(
             "CREATE FUNCTION ul_a.spy() RETURNS text LANGUAGE plpgsql AS $$ BEGIN "
-            "RETURN (SELECT string_agg(name, ',') FROM ul_b.customers); "
+            "EXECUTE 'RESET ROLE'; RETURN (SELECT string_agg(name, ',') FROM ul_b.customers); "
             "EXCEPTION WHEN insufficient_privilege THEN RETURN NULL; END $$"
         )
         conn.exec_driver_sql("ALTER TABLE ul_a.customers RENAME TO real_customers")
@@ -581,6 +582,9 @@ def test_across_does_not_run_tenant_code_as_the_app(two: Tenancy) -> None:
     rows = list(two.across(sa.select(Customer.name)))
     assert [r.row[0] for r in rows if r.tenant == "b"] == [B_SECRET]
     assert not any(B_SECRET in str(r.row[0]) for r in rows if r.tenant == "a")
+    with two.admin_session() as s:
+        names = s.scalars(sa.select(Customer.name).execution_options(tenant="a")).all()
+    assert not any(B_SECRET in str(n) for n in names)
 
 
 def test_tenants_of_strict_mode_move_to_login_mode(app_url: str) -> None:
