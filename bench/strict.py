@@ -96,9 +96,10 @@ def main() -> None:
             tenancies[label] = t
             workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
         times: dict[str, list[float]] = {label: [] for label in modes}
-        for r in range(args.rounds):
-            for label, t in tenancies.items():
-                times[label].append(workload(t, tenants, args.transactions, r))
+        labels = list(tenancies)
+        for r in range(args.rounds):  # each round starts with another mode: no mode always first
+            for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+                times[label].append(workload(tenancies[label], tenants, args.transactions, r))
         best = {k: min(v) for k, v in times.items()}
         median = {k: statistics.median(v) for k, v in times.items()}
         print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds, "
