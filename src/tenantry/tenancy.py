@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -108,7 +108,7 @@ class Tenancy:
         template: bool | None = None,
         provisioning: str = "auto",
         pg_dump: str | Path | None = None,
-        strict: bool | str = False,
+        strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
