@@ -334,7 +334,8 @@ def test_the_escapes_work_in_role_mode(app_url: str) -> None:
         with t.session("b") as s:
             s.add(Customer(name=B_SECRET))
             s.commit()
-        for attempt in (_reset_role, _set_config_role, _do_block):
+        for attempt in (_reset_role, _set_role_app, _session_authorization, _set_config_role,
+                        _do_block):
             with t.connection("a") as conn:
                 assert B_SECRET in "".join(attempt(conn, app_role(t)))
     finally:
