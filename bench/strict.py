@@ -1,12 +1,17 @@
-"""Strict mode overhead: the same tenant workload with and without per-tenant roles.
+"""Strict mode overhead: the same tenant workload without roles, with per-tenant roles
+(``strict=True``), with them but without the check-in reset, and with tenants logging in as
+their roles (``strict="login"``).
 
     PYTHONPATH=src python bench/strict.py [--url URL] [--tenants 20] [--transactions 3000]
+        [--login-connections 100] [--cpu]
 
-Three modes run in the same process against the same server (an embedded one unless --url),
-each on its own fresh database, interleaved in rounds: normal, strict, and strict without the
-check-in reset of connections that ran as a tenant role (the reset's cost, measured; strict
-mode always resets). Figures are wall time per transaction (a short read and a short write,
-each its own session and transaction), best of rounds, and the ratios between them.
+The modes run in the same process against the same server (an embedded one unless --url),
+each on its own fresh database, interleaved in rounds; the figures are each mode's wall time
+per transaction (a short read and a short write, each its own transaction) over normal's, best
+of rounds. ``no-reset`` is strict mode with the check-in reset of connections that ran as a
+tenant role removed, only to measure the reset (strict mode always resets). On an embedded
+server, login roles must give a SCRAM password (as in production); ``--login-connections``
+below the number of tenants makes login mode reconnect (budget churn).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +31,7 @@ from sqlalchemy.pool import NullPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.app.models import Customer
+from tests.scram import PREFIX_START, require_scram
 
 from tenantry import Tenancy, make_engine, poolreset
 from tenantry.names import quote
@@ -32,14 +39,18 @@ from tenantry.names import quote
 MIGRATIONS = Path(__file__).resolve().parents[1] / "tests" / "app" / "migrations"
 
 
-def setup(admin: sa.Engine, mode: str, tenants: list[str]) -> tuple[Tenancy, str]:
-    strict = mode != "normal"
+def setup(
+    admin: sa.Engine, mode: str, tenants: list[str], **options: object
+) -> tuple[Tenancy, str]:
+    strict: bool | str = {"normal": False, "login": "login"}.get(mode, True)
     name = f"bench_strict_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
     url = admin.url.set(database=name).render_as_string(hide_password=False)
+    if strict == "login":
+        options.update(login_secret=uuid.uuid4().hex, prefix=f"{PREFIX_START}_")
     t = Tenancy(url, strict=strict, tenant_migrations=MIGRATIONS / "tenant",
-                shared_migrations=MIGRATIONS / "shared")
+                shared_migrations=MIGRATIONS / "shared", **options)  # type: ignore[arg-type]
     t.migrate_shared()
     if strict:
         t.grant_shared("public.users")
@@ -50,9 +61,12 @@ def setup(admin: sa.Engine, mode: str, tenants: list[str]) -> tuple[Tenancy, str
     return t, name
 
 
-def workload(t: Tenancy, tenants: list[str], transactions: int, seed: int) -> float:
+def workload(
+    t: Tenancy, tenants: list[str], transactions: int, seed: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     rng = random.Random(seed)
-    start = time.perf_counter()
+    start = clock()
     for i in range(transactions):
         tenant = rng.choice(tenants)
         with t.session(tenant) as s:
@@ -61,7 +75,7 @@ def workload(t: Tenancy, tenants: list[str], transactions: int, seed: int) -> fl
                 s.commit()
             else:
                 s.scalars(sa.select(Customer.name).limit(5)).all()
-    return (time.perf_counter() - start) / transactions
+    return (clock() - start) / transactions
 
 
 def main() -> None:
@@ -70,6 +84,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--transactions", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--login-connections", type=int, default=100)
+    parser.add_argument("--cpu", action="store_true",
+                        help="time this process's CPU (client side) instead of wall time")
     args = parser.parse_args()
     server = None
     if args.url is None:
@@ -77,31 +94,44 @@ def main() -> None:
 
         server = embedded.start()
         args.url = server.url
+        require_scram(server.url)
     admin = make_engine(args.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     tenants = [f"b{i}" for i in range(args.tenants)]
     made = []
     try:
-        modes = {}
-        for mode in ("normal", "strict", "no-reset"):
-            modes[mode], db = setup(admin, mode, tenants)
-            made.append((modes[mode], db))
-        for t in modes.values():
+        modes = ("normal", "strict", "no-reset", "login")
+        tenancies = {}
+        for label in modes:
+            options = {"max_connections": args.login_connections} if label == "login" else {}
+            t, db = setup(admin, label, tenants, **options)
+            made.append((t, db))
+            tenancies[label] = t
             workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
-        times: dict[str, list[float]] = {mode: [] for mode in modes}
-        for r in range(args.rounds):
-            for mode, t in modes.items():
-                times[mode].append(workload(t, tenants, args.transactions, r))
+        times: dict[str, list[float]] = {label: [] for label in modes}
+        labels = list(tenancies)
+        clock = time.process_time if args.cpu else time.perf_counter
+        for r in range(args.rounds):  # each round starts with another mode: no mode always first
+            for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+                times[label].append(workload(tenancies[label], tenants, args.transactions, r,
+                                             clock))
         best = {k: min(v) for k, v in times.items()}
         median = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds")
+        print(f"{args.tenants} tenants, {args.transactions} transactions x {args.rounds} rounds, "
+              f"login connections <= {args.login_connections}, "
+              f"{'client CPU' if args.cpu else 'wall'} time")
         for k in times:
-            print(f"{k:>8}: best {best[k] * 1e6:8.1f} us/transaction "
+            print(f"{k:>6}: best {best[k] * 1e6:8.1f} us/transaction "
                   f"(median {median[k] * 1e6:.1f})")
-        for a, b in (("strict", "normal"), ("no-reset", "normal"), ("strict", "no-reset")):
+        pairs = (("strict", "normal"), ("strict", "no-reset"), ("login", "normal"),
+                 ("login", "strict"))
+        for a, b in pairs:
+            # per round: the modes of one round ran next to each other, under the same load
+            rounds = statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
             print(f"{a} / {b}: {best[a] / best[b]:.2f}x (best), "
-                  f"{median[a] / median[b]:.2f}x (median)")
+                  f"{median[a] / median[b]:.2f}x (median), {rounds:.2f}x (median of rounds)")
     finally:
         for t, name in made:
+            t.dispose()  # login connections closed before their roles are dropped
             if t.strict_roles is not None:
                 with t.engine.begin() as conn:
                     for role in [*t.strict_roles.roles(conn), t.strict_roles.group(conn)]:

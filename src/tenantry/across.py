@@ -3,7 +3,9 @@
 Tenants reached through the same engine (all schema tenants: one database) are batched: the
 statement is compiled once, rendered per tenant schema, and ``chunk`` tenants are sent as one
 ``UNION ALL`` with the tenant's name as a literal first column. Each batch runs in a
-``READ ONLY`` transaction. Tenants of other databases are batched per database.
+``READ ONLY`` transaction. Tenants of other databases are batched per database. With
+``strict="login"`` each tenant is read on its own login engine, as its role: a tenant's views
+and functions never run as the application.
 
 Raw SQL (``text()``, the CLI) names tenant tables with the placeholder schema:
 ``SELECT count(*) FROM __tenant__.orders`` (shared tables: ``public.users``).
@@ -22,6 +24,7 @@ from sqlalchemy.sql import CompoundSelect, Select, TextClause
 from sqlalchemy.sql.compiler import Compiled
 
 from .errors import NotReadOnly, UnknownTenant
+from .logins import LoginRoles
 from .models import TENANT_SCHEMA
 from .names import quote, validate_name
 from .registry import TenantInfo
@@ -154,7 +157,7 @@ def across(
     infos = select_tenants(tenancy, tenants)
     groups: dict[int, tuple[Engine, list[TenantInfo]]] = {}
     for info in infos:
-        engine = tenancy.strategy.engine(info.location)
+        engine = _reader(tenancy, info)
         groups.setdefault(id(engine), (engine, []))[1].append(info)
     batches = [
         (engine, template, part)
@@ -175,6 +178,14 @@ def _serial(
         yield from _run_batch(engine, template, part, stream=True)
         if progress is not None:
             progress(len(part))
+
+
+def _reader(tenancy: Tenancy, info: TenantInfo) -> Engine:
+    """The engine that reads ``info``'s tables: in login mode the tenant's own."""
+    roles = tenancy.strict_roles
+    if isinstance(roles, LoginRoles):
+        return roles.engines.engine(info.location, roles.engines.role(info.location))
+    return tenancy.strategy.engine(info.location)
 
 
 def _parallel(

@@ -3,6 +3,8 @@
 :class:`EngineRegistry` keeps one engine (a small ``QueuePool``) per ``(server, database)``,
 and, for asyncio code, one :class:`~sqlalchemy.ext.asyncio.AsyncEngine` per ``(server,
 database, owner)`` (:meth:`EngineRegistry.get_async`). Both kinds share the LRU and the budget.
+Either kind may log in as another user than the server URL's (``user=``: a tenant's own login
+role); such engines are keyed by that user too and authenticate through :attr:`on_login`.
 
 * An engine is made on first use and cached; above ``max_engines`` the least recently used one
   is *retired*: its idle connections are closed at once, and each connection still checked out
@@ -50,8 +52,9 @@ from .errors import ConfigurationError, ConnectionBudgetExceeded
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-#: ``(server, database, owner)``: owner ``None`` for sync engines, else the async engine's owner.
-Key = tuple[str, str, object]
+#: ``(server, database, user, owner)``: user ``None`` for the server URL's user; owner ``None``
+#: for sync engines, else the async engine's owner.
+Key = tuple[str, str, str | None, object]
 
 #: Seconds between two looks at the budget for an asyncio task waiting for a slot.
 ASYNC_POLL = 0.01
@@ -167,6 +170,9 @@ class EngineRegistry:
         #: ``on_drop(server, database)``: a sync engine was forgotten for good (evicted and not
         #: parked, or pushed out of the parked ones); e.g. to drop caches that hold it.
         self.on_drop: Callable[[str, str], None] | None = None
+        #: ``on_login(engine, user)``: prepares a new engine that logs in as ``user`` (``get``
+        #: with ``user=``) before it connects, e.g. supplies the password at connect time.
+        self.on_login: Callable[[Engine, str], None] | None = None
         self._cond = threading.Condition(threading.RLock())
         self._open: set[int] = set()  # id() of DBAPI connections holding a budget slot
         self._reserved = 0  # slots taken by connections being opened
@@ -178,9 +184,12 @@ class EngineRegistry:
 
     # -- engines -------------------------------------------------------------------------
 
-    def get(self, server: str, database: str) -> Engine:
-        """The engine of ``database`` on ``server`` (made on first use); marks it recently used."""
-        slot, victims = self._lookup((server, database, None), self._new_slot)
+    def get(self, server: str, database: str, user: str | None = None) -> Engine:
+        """The engine of ``database`` on ``server`` (made on first use); marks it recently used.
+
+        ``user``: log in as this user instead of the server URL's (see :attr:`on_login`).
+        """
+        slot, victims = self._lookup((server, database, user, None), self._new_slot)
         self._retire_all(victims, None)
         self._notify_dropped()
         return slot.engine
@@ -192,12 +201,14 @@ class EngineRegistry:
         make: Callable[..., AsyncEngine],
         owner: object,
         on_drop: Callable[[], None] | None = None,
+        user: str | None = None,
     ) -> AsyncEngine:
         """The async engine of ``database`` on ``server`` for ``owner`` (made on first use by
         ``make(url, **options)``); marks it recently used. Call it from the owner's loop.
-        ``on_drop()`` is called once the registry forgets a new engine for good."""
+        ``on_drop()`` is called once the registry forgets a new engine for good. ``user``: as
+        for :meth:`get`."""
         loop = asyncio.get_running_loop()
-        key: Key = (server, database, owner)
+        key: Key = (server, database, user, owner)
 
         def new(k: Key) -> _Slot:
             slot = self._new_async_slot(k, make, loop)
@@ -210,17 +221,20 @@ class EngineRegistry:
         assert slot.facade is not None
         return slot.facade
 
-    def discard(self, server: str, database: str) -> None:
-        """Forget the engines of ``database`` (dropped, renamed, moved); close idle connections."""
+    def discard(self, server: str, database: str, user: str | None = None) -> None:
+        """Forget the engines of ``database`` (dropped, renamed, moved), or with ``user`` only
+        those logged in as ``user`` (its role dropped or renamed); close idle connections."""
         with self._cond:
-            gone = self._pop(lambda key: key[:2] == (server, database))
+            gone = self._pop(
+                lambda key: key[:2] == (server, database) and user in (None, key[2])
+            )
         self._retire_all(gone, None)
 
     async def discard_owner(self, owner: object) -> None:
         """Forget the async engines of ``owner`` and close their idle connections."""
         with self._cond:
-            gone = self._pop(lambda key: key[2] is owner)
-            self._orphans = [s for s in self._orphans if s.key[2] is not owner] + gone
+            gone = self._pop(lambda key: key[3] is owner)
+            self._orphans = [s for s in self._orphans if s.key[3] is not owner] + gone
         await self._sweep(asyncio.get_running_loop(), [])
 
     def _pop(self, match: Callable[[Key], bool]) -> list[_Slot]:
@@ -324,6 +338,7 @@ class EngineRegistry:
         url, options = self._target(key)
         options = {**self.engine_options, **options}
         slot = _Slot(key, self._make_engine(url, poolclass=QueuePool, **options))
+        self._log_in(slot)
         self._instrument(slot)
         return slot
 
@@ -333,11 +348,22 @@ class EngineRegistry:
         url, options = self._target(key)
         facade = make(url, poolclass=AsyncAdaptedQueuePool, **options)
         slot = _Slot(key, facade.sync_engine, facade, loop)
+        self._log_in(slot)
         self._instrument(slot)
         return slot
 
+    def _log_in(self, slot: _Slot) -> None:
+        """Let ``on_login`` prepare an engine of another user (before the budget's hooks: its
+        ``do_connect`` listeners run first)."""
+        user = slot.key[2]
+        if user is None:
+            return
+        if self.on_login is None:
+            raise ConfigurationError(f"no way to log in as {user!r}: on_login is not set")
+        self.on_login(slot.engine, user)
+
     def _target(self, key: Key) -> tuple[URL, dict[str, Any]]:
-        server, database, _ = key
+        server, database, user, _ = key
         if server not in self.servers:
             raise ConfigurationError(
                 f"unknown server {server!r}; configured: {sorted(self.servers)}"
@@ -346,7 +372,10 @@ class EngineRegistry:
         # waits on its own queue (reclaiming idle connections would upset its overflow count);
         # what bounds connections is the global budget, taken in ``do_connect``.
         options = {"pool_size": self.pool_size, "max_overflow": -1}
-        return self.servers[server].set(database=database), options
+        url = self.servers[server].set(database=database)
+        if user is not None:  # the password comes from ``on_login`` at connect time
+            url = url.set(username=user, password=None)
+        return url, options
 
     def _retire_all(self, slots: list[_Slot], caller: _Slot | None) -> None:
         """Close the idle connections of retired ``slots`` that ``caller`` may close now;
@@ -446,7 +475,7 @@ class EngineRegistry:
                     if idle is None:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
-                            server, database, _ = requester.key
+                            server, database = requester.key[:2]
                             raise ConnectionBudgetExceeded(
                                 f"no connection for database {database!r} on server "
                                 f"{server!r}: all {self.max_connections} connections of the "

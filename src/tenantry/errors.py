@@ -158,3 +158,15 @@ class AmbiguousRequest(TenantryError, ValueError):
     def __init__(self, header: str) -> None:
         self.header = header
         super().__init__(f"header {header!r} appears more than once: which tenant is meant?")
+
+
+class TenantLoginRefused(TenantryError):
+    """Login mode: PostgreSQL refused a connection as a tenant's role (role dropped, no
+    ``LOGIN``, or a password set from another login secret: ``Tenancy.reset_logins()``)."""
+
+    def __init__(self, role: str, reason: str) -> None:
+        self.role, self.reason = role, reason
+        super().__init__(
+            f"cannot log in as tenant role {role!r}: {reason} (a dropped tenant, or a login "
+            "secret other than the one that set its password: Tenancy.reset_logins())"
+        )

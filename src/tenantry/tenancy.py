@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -31,6 +31,7 @@ from .errors import (
     UnknownTenant,
 )
 from .instrumentation import instrument
+from .logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, quote, validate_name, validate_prefix
@@ -55,6 +56,8 @@ log = logging.getLogger("tenantry")
 _STRATEGIES: dict[str, type[Strategy]] = {SchemaStrategy.kind: SchemaStrategy}
 _STRATEGIES[DatabaseStrategy.kind] = DatabaseStrategy
 _STRATEGIES[HybridStrategy.kind] = HybridStrategy  # issue 5
+#: Options of the tenant engine registry (also the login pools of schema tenants).
+_POOL_OPTIONS = ("max_engines", "max_parked", "max_connections", "pool_size", "budget_timeout")
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
@@ -73,6 +76,10 @@ class Tenancy:
     :class:`~tenantry.TenantBase` / :class:`~tenantry.SharedBase`); ``tenant_migrations`` and
     ``shared_migrations`` are Alembic script directories. Without ``tenant_migrations``, new
     tenants get their tables from ``metadata`` (``create_all``).
+
+    ``strict=True`` gives each tenant a role its transactions switch to; ``strict="login"``
+    (for tenants running untrusted SQL) makes those roles log in, with passwords derived from
+    ``login_secret`` (default ``$TENANTRY_LOGIN_SECRET``): see docs/isolation.md.
     """
 
     def __init__(
@@ -96,7 +103,8 @@ class Tenancy:
         template: bool | None = None,
         provisioning: str = "auto",
         pg_dump: str | Path | None = None,
-        strict: bool = False,
+        strict: bool | Literal["login"] = False,
+        login_secret: str | bytes | LoginSecret | None = None,
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
         self._options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
@@ -130,6 +138,12 @@ class Tenancy:
                              template=template).items()
             if v is not None
         }
+        if strict not in (False, True, "login"):
+            raise ConfigurationError(f"strict must be False, True or 'login', not {strict!r}")
+        login_pools: dict[str, Any] = {}  # schema tenants logging in: their own registry's
+        if strict == "login" and strategy == SchemaStrategy.kind:
+            login_pools = {k: strategy_options.pop(k) for k in _POOL_OPTIONS
+                           if k in strategy_options}
         if strategy_options and strategy not in (DatabaseStrategy.kind, HybridStrategy.kind):
             raise ConfigurationError(
                 f"{sorted(strategy_options)} apply only to strategy='database'"
@@ -147,6 +161,11 @@ class Tenancy:
         self._lock = threading.Lock()
         self._templates = self._make_templates(provisioning, pg_dump)
         self.strict_roles = StrictRoles(self.engine) if strict else None
+        if strict == "login":  # untrusted SQL: tenants' connections log in as their role
+            secret = resolve_secret(self._options["login_secret"])
+            self._options["login_secret"] = secret  # worker processes get it, never printed
+            engines = LoginEngines.for_strategy(self.strategy, self.engine, secret, login_pools)
+            self.strict_roles = LoginRoles(self.engine, engines, secret)
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -161,6 +180,8 @@ class Tenancy:
     def dispose(self) -> None:
         """Close the pools tenantry opened."""
         self.strategy.dispose()
+        if isinstance(self.strict_roles, LoginRoles):
+            self.strict_roles.dispose()
         self._known.clear()
         probe.close_for(self.engine)
         if self._owns_engine:
@@ -313,14 +334,17 @@ class Tenancy:
     def _route(self, name: str) -> Engine:
         """The engine (with routing options) for tenant ``name``; raises if unknown."""
         hit = self._known.get(name)
-        if hit is not None and hit[0].location.database is None:  # schema tenant
-            return hit[1]
-        if hit is not None:  # a database tenant: engines come and go (LRU), fetch it again
+        logins = self.strict_roles if isinstance(self.strict_roles, LoginRoles) else None
+        if hit is not None and hit[0].location.database is None and logins is None:
+            return hit[1]  # a schema tenant on the main engine
+        if hit is not None:  # an engine of the registry: they come and go (LRU), fetch it again
             info, cached = hit
-            base = self.strategy.engine(info.location)
+            options = cached.get_execution_options()
+            base = (self.strategy.engine(info.location) if logins is None
+                    else logins.engines.engine(info.location, options[LOGIN_OPTION]))
             if cached.pool is base.pool:  # still the registry's engine: the route holds
                 return cached
-            role = {k: v for k, v in cached.get_execution_options().items() if k == ROLE_OPTION}
+            role = {k: v for k, v in options.items() if k in (ROLE_OPTION, LOGIN_OPTION)}
             routed: Engine = base.execution_options(**routing_options(name, info.schema), **role)
         else:
             validate_name(name, self.prefix)
@@ -329,10 +353,11 @@ class Tenancy:
                 if found is None or not found.usable:
                     raise UnknownTenant(name, "" if found is None else f"state is {found.state}")
                 info = found
-                routed = self.strategy.engine(info.location).execution_options(
-                    **routing_options(name, info.schema)
-                )
-                if self.strict_roles is not None:
+                routed = (
+                    self.strategy.engine(info.location) if logins is None
+                    else logins.login_engine(conn, info.location)
+                ).execution_options(**routing_options(name, info.schema))
+                if self.strict_roles is not None and logins is None:
                     routed = self.strict_roles.route(routed, conn, info.location)
         with self._lock:
             self._known[name] = (info, routed)
@@ -524,7 +549,9 @@ class Tenancy:
         return self.strategy
 
     def engine_metrics(self) -> EngineMetrics:
-        """Counters of the tenant engine registry (database strategy)."""
+        """Counters of the tenant engine registry (database strategy, or ``strict='login'``)."""
+        if isinstance(self.strict_roles, LoginRoles):
+            return self.strict_roles.engines.registry.metrics()
         return self._database_strategy().engines.metrics()
 
     def move_tenant(
@@ -709,6 +736,24 @@ class Tenancy:
         if self.strict_roles is None:
             self.strict_roles = StrictRoles(self.engine)
             self._known.clear()
+
+    def reset_logins(self, tenants: Sequence[str] | None = None) -> int:
+        """``strict="login"``: make each tenant's role ``LOGIN`` with the password derived from
+        the current login secret (after a secret change, or a tenant that changed its own
+        password); returns how many roles were set."""
+        roles = self._strict()
+        if not isinstance(roles, LoginRoles):
+            raise ConfigurationError("reset_logins needs Tenancy(..., strict='login')")
+        names = list(tenants) if tenants is not None else [i.name for i in self.list_tenants()]
+        for name in names:
+            with self._begin() as main:
+                registry.lock_tenants(main, [name])
+                info = registry.get(main, name)
+                if info is None:
+                    raise UnknownTenant(name)
+                with self._role_connection(main, info.location) as conn:
+                    roles.log_in(conn, name, info.location)
+        return len(names)
 
     def _strict(self) -> StrictRoles:
         if self.strict_roles is None:

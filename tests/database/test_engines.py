@@ -236,7 +236,7 @@ def test_evicted_engines_are_parked_and_revived(
     touch("t2")
     touch("t0")  # parked ones beyond max_parked are dropped, least recently used first
     assert tenancy.engine_metrics().parked_engines == 1
-    assert ("main", f"{tenancy.prefix}t3", None) in engines._parked
+    assert ("main", f"{tenancy.prefix}t3", None, None) in engines._parked
     tenancy.drop_tenant("t3", confirm=True)  # a dropped tenant's parked engine is forgotten
     assert tenancy.engine_metrics().parked_engines == 0
     assert tenancy.engine_metrics().open_connections <= 2

@@ -17,6 +17,7 @@ from .. import instrumentation, registry
 from ..context import current_tenant
 from ..context import use as use_context
 from ..errors import ConfigurationError, UnknownTenant
+from ..logins import LOGIN_OPTION, LoginRoles
 from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..names import validate_name
 from ..registry import Location, TenantInfo
@@ -112,7 +113,9 @@ class AsyncTenancy:
 
     async def _dispose_tenant_engines(self) -> None:
         """Close this AsyncTenancy's async engines of tenant databases (database strategy)."""
-        strategy = self.admin.strategy
+        strategy, roles = self.admin.strategy, self.admin.strict_roles
+        if isinstance(roles, LoginRoles):  # login engines (and the strategy's, if shared)
+            await roles.engines.registry.discard_owner(self)
         if isinstance(strategy, DatabaseStrategy):
             await strategy.engines.discard_owner(self)
 
@@ -123,7 +126,9 @@ class AsyncTenancy:
         :class:`~tenantry.engines.EngineRegistry` (``get_async``): one LRU and one
         ``max_connections`` budget with the sync engines.
         """
-        strategy = self.admin.strategy
+        strategy, roles = self.admin.strategy, self.admin.strict_roles
+        if isinstance(roles, LoginRoles):  # strict="login": logged in as the tenant's role
+            return await self._login_engine(roles, location, tenant)
         if not isinstance(strategy, DatabaseStrategy) or location.database is None:
             return self.engine
         server = location.server or MAIN_SERVER
@@ -139,6 +144,22 @@ class AsyncTenancy:
         return await strategy.engines.get_async(
             server, location.database, make, owner=self, on_drop=lambda: self._forget(tenant)
         )
+
+    async def _login_engine(
+        self, roles: LoginRoles, location: Location, tenant: str
+    ) -> AsyncEngine:
+        """The async engine logged in as the tenant's role (the login engines' registry)."""
+        role = roles.engines.role(location)
+
+        def make(url: URL, **options: Any) -> AsyncEngine:
+            engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
+            self._watch_vanished(engine, tenant)
+            return engine
+
+        engine = await roles.engines.engine_async(
+            location, role, make, owner=self, on_drop=lambda: self._forget(tenant)
+        )
+        return engine.execution_options(**{LOGIN_OPTION: role})
 
     def _watch_vanished(self, engine: AsyncEngine, tenant: str) -> None:
         """A tenant database dropped, renamed or moved elsewhere: :class:`UnknownTenant`, and
