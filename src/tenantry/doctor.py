@@ -28,6 +28,7 @@ from .errors import InvalidTenantName, TenantryError
 from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
+from .strategies.base import schema_exists
 from .strategies.database import DatabaseStrategy
 from .strict import RoleProblem
 
@@ -45,6 +46,7 @@ class Problem(enum.StrEnum):
 
     ORPHAN_STORAGE = "orphan_storage"  # a schema with the tenant prefix, not registered
     MISSING_STORAGE = "missing_storage"  # a registered tenant whose schema is gone
+    MISSING_SCHEMA = "missing_schema"  # a database tenant's database lacks its schema
     STUCK = "stuck"  # provisioning/migrating/dropping, and nobody is working on it
     FAILED = "failed"  # the last migration failed
     REVISION_MISMATCH = "revision_mismatch"  # alembic_version in the schema != registry
@@ -190,6 +192,10 @@ class Doctor:
             return [Finding(Problem.MISSING_STORAGE, name, schema,
                             f"registered ({info.state}) but {schema!r} does not exist",
                             "delete the registry row (nothing left to lose)")]
+        if info.location.database is not None and not self._schema_inside(conn, info):
+            return [Finding(Problem.MISSING_SCHEMA, name, schema,
+                            f"database {info.location.database} exists but holds no schema "
+                            f"{schema!r}: needs you (look for the tenant's tables in it)")]
         found: list[Finding] = []
         if info.state in TRANSIENT_STATES and self._idle(conn, name):
             destructive = info.state == State.DROPPING
@@ -225,6 +231,11 @@ class Doctor:
                 found.append(Finding(problem, name, t.strict_roles.role(conn, info.location),
                                      p.detail, "create/grant the role and give it the schema"))
         return found
+
+    def _schema_inside(self, conn: Connection, info: TenantInfo) -> bool:
+        """Whether a database tenant's database holds its schema."""
+        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
+            return schema_exists(tenant, info.schema)
 
     def _role_problems(self, conn: Connection, info: TenantInfo) -> list[RoleProblem]:
         """Strict-mode problems; a database tenant's schema is checked in its own database."""

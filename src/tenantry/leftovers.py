@@ -102,7 +102,7 @@ class Leftovers:
         return [
             *self._replication(conn, infos, shut),
             *closed,
-            *self._templates(conn, infos),
+            *self._templates(conn, [i.location for i in infos] + stored),
             *self._copies(conn, infos, stored, shut),
         ]
 
@@ -181,12 +181,14 @@ class Leftovers:
             ))
         return found
 
-    def _templates(self, conn: Connection, infos: list[TenantInfo]) -> list[Leftover]:
+    def _templates(self, conn: Connection, locations: list[Location]) -> list[Leftover]:
+        """Template databases never finished, or on a server without tenant databases
+        (registered or not)."""
         strategy = self.tenancy.strategy
         if not isinstance(strategy, DatabaseStrategy):
             return []
         name = strategy.template_name()
-        used = {place_of(i.location)[0] for i in infos if i.location.database}
+        used = {place_of(location)[0] for location in locations if location.database}
         found = []
         for server, engine in self.servers.items():
             with engine.connect() as admin:
@@ -199,7 +201,7 @@ class Leftovers:
             if not (row[0] or "").startswith(template_mark("")):
                 reason = "never finished (its build was interrupted)"
             elif server not in used:
-                reason = "no tenant of this Tenancy lives on this server"
+                reason = "no tenant database of this Tenancy is on this server"
             else:
                 continue  # in use (one built at an older head is rebuilt on the next create)
             found.append(Leftover(
