@@ -32,7 +32,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
 from . import registry, replication
-from .errors import InvalidTenantName
+from .errors import InvalidTenantName, TenantryError
 from .names import quote, validate_name
 from .registry import Location, TenantInfo
 from .strategies.database import MAIN_SERVER, DatabaseStrategy, creator_lock, template_mark
@@ -153,14 +153,14 @@ class Leftovers:
             with engine.connect() as server_conn:
                 for name, what in replication.leftovers(server_conn).items():
                     seen.setdefault(name, []).extend(f"{w} on server {server}" for w in what)
-        databases = {place_of(i.location) for i in infos if i.location.database}
-        for server, database in [(MAIN_SERVER, None), *sorted(databases, key=str)]:
-            if server not in self.servers or (server, database) in shut:
+        databases = {place_of(i.location): i for i in infos if i.location.database}
+        for (server, database), info in [((MAIN_SERVER, None), None), *databases.items()]:
+            if server not in self.servers or (server, database or "") in shut:
                 continue
             try:
-                with self._connect((server, database)) as db:
+                with self._reading(conn, info) as db:
                     local = replication.local_leftovers(db)
-            except sa.exc.DBAPIError:  # doctor reports the tenant's storage as unreadable
+            except (sa.exc.DBAPIError, TenantryError):  # doctor reports it as unreadable
                 continue
             where = f"database {database}" if database else "the main database"
             for name, what in local.items():
@@ -288,6 +288,17 @@ class Leftovers:
                 ).one()
                 sums[f"{schema}.{table}"] = (int(rows), str(checksum))
         return sums
+
+    @contextmanager
+    def _reading(self, conn: Connection, info: TenantInfo | None) -> Iterator[Connection]:
+        """A connection to the main database (``info`` ``None``) or to a database tenant's
+        (from the Tenancy's pooled engines)."""
+        if info is None:
+            with self.tenancy.engine.connect() as main:
+                yield main
+            return
+        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
+            yield tenant
 
     @contextmanager
     def _connect(self, place: Place) -> Iterator[Connection]:
