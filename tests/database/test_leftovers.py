@@ -25,6 +25,8 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import MoveError, Problem, State, Tenancy, make_engine, registry
 from tenantry.moving import Move
+from tenantry.promotion import Demotion, Promotion
+from tenantry.registry import Location
 from tenantry.replication import move_name
 from tenantry.strategies.database import DatabaseStrategy
 
@@ -380,3 +382,28 @@ def test_unfinished_and_unused_template_databases_are_found_and_dropped(
     assert template not in database_names(server_of(tenancy, "main"))
     tenancy.create_tenant("b")  # rebuilt on demand
     assert tenancy.doctor().ok
+
+
+@pytest.mark.parametrize("kind", ["promote", "demote"])
+def test_a_killed_promotion_or_demotion_leaves_a_copy_doctor_drops_when_empty(
+    make_tenancy: Callable[..., Tenancy], kind: str,
+) -> None:
+    tenancy, op = prepare(make_tenancy, kind)
+    before = snapshot(tenancy, "acme")
+    info = tenancy.get_tenant("acme")
+    strategy = tenancy.strategy
+    assert isinstance(strategy, DatabaseStrategy)
+    if kind == "promote":  # killed after restoring the definitions into its new database
+        main = Location(info.schema, tenancy.engine.url.database, "main")
+        move: Move = Promotion(strategy, "acme", main, Location(info.schema, info.schema, "second"))
+    else:  # killed after restoring the definitions into a schema of the main database
+        main = Location(info.schema, tenancy.engine.url.database, "main")
+        move = Demotion(strategy, "acme", info.location, main)
+    move._make_target()
+    move._dump_restore(schema_only=True)  # then killed: never registered, never removed
+    found = tenancy.doctor().findings
+    assert [(f.problem, f.tenant) for f in found] == [(Problem.UNREGISTERED_COPY, "acme")]
+    assert "holds no rows" in found[0].detail
+    assert tenancy.doctor(fix=True).ok
+    assert op().name == "acme"  # and the operation itself now goes through
+    assert snapshot(tenancy, "acme") == before
