@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropSchema
 
-from . import registry
+from . import registry, shapes
 from .errors import InvalidTenantName, TenantryError
 from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
 from .names import quote, validate_name
@@ -47,6 +47,7 @@ class Problem(enum.StrEnum):
     ORPHAN_STORAGE = "orphan_storage"  # a schema with the tenant prefix, not registered
     MISSING_STORAGE = "missing_storage"  # a registered tenant whose schema is gone
     MISSING_SCHEMA = "missing_schema"  # a database tenant's database lacks its schema
+    MISSING_TABLES = "missing_tables"  # tables every other tenant at its revision has
     STUCK = "stuck"  # provisioning/migrating/dropping, and nobody is working on it
     FAILED = "failed"  # the last migration failed
     REVISION_MISMATCH = "revision_mismatch"  # alembic_version in the schema != registry
@@ -113,6 +114,7 @@ class Doctor:
         self._shut: set[tuple[str, str | None]] = set()  # databases refusing connections
         self._leftovers: dict[Finding, Leftover] = {}  # what each leftover finding is
         self._helper = Leftovers(tenancy, {})
+        self._tables: dict[str, set[str]] = {}  # tenant -> its tables (examine)
 
     # -- examination ---------------------------------------------------------------------
 
@@ -125,8 +127,10 @@ class Doctor:
             infos = registry.all_tenants(conn)
             servers = self._reachable(infos, findings)
             findings.extend(self._find_leftovers(conn, infos, servers))
+            self._tables = {}
             for info in infos:
                 findings.extend(self._examined(conn, info))
+            findings.extend(self._lost_tables(infos, findings))
             findings.extend(self._orphan_storage(conn, infos))
             findings.extend(self._orphan_roles(conn, infos))
         return findings
@@ -192,7 +196,7 @@ class Doctor:
             return [Finding(Problem.MISSING_STORAGE, name, schema,
                             f"registered ({info.state}) but {schema!r} does not exist",
                             "delete the registry row (nothing left to lose)")]
-        if info.location.database is not None and not self._schema_inside(conn, info):
+        if not self._tables_inside(conn, info):
             return [Finding(Problem.MISSING_SCHEMA, name, schema,
                             f"database {info.location.database} exists but holds no schema "
                             f"{schema!r}: needs you (look for the tenant's tables in it)")]
@@ -232,10 +236,32 @@ class Doctor:
                                      p.detail, "create/grant the role and give it the schema"))
         return found
 
-    def _schema_inside(self, conn: Connection, info: TenantInfo) -> bool:
-        """Whether a database tenant's database holds its schema."""
+    def _tables_inside(self, conn: Connection, info: TenantInfo) -> bool:
+        """Whether the tenant's schema exists (noting its tables, for :meth:`_lost_tables`)."""
+        if info.location.database is None:
+            self._tables[info.name] = shapes.tables_in(conn, info.schema)
+            return True
         with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
-            return schema_exists(tenant, info.schema)
+            if not schema_exists(tenant, info.schema):
+                return False
+            self._tables[info.name] = shapes.tables_in(tenant, info.schema)
+            return True
+
+    def _lost_tables(self, infos: list[TenantInfo], findings: list[Finding]) -> list[Finding]:
+        """Tenants without a table every other ready tenant at their revision has (tenants
+        whose registered revision is in doubt are left out)."""
+        doubtful = {f.tenant for f in findings if f.problem == Problem.REVISION_MISMATCH}
+        ready = {i.name: i for i in infos if i.state == State.READY
+                 and i.name in self._tables and i.name not in doubtful}
+        tables = {name: self._tables[name] for name in ready}
+        revisions = {name: info.revision for name, info in ready.items()}
+        return [
+            Finding(Problem.MISSING_TABLES, name, ready[name].schema,
+                    f"lacks {', '.join(lacking)}, which the {others} other tenant(s) at "
+                    f"revision {revisions[name] or 'base'} have (dropped by hand?): needs you "
+                    "(restore it from a backup or an export)")
+            for name, (lacking, others) in shapes.missing(tables, revisions).items()
+        ]
 
     def _role_problems(self, conn: Connection, info: TenantInfo) -> list[RoleProblem]:
         """Strict-mode problems; a database tenant's schema is checked in its own database."""
