@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
 from . import registry, shapes
@@ -39,6 +40,8 @@ log = logging.getLogger("tenantry.doctor")
 
 #: States a tenant is only in while an operation runs: seen unlocked, the operation died.
 TRANSIENT_STATES = frozenset({State.PROVISIONING, State.MIGRATING, State.DROPPING})
+#: Seconds doctor waits for a server to accept a connection before reporting it unreachable.
+PROBE_TIMEOUT = 10
 
 
 class Problem(enum.StrEnum):
@@ -141,8 +144,8 @@ class Doctor:
         up = {}
         for server, engine in self._servers().items():
             try:
-                with engine.connect() as conn:
-                    conn.exec_driver_sql("SELECT 1")
+                if server != "main":  # the main server answered already (the registry)
+                    _probe(engine)
             except sa.exc.DBAPIError as exc:
                 self._down.add(server)
                 held = [i.name for i in infos
@@ -536,6 +539,19 @@ class Doctor:
     def _drop_role(self, f: Finding) -> None:
         with self.tenancy.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(f.subject)}")
+
+
+def _probe(engine: Engine) -> None:
+    """Connect to ``engine``'s database once, giving up after :data:`PROBE_TIMEOUT` seconds
+    (libpq waits forever by default for a host that drops packets)."""
+    probe = sa.create_engine(
+        engine.url, poolclass=NullPool, connect_args={"connect_timeout": PROBE_TIMEOUT}
+    )
+    try:
+        with probe.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    finally:
+        probe.dispose()
 
 
 def _place(location: Location) -> tuple[str | None, str, str | None]:

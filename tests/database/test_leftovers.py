@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,7 +24,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tenantry import MoveError, Problem, State, Tenancy, make_engine, registry
+from tenantry import (
+    DoctorReport,
+    MoveError,
+    Problem,
+    State,
+    Tenancy,
+    make_engine,
+    registry,
+)
 from tenantry.moving import Move
 from tenantry.promotion import Demotion, Promotion
 from tenantry.registry import Location
@@ -145,6 +154,32 @@ def test_a_server_that_is_down_is_a_finding_and_the_rest_is_examined(
         broken.dispose()
     assert tenancy.get_tenant("failed").state == State.READY
     assert tenancy.doctor().ok
+
+
+def test_a_server_that_never_answers_is_given_up_on(
+    make_tenancy: Callable[..., Tenancy], database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenancy = make_tenancy(placement=lambda tenant, load: "main")
+    tenancy.create_tenant("near")
+    with socket.socket() as silent:  # accepts TCP connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        broken = Tenancy(
+            database_url, prefix=tenancy.prefix,
+            servers={"second": f"postgresql+psycopg://nobody@127.0.0.1:{port}/postgres"},
+            tenant_migrations=TENANT_DB, shared_migrations=MIGRATIONS / "shared",
+            strategy="database",
+        )
+        monkeypatch.setattr("tenantry.doctor.PROBE_TIMEOUT", 1)
+        reports: list[DoctorReport] = []
+        worker = threading.Thread(target=lambda: reports.append(broken.doctor()), daemon=True)
+        worker.start()
+        worker.join(DEADLINE)
+        broken.dispose()
+    assert not worker.is_alive(), "doctor waited for a server that never answers"
+    assert [(f.problem, f.subject) for f in reports[0].findings] == [
+        (Problem.SERVER_UNREACHABLE, "second")]
 
 
 def test_schemas_dropped_by_hand_are_findings_and_the_rest_is_examined(
