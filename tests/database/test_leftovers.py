@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
+from typer.testing import CliRunner
 
 from tenantry import (
     DoctorReport,
@@ -33,6 +34,7 @@ from tenantry import (
     make_engine,
     registry,
 )
+from tenantry.cli import app
 from tenantry.moving import Move
 from tenantry.promotion import Demotion, Promotion
 from tenantry.registry import Location
@@ -442,3 +444,32 @@ def test_a_killed_promotion_or_demotion_leaves_a_copy_doctor_drops_when_empty(
     assert tenancy.doctor(fix=True).ok
     assert op().name == "acme"  # and the operation itself now goes through
     assert snapshot(tenancy, "acme") == before
+
+
+def test_the_cli_doctor_reports_and_fixes_a_broken_fleet(
+    make_tenancy: Callable[..., Tenancy], database_url: str,
+) -> None:
+    tenancy = make_tenancy(placement=lambda tenant, load: "main")
+    tenancy.create_tenant("shut")
+    tenancy.create_tenant("failed")
+    fail(tenancy, "failed")
+    admin(tenancy, "main", f"ALTER DATABASE {tenancy.get_tenant('shut').schema} "
+          "ALLOW_CONNECTIONS false")
+    tenancy.dispose()
+    down = f"postgresql+psycopg://nobody:sekrit@127.0.0.1:{closed_port()}/postgres"
+    base = ["--url", database_url, "--strategy", "database", "--prefix", tenancy.prefix,
+            "--server", f"second={down}", "--tenant-migrations", str(TENANT_DB),
+            "--shared-migrations", str(MIGRATIONS / "shared")]
+    runner = CliRunner()
+    result = runner.invoke(app, [*base, "doctor", "--json"])
+    assert result.exit_code == 1, result.output
+    assert "sekrit" not in result.output
+    found = {(f["problem"], f["tenant"]) for f in json.loads(result.output)["findings"]}
+    assert found == {("server_unreachable", None), ("connections_disallowed", "shut"),
+                     ("failed", "failed")}
+    result = runner.invoke(app, [*base, "doctor", "--fix", "--yes", "--json"])
+    assert result.exit_code == 1, result.output  # the server is still down
+    report = json.loads(result.output)
+    assert [f["problem"] for f in report["findings"]] == ["server_unreachable"]
+    assert {f["problem"] for f in report["fixed"]} == {"connections_disallowed", "failed"}
+    assert customers(tenancy, "shut") == 0  # reachable again
