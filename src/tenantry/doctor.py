@@ -576,4 +576,3 @@ def _known(stream: Any, revision: str) -> bool:
         return stream.script.get_revision(revision) is not None
     except Exception:  # alembic raises several types for unknown revisions
         return False
-

@@ -113,6 +113,7 @@ class Leftovers:
             return registry.try_lock_tenant(conn, lock)
 
     def _closed(self, conn: Connection, infos: list[TenantInfo]) -> list[Leftover]:
+        """Tenant databases (by their prefix) refusing connections on a reachable server."""
         owners = {place_of(i.location): i.name for i in infos if i.location.database}
         found = []
         for server, engine in self.servers.items():
