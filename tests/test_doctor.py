@@ -181,3 +181,17 @@ def test_cli_doctor_strict_adopts_normal_tenants(env: dict[str, str], tenancy: T
             )
     finally:
         drop_roles(tenancy)
+
+
+def test_a_table_dropped_by_hand_is_found(tenancy: Tenancy) -> None:
+    for name in ("a", "b", "c"):
+        tenancy.create_tenant(name)
+    tenancy.migrate_tenant("c", "t001")  # at another revision: compared with nobody
+    sql(tenancy, "DROP TABLE tenant_b.orders")
+    report = tenancy.doctor()
+    assert [(f.problem, f.tenant) for f in report.findings] == [
+        (Problem.BEHIND_HEAD, "c"), (Problem.MISSING_TABLES, "b")]
+    lost = report.findings[1]
+    assert "lacks orders" in lost.detail and "needs you" in lost.detail and lost.fix == ""
+    report = tenancy.doctor(fix=True, destructive=True)
+    assert [(f.problem, f.tenant) for f in report.findings] == [(Problem.MISSING_TABLES, "b")]

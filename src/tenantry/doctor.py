@@ -3,9 +3,12 @@
 Findings are typed (:class:`Problem`) and each says how it would be fixed. Fixes that cannot
 lose data (re-running a migration, deleting the registry row of storage that is already gone,
 registering an orphan schema that carries a known revision, making a missing strict-mode role,
-dropping the subscription and slot an interrupted online move left) are *safe*; fixes that
-destroy data (dropping an orphan schema, finishing an interrupted drop) are *destructive* and
-run only when asked for explicitly (``destructive=True``, CLI ``--yes``).
+removing what an interrupted operation left when :mod:`tenantry.leftovers` proves it holds
+nothing of value) are *safe*; fixes that destroy data (dropping an orphan schema, finishing an
+interrupted drop) are *destructive* and run only when asked for explicitly
+(``destructive=True``, CLI ``--yes``). A server that is down, a database that refuses
+connections or storage that cannot be read is a finding of its own: the rest of the fleet is
+examined all the same.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from . import registry, replication
+from . import registry, shapes
 from .errors import InvalidTenantName, TenantryError
+from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
+from .strategies.base import schema_exists
 from .strategies.database import DatabaseStrategy
 from .strict import RoleProblem
 
@@ -34,6 +40,8 @@ log = logging.getLogger("tenantry.doctor")
 
 #: States a tenant is only in while an operation runs: seen unlocked, the operation died.
 TRANSIENT_STATES = frozenset({State.PROVISIONING, State.MIGRATING, State.DROPPING})
+#: Seconds doctor waits for a server to accept a connection before reporting it unreachable.
+PROBE_TIMEOUT = 10
 
 
 class Problem(enum.StrEnum):
@@ -41,6 +49,8 @@ class Problem(enum.StrEnum):
 
     ORPHAN_STORAGE = "orphan_storage"  # a schema with the tenant prefix, not registered
     MISSING_STORAGE = "missing_storage"  # a registered tenant whose schema is gone
+    MISSING_SCHEMA = "missing_schema"  # a database tenant's database lacks its schema
+    MISSING_TABLES = "missing_tables"  # tables every other tenant at its revision has
     STUCK = "stuck"  # provisioning/migrating/dropping, and nobody is working on it
     FAILED = "failed"  # the last migration failed
     REVISION_MISMATCH = "revision_mismatch"  # alembic_version in the schema != registry
@@ -49,7 +59,13 @@ class Problem(enum.StrEnum):
     ROLE_GRANTS = "role_grants"  # strict mode: role not in the group / not settable by the app
     OWNER_MISMATCH = "owner_mismatch"  # strict mode: schema or objects not owned by the role
     ORPHAN_ROLE = "orphan_role"  # strict mode: a tenant role with no tenant
-    REPLICATION_LEFTOVER = "replication_leftover"  # subscription/slot of a killed online move
+    # subscription, slot, publication or marker table of a killed online move
+    REPLICATION_LEFTOVER = "replication_leftover"
+    CONNECTIONS_DISALLOWED = "connections_disallowed"  # a tenant database refusing connections
+    TEMPLATE_LEFTOVER = "template_leftover"  # an unfinished or unused template database
+    UNREGISTERED_COPY = "unregistered_copy"  # a copy of a tenant registered elsewhere
+    SERVER_UNREACHABLE = "server_unreachable"  # a configured server cannot be reached
+    UNREADABLE = "unreadable"  # a tenant's storage could not be examined
 
 
 _ROLE_PROBLEMS = {"role_missing": Problem.ROLE_MISSING, "owner_mismatch": Problem.OWNER_MISMATCH}
@@ -97,6 +113,11 @@ class Doctor:
     def __init__(self, tenancy: Tenancy) -> None:
         self.tenancy = tenancy
         self._orphans: dict[str, Location] = {}  # orphan storage by subject (examine)
+        self._down: set[str] = set()  # servers that cannot be reached (examine)
+        self._shut: set[tuple[str, str | None]] = set()  # databases refusing connections
+        self._leftovers: dict[Finding, Leftover] = {}  # what each leftover finding is
+        self._helper = Leftovers(tenancy, {})
+        self._tables: dict[str, set[str]] = {}  # tenant -> its tables (examine)
 
     # -- examination ---------------------------------------------------------------------
 
@@ -107,12 +128,70 @@ class Doctor:
         t.setup()
         with t.engine.begin() as conn:
             infos = registry.all_tenants(conn)
-            findings.extend(self._replication_leftovers(conn, infos))
+            servers = self._reachable(infos, findings)
+            findings.extend(self._find_leftovers(conn, infos, servers))
+            self._tables = {}
             for info in infos:
-                findings.extend(self._tenant(conn, info))
+                findings.extend(self._examined(conn, info))
+            findings.extend(self._lost_tables(infos, findings))
             findings.extend(self._orphan_storage(conn, infos))
             findings.extend(self._orphan_roles(conn, infos))
         return findings
+
+    def _reachable(self, infos: list[TenantInfo], findings: list[Finding]) -> dict[str, Engine]:
+        """The servers that answer; a finding for each that does not."""
+        self._down = set()
+        up = {}
+        for server, engine in self._servers().items():
+            try:
+                if server != "main":  # the main server answered already (the registry)
+                    _probe(engine)
+            except sa.exc.DBAPIError as exc:
+                self._down.add(server)
+                held = [i.name for i in infos
+                        if i.location.database and place_of(i.location)[0] == server]
+                findings.append(Finding(
+                    Problem.SERVER_UNREACHABLE, None, server,
+                    f"server {server!r} cannot be reached ({first_line(exc)}); its "
+                    f"{len(held)} tenant(s) were not examined: {', '.join(held[:20]) or '-'}"
+                    f"{' ...' if len(held) > 20 else ''}: needs you (start it, or fix its URL)",
+                ))
+            else:
+                up[server] = engine
+        return up
+
+    def _find_leftovers(
+        self, conn: Connection, infos: list[TenantInfo], servers: dict[str, Engine]
+    ) -> list[Finding]:
+        self._helper = Leftovers(self.tenancy, servers)
+        found = self._helper.find(conn, infos, self._stored(conn) or [])
+        self._shut = {(lo.server, lo.subject) for lo in found
+                      if lo.kind is Kind.CONNECTIONS_DISALLOWED}
+        self._leftovers = {
+            Finding(Problem(lo.kind.value), lo.tenant, lo.subject, lo.detail, lo.fix): lo
+            for lo in found
+        }
+        return list(self._leftovers)
+
+    def _examined(self, conn: Connection, info: TenantInfo) -> list[Finding]:
+        """The tenant's findings; none where a server or database finding covers it already,
+        and an ``unreadable`` one when its storage cannot be examined."""
+        if self._unreachable(info.location):
+            return []
+        try:
+            with conn.begin_nested():
+                return self._tenant(conn, info)
+        except (sa.exc.DBAPIError, TenantryError) as exc:
+            return [Finding(Problem.UNREADABLE, info.name, info.schema,
+                            f"cannot be examined: {first_line(exc)}: needs you")]
+
+    def _unreachable(self, location: Location) -> bool:
+        """Whether ``location`` is on a server that is down or a database refusing
+        connections (both reported on their own)."""
+        if location.database is None:
+            return False
+        server, database = place_of(location)
+        return server in self._down or (server, database) in self._shut
 
     def _tenant(self, conn: Connection, info: TenantInfo) -> list[Finding]:
         t, name, schema = self.tenancy, info.name, info.schema
@@ -120,6 +199,10 @@ class Doctor:
             return [Finding(Problem.MISSING_STORAGE, name, schema,
                             f"registered ({info.state}) but {schema!r} does not exist",
                             "delete the registry row (nothing left to lose)")]
+        if not self._tables_inside(conn, info):
+            return [Finding(Problem.MISSING_SCHEMA, name, schema,
+                            f"database {info.location.database} exists but holds no schema "
+                            f"{schema!r}: needs you (look for the tenant's tables in it)")]
         found: list[Finding] = []
         if info.state in TRANSIENT_STATES and self._idle(conn, name):
             destructive = info.state == State.DROPPING
@@ -155,6 +238,33 @@ class Doctor:
                 found.append(Finding(problem, name, t.strict_roles.role(conn, info.location),
                                      p.detail, "create/grant the role and give it the schema"))
         return found
+
+    def _tables_inside(self, conn: Connection, info: TenantInfo) -> bool:
+        """Whether the tenant's schema exists (noting its tables, for :meth:`_lost_tables`)."""
+        if info.location.database is None:
+            self._tables[info.name] = shapes.tables_in(conn, info.schema)
+            return True
+        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
+            if not schema_exists(tenant, info.schema):
+                return False
+            self._tables[info.name] = shapes.tables_in(tenant, info.schema)
+            return True
+
+    def _lost_tables(self, infos: list[TenantInfo], findings: list[Finding]) -> list[Finding]:
+        """Tenants without a table every other ready tenant at their revision has (tenants
+        whose registered revision is in doubt are left out)."""
+        doubtful = {f.tenant for f in findings if f.problem == Problem.REVISION_MISMATCH}
+        ready = {i.name: i for i in infos if i.state == State.READY
+                 and i.name in self._tables and i.name not in doubtful}
+        tables = {name: self._tables[name] for name in ready}
+        revisions = {name: info.revision for name, info in ready.items()}
+        return [
+            Finding(Problem.MISSING_TABLES, name, ready[name].schema,
+                    f"lacks {', '.join(lacking)}, which the {others} other tenant(s) at "
+                    f"revision {revisions[name] or 'base'} have (dropped by hand?): needs you "
+                    "(restore it from a backup or an export)")
+            for name, (lacking, others) in shapes.missing(tables, revisions).items()
+        ]
 
     def _role_problems(self, conn: Connection, info: TenantInfo) -> list[RoleProblem]:
         """Strict-mode problems; a database tenant's schema is checked in its own database."""
@@ -195,6 +305,8 @@ class Doctor:
     def _stored_databases(self, strategy: DatabaseStrategy) -> list[Location]:
         found = []
         for server in strategy.servers:
+            if server in self._down:
+                continue
             with strategy.admin(server).connect() as admin:
                 names = admin.execute(sa.text("SELECT datname FROM pg_database")).scalars()
                 found += [
@@ -222,22 +334,22 @@ class Doctor:
         found = []
         stream = self.tenancy.tenant_stream
         for location in stored:
-            if _place(location) in known:
+            if _place(location) in known or self._unreachable(location):
                 continue
             name = _tenant_name(location.schema, self.tenancy.prefix)
             self._orphans[location.schema] = location
             what = "database" if location.database is not None else "schema"
             if name in registered:
-                found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
-                    f"a {what} of tenant {name!r}, which is registered elsewhere (left by an "
-                    "interrupted move?)",
-                    f"drop the {what} and its data", destructive=True,
-                ))
-                continue
+                continue  # a copy of a tenant registered elsewhere: a leftover (UNREGISTERED_COPY)
             revision = None
             if stream is not None:
-                revision = self._stored_revision(conn, location)
+                try:
+                    revision = self._stored_revision(conn, location)
+                except (sa.exc.DBAPIError, TenantryError) as exc:
+                    found.append(Finding(Problem.UNREADABLE, name, location.schema,
+                                         f"not registered, and cannot be examined: "
+                                         f"{first_line(exc)}: needs you"))
+                    continue
             if revision is not None and stream is not None and _known(stream, revision):
                 found.append(Finding(
                     Problem.ORPHAN_STORAGE, name, location.schema,
@@ -258,39 +370,6 @@ class Doctor:
         if isinstance(strategy, DatabaseStrategy):
             return {server: strategy.admin(server) for server in strategy.servers}
         return {"main": self.tenancy.engine.execution_options(isolation_level="AUTOCOMMIT")}
-
-    def _replication_leftovers(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
-        """Subscriptions and slots of online moves that no running move holds."""
-        seen: dict[str, list[str]] = {}
-        for server, engine in self._servers().items():
-            with engine.connect() as server_conn:
-                for name, what in replication.leftovers(server_conn).items():
-                    seen.setdefault(name, []).extend(f"{w} on server {server}" for w in what)
-        owners = {replication.move_name(i.schema): i.name for i in infos}
-        found = []
-        for name, what in sorted(seen.items()):
-            tenant = owners.get(name)
-            if tenant is not None and not self._idle(conn, tenant):
-                continue  # the move is running
-            found.append(Finding(
-                Problem.REPLICATION_LEFTOVER, tenant, name,
-                f"left by an interrupted online move: {', '.join(what)} (a slot makes the "
-                "server keep its WAL)",
-                "drop them, and the move's publication and marker table",
-            ))
-        return found
-
-    def _drop_replication(self, f: Finding) -> None:
-        replication.drop_leftovers(list(self._servers().values()), f.subject)
-        t = self.tenancy
-        with t.engine.begin() as conn:
-            info = registry.get(conn, f.tenant) if f.tenant is not None else None
-            if info is None:
-                return
-            with t.strategy.storage(conn, info.name, info.location) as tenant:
-                tenant.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {quote(f.subject)}")
-                marker = f"{quote(info.schema)}.{quote(f.subject)}"
-                tenant.exec_driver_sql(f"DROP TABLE IF EXISTS {marker}")
 
     def _orphan_roles(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
         roles = self.tenancy.strict_roles
@@ -344,10 +423,16 @@ class Doctor:
             Problem.OWNER_MISMATCH: self._provision,
             Problem.ORPHAN_STORAGE: self._adopt_or_drop,
             Problem.ORPHAN_ROLE: self._drop_role,
-            Problem.REPLICATION_LEFTOVER: self._drop_replication,
+            Problem.REPLICATION_LEFTOVER: self._fix_leftover,
+            Problem.CONNECTIONS_DISALLOWED: self._fix_leftover,
+            Problem.TEMPLATE_LEFTOVER: self._fix_leftover,
+            Problem.UNREGISTERED_COPY: self._fix_leftover,
         }
         actions[f.problem](f)
         t._forget(f.tenant or "")
+
+    def _fix_leftover(self, f: Finding) -> None:
+        self._helper.fix(self._leftovers[f])
 
     def _forget(self, f: Finding) -> None:
         assert f.tenant is not None
@@ -454,6 +539,19 @@ class Doctor:
     def _drop_role(self, f: Finding) -> None:
         with self.tenancy.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(f.subject)}")
+
+
+def _probe(engine: Engine) -> None:
+    """Connect to ``engine``'s database once, giving up after :data:`PROBE_TIMEOUT` seconds
+    (libpq waits forever by default for a host that drops packets)."""
+    probe = sa.create_engine(
+        engine.url, poolclass=NullPool, connect_args={"connect_timeout": PROBE_TIMEOUT}
+    )
+    try:
+        with probe.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    finally:
+        probe.dispose()
 
 
 def _place(location: Location) -> tuple[str | None, str, str | None]:

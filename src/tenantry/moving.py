@@ -40,7 +40,15 @@ from sqlalchemy.pool import NullPool
 from .errors import ConfigurationError, MoveError
 from .names import quote
 from .registry import Location
-from .replication import Replication, copy_sequences, obstacle
+from .replication import (
+    Replication,
+    copy_sequences,
+    drop_local,
+    leftovers,
+    local_leftovers,
+    move_name,
+    obstacle,
+)
 from .strategies.database import DatabaseStrategy
 
 log = logging.getLogger("tenantry")
@@ -126,6 +134,7 @@ class Move:
         """
         online = self._use_replication()
         self._make_target()
+        self._clear_leftovers()
         if online:
             self._dump_restore(schema_only=True)
             self._replication = Replication(
@@ -167,6 +176,26 @@ class Move:
                 "neither pg_dump --schema nor logical replication copies"
             )
 
+    def _clear_leftovers(self) -> None:
+        """Drop the publication and marker table a killed move of this tenant left in the
+        source (ours: the tenant's lock is held); refuse while its slot or subscription exists.
+        """
+        name = move_name(self.schema)
+        for server in {self.source.server, self.target.server}:
+            assert server is not None
+            with self.strategy.admin(server).connect() as conn:
+                found = leftovers(conn).get(name)
+            if found:
+                raise MoveError(
+                    f"cannot move tenant {self.tenant!r}: an interrupted move left "
+                    f"{', '.join(found)} on server {server!r}; `tenantry doctor --fix` drops them"
+                )
+        with self._connection(self.source) as conn:
+            if name in local_leftovers(conn):
+                log.warning("moving tenant %s: dropping the publication and marker table an "
+                            "interrupted move left", self.tenant)
+                drop_local(conn, name)
+
     @contextmanager
     def _connection(self, location: Location) -> Iterator[Connection]:
         """A connection to ``location``'s database, in a transaction committed on exit."""
@@ -206,8 +235,12 @@ class Move:
         """The tenant's tables (not the replication's marker)."""
         query = sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s ORDER BY 1")
         tables = conn.execute(query, {"s": self.schema}).scalars()
-        marker = self._replication.name if self._replication is not None else None
-        return [table for table in tables if table != marker]
+        return [table for table in tables if table != move_name(self.schema)]
+
+    def _dump_flags(self) -> list[str]:
+        """``pg_dump`` flags selecting the tenant's schema, without a move's marker table."""
+        marker = f'"{self.schema}"."{move_name(self.schema)}"'
+        return [f"--schema={self.schema}", f"--exclude-table={marker}"]
 
     @staticmethod
     def _common_flags(schema_only: bool) -> list[str]:
@@ -216,7 +249,7 @@ class Move:
 
     def _dump_restore(self, *, schema_only: bool = False) -> None:
         common = self._common_flags(schema_only)
-        dump_cmd = [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}", *common]
+        dump_cmd = [pg_program("pg_dump"), "--format=custom", *self._dump_flags(), *common]
         assert self.target.database is not None
         restore_cmd = [
             pg_program("pg_restore"),

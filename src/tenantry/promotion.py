@@ -82,7 +82,7 @@ class Promotion(Move):
             archive, listing = Path(tmp) / "schema.dump", Path(tmp) / "restore.list"
             common = self._common_flags(schema_only)
             self._run(
-                [pg_program("pg_dump"), "--format=custom", f"--schema={self.schema}",
+                [pg_program("pg_dump"), "--format=custom", *self._dump_flags(),
                  f"--file={archive}", *common],
                 self.source,
             )

@@ -270,6 +270,37 @@ def leftovers(conn: Connection) -> dict[str, list[str]]:
     return found
 
 
+def local_leftovers(conn: Connection) -> dict[str, list[str]]:
+    """Moves' publications and marker tables in ``conn``'s database: name -> what
+    (``publication``, ``marker table SCHEMA.NAME``)."""
+    found: dict[str, list[str]] = {}
+    like = {"p": PREFIX.replace("_", "\\_") + "%"}
+    publications = conn.execute(sa.text(
+        "SELECT pubname FROM pg_publication WHERE pubname LIKE :p ORDER BY 1"
+    ), like).scalars()
+    for name in publications:
+        found.setdefault(name, []).append("publication")
+    markers = conn.execute(sa.text(
+        "SELECT n.nspname, c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND c.relname LIKE :p ORDER BY 1, 2"
+    ), like)
+    for schema, name in markers:
+        found.setdefault(name, []).append(f"marker table {schema}.{name}")
+    return found
+
+
+def drop_local(conn: Connection, name: str) -> None:
+    """Drop the publication and the marker tables called ``name`` in ``conn``'s database."""
+    conn.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {quote(name)}")
+    schemas = conn.execute(sa.text(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND c.relname = :n"
+    ), {"n": name}).scalars().all()
+    for schema in schemas:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(schema)}.{quote(name)}")
+
+
 def drop_leftovers(servers: list[Engine], name: str) -> None:
     """Drop subscriptions called ``name`` on every server, then the slots called ``name``."""
     for server in servers:

@@ -41,6 +41,16 @@ MAIN_SERVER = "main"
 TEMPLATE_SCHEMA = "tenantry_template"
 
 
+def creator_lock(server: str) -> str:
+    """Name of the lock held while a database (or the template) is created on ``server``."""
+    return f"__tenantry_server__:{server}"
+
+
+def template_mark(head: str | None) -> str:
+    """The comment of a finished template database built at ``head``."""
+    return f"tenantry head={head}"
+
+
 def fewest_tenants(tenant: str, load: Mapping[str, int]) -> str:
     """Default placement: the server holding the fewest tenants (ties: configuration order)."""
     return min(load, key=lambda server: load[server])
@@ -230,7 +240,7 @@ class DatabaseStrategy(Strategy):
             return
         # One creator per server at a time: CREATE DATABASE ... TEMPLATE needs the template
         # free of other sessions, and the template may be rebuilt. Held until ``main`` ends.
-        registry.lock_tenants(main, [f"__tenantry_server__:{server}"])
+        registry.lock_tenants(main, [creator_lock(server)])
         from_template = self._create_database(server, database)
         try:
             with self.engine(location).begin() as conn:
@@ -306,7 +316,7 @@ class DatabaseStrategy(Strategy):
         stream = self.template_stream
         if stream is None:
             return None
-        name, mark = self.template_name(), f"tenantry head={stream.head}"
+        name, mark = self.template_name(), template_mark(stream.head)
         with self.admin(server).connect() as conn:
             comment = conn.execute(
                 sa.text(
