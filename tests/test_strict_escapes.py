@@ -293,6 +293,34 @@ def test_session_and_connection_run_as_the_tenant(door: Door) -> None:
     assert door.connect("a", lambda c: outcome(c, door.world.forbidden)) == HELD
 
 
+def test_one_role_statement_per_transaction(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The role costs one statement per transaction (AUTOCOMMIT: one per checkout)."""
+    import psycopg
+
+    seen: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def spy(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", spy)
+    role = world.roles["a"]
+    with world.setup.session("a") as s:
+        s.execute(sa.text("SELECT 1"))
+        s.commit()
+        s.execute(sa.text("SELECT 2"))
+    with world.setup.connection("a") as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(3):
+            conn.execute(sa.text("SELECT 3"))
+    assert [q for q in seen if "ROLE" in q] == [f'SET LOCAL ROLE "{role}"'] * 2 + [
+        f'SET ROLE "{role}"'
+    ]
+
+
 def test_autocommit(door: Door) -> None:
     def attempt(conn: Connection) -> tuple[str, str]:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -29,12 +29,13 @@ from sqlalchemy.engine import Connection, Engine
 from . import poolreset
 from .names import quote
 from .statements import StatementSchemas
-from .strict import ROLE_OPTION, set_role
+from .strict import ROLE_OPTION
 
 _ROLE = "role"  # session state: the role SET at session level in this checkout
 _ADMIN = "admin"  # session state: an admin connection switched role in this checkout
 _TWO_PHASE = "two_phase"  # session state: a two-phase transaction began, role not yet set
 _IDLE = 0  # libpq PQTRANS_IDLE: no transaction block
+_SWITCHING = "tenantry_switching_role"  # execution option of the begin hook's own statement
 
 
 def install(engine: Engine) -> None:
@@ -58,7 +59,8 @@ def _begin(conn: Connection) -> None:
     role = conn.get_execution_options().get(ROLE_OPTION)
     if role and not conn.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
         poolreset.mark(conn.connection)
-        set_role(conn, role)
+        sql = f"SET LOCAL ROLE {quote(role)}"
+        conn.exec_driver_sql(sql, execution_options={_SWITCHING: True})
 
 
 def _begin_twophase(conn: Connection, xid: Any) -> None:
@@ -73,7 +75,7 @@ def _before_cursor_execute(
     schemas = options.get("schema_translate_map")
     if isinstance(schemas, StatementSchemas):
         _per_statement(conn, schemas.role)
-    elif options.get(ROLE_OPTION):
+    elif options.get(ROLE_OPTION) and not options.get(_SWITCHING):
         _role_beyond_begin(conn, options[ROLE_OPTION])
     return statement, parameters
 
