@@ -153,7 +153,8 @@ class AsyncTenancy:
 
         def make(url: URL, **options: Any) -> AsyncEngine:
             engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
-            self._watch_vanished(engine, tenant)
+            if location.database is not None:  # a tenant database can vanish; the main one not
+                self._watch_vanished(engine, tenant)
             return engine
 
         engine = await roles.engines.engine_async(
