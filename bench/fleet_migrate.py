@@ -2,12 +2,14 @@
 
 Also records the peak RSS of the migrating process for a quarter and for the rest of the
 fleet (it must not grow with the tenant count). Usage: python bench/fleet_migrate.py [--tenants N]
+or, for jobs=1 against jobs=2 at small sizes, [--sizes 50,100,200,400,800 --repeats 3].
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,24 +44,30 @@ def downgrade():
 '''
 CHILD = '''
 import json, resource, sys, time
-from tenantry import Tenancy
+from tenantry import Tenancy, fleet
+chosen = []  # what jobs="auto" decided
+decide = fleet.auto_processes
+fleet.auto_processes = lambda seconds, cpus=None: chosen.append(decide(seconds, cpus)) or chosen[-1]
 t = Tenancy(sys.argv[1], tenant_migrations=sys.argv[2])
 patterns = json.loads(sys.argv[4])
+jobs = sys.argv[3] if sys.argv[3] == "auto" else int(sys.argv[3])
+target = sys.argv[6] if len(sys.argv) > 6 else "heads"
 start = time.perf_counter()
-report = t.migrate_all(tenants=patterns, jobs=int(sys.argv[3]), compiled=sys.argv[5] == "1")
+report = t.migrate_all(target, tenants=patterns, jobs=jobs, compiled=sys.argv[5] == "1")
 elapsed = time.perf_counter() - start
 moved = len(report.by_result("upgraded"))
-print(json.dumps({"elapsed": elapsed, "moved": moved, "ok": report.ok,
+print(json.dumps({"elapsed": elapsed, "moved": moved, "ok": report.ok, "chosen": chosen,
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 '''
 
 
 def migrate(
-    url: str, stream: Path, jobs: int, patterns: list[str] | None, compiled: bool = False
+    url: str, stream: Path, jobs: int | str, patterns: list[str] | None, compiled: bool = False,
+    target: str = "heads",
 ) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD, url, str(stream), str(jobs), json.dumps(patterns),
-         str(int(compiled))],
+         str(int(compiled)), target],
         check=True, capture_output=True, text=True,
     ).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -71,10 +79,54 @@ def add(stream: Path, rev: str, down: str, column: str) -> None:
     (stream / "versions" / f"{rev}.py").write_text(STEP.format(rev=rev, down=down, column=column))
 
 
+def small_fleets(sizes: list[int], repeats: int) -> None:
+    """jobs=1 against jobs=2 (and jobs="auto") at small fleet sizes: where a helper pays off.
+
+    One fleet per size (tenants ``s<size>_<i>``); each run moves one fleet one revision on
+    (``--to`` the next revision of a chain), jobs=1 and jobs=2 interleaved ``repeats`` times.
+    Times are inside the migrating subprocess: helper start-up and shut-down included.
+    """
+    runs = 2 * repeats + 1
+    with server() as url, tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "tenant"
+        (stream / "versions").mkdir(parents=True)
+        (stream / "versions" / "m000.py").write_text(BASE)
+        db = new_database(url)
+        t = Tenancy(db, tenant_migrations=stream)
+        made = timed(lambda: [t.create_tenant(f"s{size}_{i:05d}")
+                              for size in sizes for i in range(size)])
+        print(f"{sum(sizes)} tenants provisioned in {made:.1f}s")
+        t.dispose()
+        for k in range(1, runs + 1):  # after provisioning: every tenant starts at m000
+            add(stream, f"m{k:03d}", f"m{k - 1:03d}", f"c{k}")
+        print("tenants | jobs=1 s (each run) | jobs=2 s (each run) | jobs=2 / jobs=1 (median) "
+              "| auto s (processes)")
+        for size in sizes:
+            times: dict[str, list[float]] = {"1": [], "2": []}
+            k = 0
+            for _ in range(repeats):
+                for jobs in ("1", "2"):
+                    k += 1
+                    run = migrate(db, stream, jobs, [f"s{size}_*"], target=f"m{k:03d}")
+                    assert run["moved"] == size, run
+                    times[jobs].append(run["elapsed"])
+            auto = migrate(db, stream, "auto", [f"s{size}_*"], target=f"m{runs:03d}")
+            ratio = statistics.median(times["2"]) / statistics.median(times["1"])
+            print(f"{size} | {' '.join(f'{x:.2f}' for x in times['1'])} | "
+                  f"{' '.join(f'{x:.2f}' for x in times['2'])} | {ratio:.2f} | "
+                  f"{auto['elapsed']:.2f} ({auto['chosen'] or [1]})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=2000)
-    n = parser.parse_args().tenants
+    parser.add_argument("--sizes", help="comma-separated small fleet sizes: jobs=1 vs jobs=2")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.sizes:
+        small_fleets([int(x) for x in args.sizes.split(",")], args.repeats)
+        return
+    n = args.tenants
     quarter = n // 4
     with server() as url, tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "tenant"

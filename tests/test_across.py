@@ -6,12 +6,14 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tenantry import NotReadOnly, Tenancy, UnknownTenant
+from tenantry.across import DEFAULT_CHUNK
 from tenantry.cli import app
 
 from .app.models import Customer, Order, User
@@ -120,6 +122,22 @@ def test_streams_batch_by_batch(five: Tenancy) -> None:
 def test_rejects_writes_naming_the_table(five: Tenancy, statement: object) -> None:
     with pytest.raises(NotReadOnly, match="customers"):
         list(five.across(statement))
+
+
+def test_refused_at_call_time_not_when_iterated(five: Tenancy) -> None:
+    # as documented: the call raises; a caller that never iterates still learns of it
+    with pytest.raises(NotReadOnly, match="customers"):
+        five.across(sa.delete(Customer))
+    with pytest.raises(NotReadOnly, match="__tenant__"):
+        five.across("SELECT 1", jobs=2)
+    with pytest.raises(UnknownTenant, match="nope"):
+        five.across(sa.select(Customer.name), ["t1", "nope"])
+
+
+def test_docs_give_the_default_chunk() -> None:
+    docs = (Path(__file__).parents[1] / "docs" / "across.md").read_text()
+    assert f"`chunk` tenants (default {DEFAULT_CHUNK})" in docs
+    assert f"chunk={DEFAULT_CHUNK} (default)" in docs
 
 
 def test_unknown_listed_tenant(five: Tenancy) -> None:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tenantry.cli import app
+from tenantry.strategies import DatabaseStrategy, SchemaStrategy
+from tenantry.strategies.hybrid import HybridStrategy
 
 from .conftest import MIGRATIONS
 
@@ -130,3 +132,12 @@ def test_console_script_entry_point(env: dict[str, str]) -> None:
     )
     assert proc.returncode == 1
     assert "invalid tenant name" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_strategy_help_names_every_strategy() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    help_text = " ".join(result.stdout.split())
+    assert "Isolation: schema, database or hybrid." in help_text
+    for kind in (SchemaStrategy.kind, DatabaseStrategy.kind, HybridStrategy.kind):
+        assert kind in help_text.split("Isolation:")[1].split(".")[0]

@@ -148,8 +148,10 @@ def across(
 ) -> Iterator[TenantRow]:
     """Run ``statement`` in each tenant; yield :class:`TenantRow` as results arrive.
 
-    ``jobs`` batches run concurrently (one connection each); ``progress(n)`` is called after
-    each batch with the number of tenants it covered.
+    Checked at call time, before any row is asked for: a statement that is not read-only
+    (:class:`NotReadOnly`) and unknown tenants (:class:`UnknownTenant`). ``jobs`` batches run
+    concurrently (one connection each); ``progress(n)`` is called after each batch with the
+    number of tenants it covered.
     """
     check_read_only(statement)
     infos = select_tenants(tenancy, tenants)
@@ -164,12 +166,18 @@ def across(
         for part in _chunks(members, max(1, chunk))
     ]
     if jobs <= 1:
-        for engine, template, part in batches:
-            yield from _run_batch(engine, template, part, stream=True)
-            if progress is not None:
-                progress(len(part))
-        return
-    yield from _parallel(batches, jobs, progress)
+        return _serial(batches, progress)
+    return _parallel(batches, jobs, progress)
+
+
+def _serial(
+    batches: list[tuple[Engine, _Template, Sequence[TenantInfo]]],
+    progress: Callable[[int], None] | None,
+) -> Iterator[TenantRow]:
+    for engine, template, part in batches:
+        yield from _run_batch(engine, template, part, stream=True)
+        if progress is not None:
+            progress(len(part))
 
 
 def _reader(tenancy: Tenancy, info: TenantInfo) -> Engine:

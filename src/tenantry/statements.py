@@ -25,6 +25,7 @@ from sqlalchemy.sql import util as sql_util
 from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch, UnknownTenant
 from .models import TENANT_SCHEMA
 from .registry import TenantInfo
+from .strict import ROLE_OPTION
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy
@@ -85,11 +86,16 @@ def describe_location(info: TenantInfo) -> str:
 
 
 class StatementSchemas(dict[str, str]):
-    """The ``schema_translate_map`` of an admin connection, set per statement by the hook."""
+    """The ``schema_translate_map`` of an admin connection, set per statement by the hook.
+
+    ``role`` is the strict-mode role of the statement's tenant (``None``: no tenant, or not
+    strict); :mod:`tenantry.roleswitch` switches to it.
+    """
 
     def __init__(self, tenancy: Tenancy) -> None:
         super().__init__({TENANT_SCHEMA: TENANT_SCHEMA})
         self.tenancy = tenancy
+        self.role: str | None = None
 
 
 def _route_core(
@@ -99,6 +105,7 @@ def _route_core(
     per_statement = schemas if isinstance(schemas, StatementSchemas) else None
     if per_statement is not None:
         per_statement[TENANT_SCHEMA] = TENANT_SCHEMA  # unrouted unless this statement names one
+        per_statement.role = None
     wanted = options.get(TENANT_OPTION)
     if wanted is None:
         return elem, multiparams, params
@@ -107,10 +114,11 @@ def _route_core(
         if wanted != bound:
             raise TenantMismatch(bound, wanted, statement_tables(elem))
     elif per_statement is not None:
-        _, info = resolve(per_statement.tenancy, wanted, elem)
+        routed, info = resolve(per_statement.tenancy, wanted, elem)
         if not same_database(per_statement.tenancy, info, conn.engine):
             raise TenantElsewhere(wanted, describe_location(info), statement_tables(elem))
         per_statement[TENANT_SCHEMA] = info.schema
+        per_statement.role = routed.get_execution_options().get(ROLE_OPTION)
     elif touches_tenant_tables(elem):
         raise AdminSessionRequired(wanted, statement_tables(elem))
     return elem, multiparams, params

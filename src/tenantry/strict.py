@@ -1,8 +1,9 @@
 """Strict mode: one PostgreSQL role per tenant, switched to at the start of every transaction.
 
 Each tenant gets a ``NOLOGIN`` role that owns its schema and every object in it. Tenant
-sessions run ``SET LOCAL ROLE <tenant role>`` when a transaction begins (a ``begin`` event on
-the engine, driven by the ``tenantry_role`` execution option that routing adds), so even
+sessions run ``SET LOCAL ROLE <tenant role>`` when a transaction begins (engine hooks of
+:mod:`tenantry.roleswitch`, driven by the ``tenantry_role`` execution option that routing adds;
+AUTOCOMMIT and two-phase connections included), so even
 hand-written SQL that names another tenant's schema fails with a permission error, which is
 raised as :class:`~tenantry.TenantIsolationError`.
 
@@ -22,13 +23,12 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from . import registry
+from . import probe, registry
 from .errors import TenantIsolationError, UnknownTenant
 from .names import MAX_IDENTIFIER_BYTES, quote
 from .registry import Location
@@ -102,10 +102,6 @@ class StrictRoles:
         return group_name(self.database(conn))
 
     # -- set-up --------------------------------------------------------------------------
-
-    def install(self) -> None:
-        """Add the role-switching and error-translating hooks to the engine (idempotent)."""
-        install_hooks(self.engine)
 
     def ensure_group(self) -> None:
         """Create the group role once, in its own transaction (before any tenant lock)."""
@@ -376,20 +372,15 @@ _TABLE_SEQUENCES = sa.text(
 
 
 def install_hooks(engine: Engine) -> None:
-    """Switch to the ``tenantry_role`` option's role per transaction on ``engine``; idempotent.
-
-    A no-op for connections without that option, so tenant engines of the database strategy
-    get it whether or not the Tenancy is strict.
-    """
-    if not event.contains(engine, "begin", _switch_role):
-        event.listen(engine, "begin", _switch_role)
+    """Raise permission errors of tenant connections on ``engine`` as
+    :class:`~tenantry.TenantIsolationError` (idempotent). The role switching itself is
+    :mod:`tenantry.roleswitch`; :func:`tenantry.instrumentation.instrument` adds both."""
+    if not hooks_installed(engine):
         event.listen(engine, "handle_error", _translate_denied)
 
 
-def _switch_role(conn: Connection) -> None:
-    role = conn.get_execution_options().get(ROLE_OPTION)
-    if role:
-        set_role(conn, role)
+def hooks_installed(engine: Engine) -> bool:
+    return _translate_denied in engine.dialect.dispatch.handle_error
 
 
 def _translate_denied(ctx: ExceptionContext) -> BaseException | None:
@@ -411,14 +402,13 @@ def _translate_denied(ctx: ExceptionContext) -> BaseException | None:
 
 
 def _tenant_of_schema(ctx: ExceptionContext, schema: str) -> str | None:
-    """Which tenant ``schema`` belongs to (best effort: ``None`` when it cannot tell)."""
+    """Which tenant ``schema`` belongs to (best effort: ``None`` when it cannot tell).
+
+    Asked on the registry through a probe (:mod:`tenantry.probe`), never through the pool:
+    the failing connection is still checked out.
+    """
     if ctx.engine is None:
         return None
-    try:
-        with ctx.engine.connect() as probe:
-            probe = probe.execution_options(**{ROLE_OPTION: None})
-            query = sa.select(registry.tenants.c.name).where(registry.tenants.c.schema == schema)
-            name: Any = probe.execute(query).scalar()
-    except sa.exc.DBAPIError:
-        return None
-    return str(name) if name is not None else None
+    query = sa.select(registry.tenants.c.name).where(registry.tenants.c.schema == schema)
+    found = probe.rows(ctx.engine, query)
+    return str(found[0][0]) if found else None

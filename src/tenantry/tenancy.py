@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, guard, registry
+from . import fleet, probe, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import _current as _current_tenant
@@ -30,6 +30,7 @@ from .errors import (
     TenantExists,
     UnknownTenant,
 )
+from .instrumentation import instrument
 from .logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
@@ -44,6 +45,7 @@ from .strategies.database import DatabaseStrategy, Placement
 from .strategies.hybrid import HybridStrategy, kind_of
 from .strict import ROLE_OPTION, StrictRoles
 from .template import Templates
+from .urls import sync_engine_url
 
 if TYPE_CHECKING:
     from .moving import Move
@@ -59,18 +61,11 @@ _POOL_OPTIONS = ("max_engines", "max_parked", "max_connections", "pool_size", "b
 
 
 def make_engine(url: str | URL, **options: Any) -> Engine:
-    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:  # the message must not echo the URL: it may hold a password
-        raise ConfigurationError(
-            "cannot parse the database URL; expected postgresql://user@host/database"
-        ) from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise ConfigurationError(f"tenantry needs PostgreSQL, not {parsed.drivername!r}")
-    return sa.create_engine(parsed, **options)
+    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver.
+
+    A bad URL, an asyncio or missing driver: :class:`ConfigurationError` (see :mod:`.urls`).
+    """
+    return sa.create_engine(sync_engine_url(url), **options)
 
 
 class Tenancy:
@@ -160,7 +155,7 @@ class Tenancy:
             self.strategy.template_stream = self.tenant_stream
         if isinstance(self.strategy, DatabaseStrategy):  # and hybrid: drop routes gone stale
             self.strategy.forget = self._forget
-        guard.install(self.engine)
+        instrument(self.engine)  # guard, strict roles on every door, reset at check-in
         self._registry_ready = False
         self._known: dict[str, tuple[TenantInfo, Engine]] = {}
         self._lock = threading.Lock()
@@ -171,8 +166,6 @@ class Tenancy:
             self._options["login_secret"] = secret  # worker processes get it, never printed
             engines = LoginEngines.for_strategy(self.strategy, self.engine, secret, login_pools)
             self.strict_roles = LoginRoles(self.engine, engines, secret)
-        if self.strict_roles is not None:
-            self.strict_roles.install()
 
     def __repr__(self) -> str:
         url = self.engine.url.render_as_string(hide_password=True)
@@ -190,6 +183,7 @@ class Tenancy:
         if isinstance(self.strict_roles, LoginRoles):
             self.strict_roles.dispose()
         self._known.clear()
+        probe.close_for(self.engine)
         if self._owns_engine:
             self.engine.dispose()
 
@@ -436,7 +430,7 @@ class Tenancy:
         target: str = "heads",
         tenants: Sequence[str] | None = None,
         *,
-        jobs: int = 1,
+        jobs: fleet.Jobs = 1,
         on_outcome: Callable[[TenantOutcome], None] | None = None,
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
@@ -445,7 +439,8 @@ class Tenancy:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``).
 
         Each tenant is migrated to ``target`` (up or down) in its own transaction, by ``jobs``
-        processes (this one and ``jobs - 1`` helpers). A failing tenant is recorded (state
+        processes (this one and ``jobs - 1`` helpers; ``"auto"``: helpers only if the work left
+        is worth their start-up, see docs/fleet.md). A failing tenant is recorded (state
         ``failed``) and does not stop the others. Tenants already at ``target`` are found by
         one registry query and skipped. ``on_plan(n)`` is told how many tenants need work;
         ``on_outcome`` sees each result.
@@ -740,7 +735,6 @@ class Tenancy:
         """Turn strict mode on after construction (as ``strict=True`` does); idempotent."""
         if self.strict_roles is None:
             self.strict_roles = StrictRoles(self.engine)
-            self.strict_roles.install()
             self._known.clear()
 
     def reset_logins(self, tenants: Sequence[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .. import guard
+from .. import instrumentation
 from ..errors import ConfigurationError
 
 Driver = Literal["psycopg", "asyncpg"]
@@ -44,10 +44,10 @@ def sync_url(url: str | URL) -> URL:
 
 
 def make_async_engine(url: str | URL, driver: Driver | None = None, **options: Any) -> AsyncEngine:
-    """An :class:`~sqlalchemy.ext.asyncio.AsyncEngine` on ``url`` with tenantry's guard installed.
+    """An :class:`~sqlalchemy.ext.asyncio.AsyncEngine` on ``url``, instrumented for tenantry.
 
     ``driver`` is ``"psycopg"`` (psycopg 3 async, the default) or ``"asyncpg"``.
     """
     engine = create_async_engine(async_url(url, driver), **options)
-    guard.install(engine.sync_engine)
+    instrumentation.instrument(engine)
     return engine

@@ -13,16 +13,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from .. import guard, registry
+from .. import instrumentation, registry
 from ..context import current_tenant
 from ..context import use as use_context
 from ..errors import ConfigurationError, UnknownTenant
-from ..logins import LOGIN_OPTION, LoginRoles, tenant_hooks
+from ..logins import LOGIN_OPTION, LoginRoles
 from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..names import validate_name
 from ..registry import Location, TenantInfo
 from ..strategies import DatabaseStrategy, routing_options
 from ..strategies.database import MAIN_SERVER
+from ..strict import ROLE_OPTION
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine, sync_url
 
@@ -36,7 +37,9 @@ class AsyncTenancy:
     sync :class:`~tenantry.Tenancy` (``self.admin``) run in a worker thread.
 
     ``driver`` picks the async driver: ``"psycopg"`` (default) or ``"asyncpg"``. Keyword
-    arguments other than ``driver`` and ``engine_options`` go to the sync ``Tenancy``.
+    arguments other than ``driver`` and ``engine_options`` go to the sync ``Tenancy``;
+    ``strict=True`` (or a strict ``Tenancy`` as ``bind``) runs tenant sessions as the tenant's
+    role, as in the sync API.
     """
 
     def __init__(
@@ -50,8 +53,10 @@ class AsyncTenancy:
         metadata: Any = None,
         tenant_migrations: str | Path | None = None,
         shared_migrations: str | Path | None = None,
+        strict: bool = False,
     ) -> None:
         admin_options: dict[str, Any] = {
+            "strict": strict,
             "strategy": strategy,
             "metadata": metadata,
             "tenant_migrations": tenant_migrations,
@@ -61,7 +66,7 @@ class AsyncTenancy:
             admin_options["prefix"] = prefix
         self._engine_options = dict(engine_options or {})
         if isinstance(bind, Tenancy):
-            if metadata is not None or tenant_migrations or shared_migrations or prefix:
+            if metadata is not None or tenant_migrations or shared_migrations or prefix or strict:
                 raise ConfigurationError(
                     "pass Tenancy options to the Tenancy, not to AsyncTenancy(tenancy)"
                 )
@@ -71,7 +76,7 @@ class AsyncTenancy:
         elif isinstance(bind, AsyncEngine):
             if driver is not None or engine_options:
                 raise ConfigurationError("driver and engine_options apply only to a URL bind")
-            guard.install(bind.sync_engine)
+            instrumentation.instrument(bind)
             self.engine, self._owns_engine = bind, False
             self.admin, self._owns_admin = Tenancy(sync_url(bind.url), **admin_options), True
         else:
@@ -148,8 +153,8 @@ class AsyncTenancy:
 
         def make(url: URL, **options: Any) -> AsyncEngine:
             engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
-            tenant_hooks(engine.sync_engine)
-            self._watch_vanished(engine, tenant)
+            if location.database is not None:  # a tenant database: it may be dropped or moved
+                self._watch_vanished(engine, tenant)
             return engine
 
         engine = await roles.engines.engine_async(
@@ -162,21 +167,30 @@ class AsyncTenancy:
         the cached route is forgotten so that the next call reads the registry again."""
         database = engine.url.database or ""
         missing = f'database "{database}" does not exist'
+        strategy = self.admin.strategy
+        assert isinstance(strategy, DatabaseStrategy)
 
         def vanished(ctx: ExceptionContext) -> BaseException | None:
-            if missing in str(ctx.original_exception):
+            if missing in str(ctx.original_exception) or (
+                ctx.is_disconnect and strategy.database_gone(engine.url)
+            ):
                 self._forget(tenant)
                 return UnknownTenant(tenant, f"database {database!r} no longer exists here")
             return None
 
         event.listen(engine.sync_engine, "handle_error", vanished)
 
-    async def _lookup(self, name: str) -> TenantInfo | None:
+    async def _lookup(self, name: str) -> tuple[TenantInfo | None, dict[str, str]]:
+        """The registry row of ``name`` and, in strict mode, the option naming its role."""
         if not self._registry_ready:
             await asyncio.to_thread(self.admin.setup)
             self._registry_ready = True
+        roles = self.admin.strict_roles
         async with self.engine.connect() as conn:
-            return await conn.run_sync(registry.get, name)
+            info = await conn.run_sync(registry.get, name)
+            if roles is None or info is None or isinstance(roles, LoginRoles):
+                return info, {}  # login mode: the engine is logged in as the role already
+            return info, {ROLE_OPTION: await conn.run_sync(roles.role, info.location)}
 
     async def route(self, name: str) -> AsyncEngine:
         """The async engine, with routing options, for tenant ``name``; raises if unknown.
@@ -189,15 +203,17 @@ class AsyncTenancy:
             base = await self._engine_for(location, name)  # keeps it recently used
             if routed.sync_engine.pool is base.sync_engine.pool:
                 return routed
+            options = routed.get_execution_options()
+            role = {k: v for k, v in options.items() if k == ROLE_OPTION}
         else:
             validate_name(name, self.admin.prefix)
-            info = await self._lookup(name)
+            info, role = await self._lookup(name)
             if info is None or not info.usable:
                 raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
             location = info.location
             base = await self._engine_for(location, name)
         # a new route, or its engine was evicted and dropped from the registry since
-        routed = base.execution_options(**routing_options(name, location.schema))
+        routed = base.execution_options(**routing_options(name, location.schema), **role)
         self._known[name] = (location, routed)
         return routed
 

@@ -80,9 +80,11 @@ class Strategy(ABC):
         """Release engines and pools the strategy opened."""
 
 
+SCHEMA_EXISTS = sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :n")
+
+
 def schema_exists(conn: Connection, schema: str) -> bool:
-    query = sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :n")
-    return conn.execute(query, {"n": schema}).first() is not None
+    return conn.execute(SCHEMA_EXISTS, {"n": schema}).first() is not None
 
 
 def prepared(

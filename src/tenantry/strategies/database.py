@@ -21,14 +21,14 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
-from .. import guard, registry
+from .. import instrumentation, probe, registry
 from ..engines import EngineRegistry
 from ..errors import ConfigurationError, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
 from ..scripts import rename_schema
-from ..strict import install_hooks
+from ..urls import sync_engine_url
 from .base import Strategy, prepared
 
 log = logging.getLogger("tenantry")
@@ -44,15 +44,6 @@ TEMPLATE_SCHEMA = "tenantry_template"
 def fewest_tenants(tenant: str, load: Mapping[str, int]) -> str:
     """Default placement: the server holding the fewest tenants (ties: configuration order)."""
     return min(load, key=lambda server: load[server])
-
-
-def _psycopg(url: str | URL) -> URL:
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if not parsed.drivername.startswith("postgresql"):
-        raise ConfigurationError(f"tenantry needs PostgreSQL, not {parsed.drivername!r}")
-    return parsed
 
 
 class DatabaseStrategy(Strategy):
@@ -82,7 +73,7 @@ class DatabaseStrategy(Strategy):
     ) -> None:
         super().__init__(main, prefix)
         urls = {MAIN_SERVER: main.url}
-        urls.update({name: _psycopg(url) for name, url in (servers or {}).items()})
+        urls.update({name: sync_engine_url(url) for name, url in (servers or {}).items()})
         self.servers: dict[str, URL] = urls
         self.placement: Placement = placement or fewest_tenants
         self.template = template
@@ -114,15 +105,17 @@ class DatabaseStrategy(Strategy):
 
     def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
         engine = sa.create_engine(url, **options)
-        guard.install(engine)
-        install_hooks(engine)  # strict mode (issue 7): SET LOCAL ROLE per transaction
+        instrumentation.instrument(engine)
         database = url.database or ""
         tenant = database.removeprefix(self.prefix)
         missing = f'database "{database}" does not exist'
 
         def vanished(ctx: ExceptionContext) -> BaseException | None:
-            # the tenant's database was dropped, renamed or moved by another process
-            if missing in str(ctx.original_exception):
+            # the tenant's database was dropped, renamed or moved by another process (a
+            # connection open then was cut: ask its server, on a probe, never the pool)
+            if missing in str(ctx.original_exception) or (
+                ctx.is_disconnect and self.database_gone(url)
+            ):
                 return UnknownTenant(tenant, f"database {database!r} no longer exists here")
             return None
 
@@ -141,6 +134,20 @@ class DatabaseStrategy(Strategy):
             tenant = ctx.execution_context.execution_options.get("tenantry_tenant")
             if isinstance(tenant, str):
                 self.forget(tenant)
+
+    def database_gone(self, url: URL) -> bool:
+        """Whether the database of tenant engine URL ``url`` is missing from its server.
+
+        Asked on the server's maintenance database through a probe (:mod:`tenantry.probe`),
+        outside every pool and the budget; ``False`` when it cannot tell.
+        """
+        url = probe.sync_twin(url)
+        for server in self.servers.values():
+            if server.set(database=url.database) == url:
+                query = sa.text("SELECT 1 FROM pg_database WHERE datname = :d")
+                found = probe.rows(server, query.bindparams(d=url.database))
+                return found is not None and not found
+        return False
 
     def engine(self, location: Location) -> Engine:
         return self.engines.get(self._server(location), self._database(location))

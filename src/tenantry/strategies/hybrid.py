@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .. import guard, registry
+from .. import instrumentation, registry
 from ..errors import ConfigurationError
 from ..names import identifier
 from ..registry import Location
@@ -52,7 +52,7 @@ class HybridStrategy(DatabaseStrategy):
             )
         self.default_kind = default_kind
         self.schemas = SchemaStrategy(main, prefix)
-        guard.install(main)  # before our hook: it sees the guard's UnknownTenant
+        instrumentation.instrument(main)  # before our hook: it sees the guard's UnknownTenant
         event.listen(main, "handle_error", self._vanished)  # schema tenants promoted elsewhere
 
     def load(self, main: Connection) -> dict[str, int]:

@@ -3,8 +3,9 @@
 ``tenantry.web.dependencies`` holds FastAPI dependencies (needs the ``fastapi`` extra).
 """
 
+from ..errors import AmbiguousRequest
 from .asgi import TenantMiddleware
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject
 from .resolvers import (
     RequestView,
     Resolution,
@@ -18,8 +19,10 @@ from .resolvers import (
 from .wsgi import WSGITenantMiddleware
 
 __all__ = [
+    "AMBIGUOUS_TENANT",
     "MISSING_TENANT",
     "UNKNOWN_TENANT",
+    "AmbiguousRequest",
     "Reject",
     "RequestView",
     "Resolution",

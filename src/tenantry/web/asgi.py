@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from ..context import use
 from ..errors import InvalidTenantName, UnknownTenant
 from ..tenancy import Tenancy
-from .policy import TenantPolicy
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
-from .resolvers import RequestView, Resolver, host_of, resolve
+from .policy import Handler, TenantPolicy
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
+from .resolvers import RequestView, Resolution, Resolver, host_of
 
 if TYPE_CHECKING:
     from ..aio import AsyncTenancy
@@ -27,8 +27,17 @@ WS_REFUSED = 1008
 
 
 def request_view(scope: Scope) -> RequestView:
-    """The resolver view of an ASGI ``http`` or ``websocket`` scope."""
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    """The resolver view of an ASGI ``http`` or ``websocket`` scope.
+
+    A repeated header's values are joined with ``", "`` (``"; "`` for ``Cookie``), as a WSGI
+    server joins them, so resolvers see the same request under ASGI and WSGI.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        if name in headers:
+            value = headers[name] + ("; " if name == "cookie" else ", ") + value
+        headers[name] = value
     host = headers.get("host")
     if host is None:
         server = scope.get("server") or ("", None)
@@ -48,6 +57,8 @@ class TenantMiddleware(TenantPolicy):
     A request naming an unregistered tenant gets ``on_unknown`` (default 404); one naming no
     tenant gets ``on_missing`` (default 400) unless ``required`` is false (or returns false
     for it), in which case it runs with no tenant selected. There is never a default tenant.
+    A request whose tenant-naming header appears more than once gets ``on_ambiguous``
+    (default 400).
     The tenant is visible in the endpoint (and in sync endpoints that Starlette runs in its
     threadpool, which copies the context) and reset when the request ends.
     """
@@ -61,9 +72,11 @@ class TenantMiddleware(TenantPolicy):
         required: bool | Callable[[RequestView], bool] = True,
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
+        on_ambiguous: Handler = AMBIGUOUS_TENANT,
     ) -> None:
         super().__init__(
-            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing
+            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing,
+            on_ambiguous=on_ambiguous,
         )
         self.app = app
         self.tenancy = tenancy
@@ -73,13 +86,13 @@ class TenantMiddleware(TenantPolicy):
             await self.app(scope, receive, send)
             return
         view = request_view(scope)
-        found = resolve(view, self.resolvers)
+        found = self.decide(view)
         if found is None:
-            if self.needs_tenant(view):
-                await _refuse(scope, send, rejection(self.on_missing, view, None))
-                return
             with use(None):
                 await self.app(scope, receive, send)
+            return
+        if not isinstance(found, Resolution):
+            await _refuse(scope, send, rejection(found, view, None))
             return
         try:
             await self._check(found.tenant)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple
-from .resolvers import RequestView, Resolver
+from ..errors import AmbiguousRequest
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple
+from .resolvers import RequestView, Resolution, Resolver, resolve
+
+Handler = Reject | Callable[[RequestView, str | None], Reject]
 
 
 class TenantPolicy:
-    """Resolvers tried in order, whether a tenant is required, and the two refusals."""
+    """Resolvers tried in order, whether a tenant is required, and the three refusals."""
 
     def __init__(
         self,
@@ -18,11 +21,24 @@ class TenantPolicy:
         required: bool | Callable[[RequestView], bool] = True,
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
+        on_ambiguous: Handler = AMBIGUOUS_TENANT,
     ) -> None:
         self.resolvers = as_tuple(resolvers)
         self.required = required
         self.on_unknown = on_unknown
         self.on_missing = on_missing
+        self.on_ambiguous = on_ambiguous
+
+    def decide(self, view: RequestView) -> Resolution | Handler | None:
+        """The request's tenant; else the refusal to answer (ambiguous header, or no tenant
+        where one is needed); ``None``: go on with no tenant."""
+        try:
+            found = resolve(view, self.resolvers)
+            if found is not None:
+                return found
+            return self.on_missing if self.needs_tenant(view) else None
+        except AmbiguousRequest:
+            return self.on_ambiguous
 
     def needs_tenant(self, view: RequestView) -> bool:
         """Whether a request without a tenant must be refused."""

@@ -38,6 +38,8 @@ def _json(status: int, detail: str) -> Reject:
 UNKNOWN_TENANT = _json(404, "unknown tenant")
 #: Default answer for a request that names no tenant where one is required: 400.
 MISSING_TENANT = _json(400, "no tenant in request")
+#: Default answer for a request whose tenant-naming header appears more than once: 400.
+AMBIGUOUS_TENANT = _json(400, "tenant header appears more than once")
 
 
 def rejection(

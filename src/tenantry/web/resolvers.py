@@ -3,27 +3,61 @@
 A resolver takes a :class:`RequestView` and returns the tenant name, a :class:`Resolution`
 (a name plus a path prefix to strip), or ``None`` when the request does not name a tenant.
 The middlewares try their resolvers in order; the first answer wins.
+
+One tenant per request, unambiguously: a header that names the tenant (``Host``, the
+:func:`header`'s, a bearer ``Authorization``) must appear once. Both middlewares see repeated
+headers joined with ``", "``, as WSGI servers pass them, and a resolver reading one that holds
+a comma (:attr:`RequestView.host`, :meth:`RequestView.single`) raises
+:class:`~tenantry.errors.AmbiguousRequest`: the request is refused (400), never resolved from
+the first or the last copy while a framework or a proxy check reads the other.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from ..errors import AmbiguousRequest
 
-@dataclass(frozen=True)
+
 class RequestView:
     """What resolvers see of a request, whatever the protocol.
 
     ``host`` is lowercase without port; ``path`` is relative to where the app is mounted;
-    ``headers`` have lowercase names; ``raw`` is the ASGI scope or the WSGI environ.
+    ``headers`` have lowercase names, a repeated header's values joined with ``", "``;
+    ``raw`` is the ASGI scope or the WSGI environ.
     """
 
-    host: str
-    path: str
-    headers: Mapping[str, str]
-    raw: Mapping[str, Any]
+    __slots__ = ("_host", "headers", "path", "raw")
+
+    def __init__(
+        self, host: str, path: str, headers: Mapping[str, str], raw: Mapping[str, Any]
+    ) -> None:
+        self._host = host
+        self.path = path
+        self.headers = headers
+        self.raw = raw
+
+    @property
+    def host(self) -> str:
+        """The request's host; :class:`~tenantry.errors.AmbiguousRequest` if it has several."""
+        if "," in self._host:
+            raise AmbiguousRequest("host")
+        return self._host
+
+    def single(self, name: str) -> str | None:
+        """The value of header ``name``, which may appear once (``None`` if absent);
+        :class:`~tenantry.errors.AmbiguousRequest` if it appears more than once."""
+        key = name.lower()
+        value = self.headers.get(key)
+        if value is not None and "," in value:
+            raise AmbiguousRequest(key)
+        return value
+
+    def __repr__(self) -> str:
+        return f"RequestView(host={self._host!r}, path={self.path!r})"
 
 
 @dataclass(frozen=True)
@@ -34,12 +68,19 @@ class Resolution:
     strip: str = ""
 
 
+_BEARER = re.compile(r"\s*bearer\s", re.IGNORECASE)
+
 Resolver: TypeAlias = Callable[[RequestView], "str | Resolution | None"]
 
 
 def host_of(value: str) -> str:
-    """``value`` of a Host header, lowercase, without port (IPv6 literals keep brackets)."""
+    """``value`` of a Host header, lowercase, without port (IPv6 literals keep brackets).
+
+    Several hosts joined by commas (a repeated header) stay as they are, to be refused.
+    """
     value = value.strip().lower()
+    if "," in value:
+        return value
     if value.startswith("["):
         return value[: value.find("]") + 1]
     return value.rsplit(":", 1)[0] if ":" in value else value
@@ -75,11 +116,11 @@ def host_map(hosts: Mapping[str, str]) -> Resolver:
 
 
 def header(name: str = "X-Tenant") -> Resolver:
-    """The value of request header ``name`` (empty means none)."""
+    """The value of request header ``name`` (empty means none; repeated: refused)."""
     key = name.lower()
 
     def resolve(request: RequestView) -> str | None:
-        return request.headers.get(key, "").strip() or None
+        return (request.single(key) or "").strip() or None
 
     return resolve
 
@@ -110,11 +151,15 @@ def bearer_claim(decode: Callable[[str], Mapping[str, Any]], claim: str = "tenan
     """The ``claim`` of the bearer token in ``Authorization``, decoded by ``decode``.
 
     ``decode`` is yours (for example ``lambda t: jwt.decode(t, key, algorithms=["HS256"])``
-    with PyJWT) and must verify the token; if it raises, the request names no tenant.
+    with PyJWT) and must verify the token; if it raises, the request names no tenant. Several
+    ``Authorization`` headers of which one is a bearer token: refused.
     """
 
     def resolve(request: RequestView) -> str | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        credentials = request.headers.get("authorization", "")
+        if "," in credentials and any(_BEARER.match(p) for p in credentials.split(",")):
+            raise AmbiguousRequest("authorization")  # a token68 never holds a comma
+        scheme, _, token = credentials.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         try:

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 from ..context import _current
 from ..errors import InvalidTenantName, UnknownTenant
 from ..tenancy import Tenancy
-from .policy import TenantPolicy
-from .rejections import MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
-from .resolvers import RequestView, Resolver, host_of, resolve
+from .policy import Handler, TenantPolicy
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
+from .resolvers import RequestView, Resolution, Resolver, host_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 def request_view(environ: WSGIEnvironment) -> RequestView:
-    """The resolver view of a WSGI ``environ``."""
+    """The resolver view of a WSGI ``environ`` (the server joined repeated headers)."""
     headers = {
         key[5:].replace("_", "-").lower(): str(value)
         for key, value in environ.items()
@@ -37,7 +37,9 @@ class WSGITenantMiddleware(TenantPolicy):
 
     Flask: ``app.wsgi_app = WSGITenantMiddleware(app.wsgi_app, tenancy, [header()])``.
     Same rules as the ASGI :class:`~tenantry.web.TenantMiddleware`: ``on_unknown`` (default
-    404), ``on_missing`` (default 400, unless ``required`` is false), never a default tenant.
+    404), ``on_missing`` (default 400, unless ``required`` is false), ``on_ambiguous`` (default
+    400: a tenant-naming header repeated, which WSGI servers join with commas), never a
+    default tenant.
     Each request runs in its own copy of the context, including the iteration of a streamed
     response body, so the tenant never outlives the request nor leaks into the server thread.
     A path prefix found by :func:`~tenantry.web.path_prefix` moves to ``SCRIPT_NAME``.
@@ -52,9 +54,11 @@ class WSGITenantMiddleware(TenantPolicy):
         required: bool | Callable[[RequestView], bool] = True,
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
+        on_ambiguous: Handler = AMBIGUOUS_TENANT,
     ) -> None:
         super().__init__(
-            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing
+            resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing,
+            on_ambiguous=on_ambiguous,
         )
         self.app = app
         self.tenancy = tenancy
@@ -70,11 +74,11 @@ class WSGITenantMiddleware(TenantPolicy):
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         view = request_view(environ)
-        found = resolve(view, self.resolvers)
+        found = self.decide(view)
         if found is None:
-            if self.needs_tenant(view):
-                return _refuse(start_response, rejection(self.on_missing, view, None))
             tenant = None
+        elif not isinstance(found, Resolution):
+            return _refuse(start_response, rejection(found, view, None))
         else:
             tenant = found.tenant
             try:
