@@ -1,17 +1,17 @@
 """Strict mode overhead: the same tenant workload without roles, with per-tenant roles
-(``strict=True``), with them but without the check-in reset, and with tenants logging in as
-their roles (``strict="login"``).
+(``strict=True``), and with tenants logging in as their roles (``strict="login"``).
 
     PYTHONPATH=src python bench/strict.py [--url URL] [--tenants 20] [--transactions 3000]
         [--login-connections 100] [--cpu]
 
-The modes run in the same process against the same server (an embedded one unless --url),
-each on its own fresh database, interleaved in rounds; the figures are each mode's wall time
-per transaction (a short read and a short write, each its own transaction) over normal's, best
-of rounds. ``no-reset`` is strict mode with the check-in reset of connections that ran as a
-tenant role removed, only to measure the reset (strict mode always resets). On an embedded
-server, login roles must give a SCRAM password (as in production); ``--login-connections``
-below the number of tenants makes login mode reconnect (budget churn).
+Four modes run in the same process against the same server (an embedded one unless --url),
+each on its own fresh database, interleaved in rounds (each round starts with another mode):
+normal, strict, strict without the check-in reset of connections that ran as a tenant role
+(the reset's cost, measured; strict mode always resets), and login. Figures are wall time (or,
+with ``--cpu``, this process's CPU time) per transaction (a short read and a short write, each
+its own session and transaction), best and median of rounds, and the ratios between them. On
+an embedded server, login roles must give a SCRAM password (as in production);
+``--login-connections`` below the number of tenants makes login mode reconnect (budget churn).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "tests" / "app" / "migrations
 def setup(
     admin: sa.Engine, mode: str, tenants: list[str], **options: object
 ) -> tuple[Tenancy, str]:
-    strict: bool | str = {"normal": False, "login": "login"}.get(mode, True)
+    strict = {"normal": False, "login": "login"}.get(mode, True)
     name = f"bench_strict_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
@@ -101,13 +101,13 @@ def main() -> None:
     try:
         modes = ("normal", "strict", "no-reset", "login")
         tenancies = {}
-        for label in modes:
-            options = {"max_connections": args.login_connections} if label == "login" else {}
-            t, db = setup(admin, label, tenants, **options)
+        for mode in modes:
+            options = {"max_connections": args.login_connections} if mode == "login" else {}
+            t, db = setup(admin, mode, tenants, **options)
             made.append((t, db))
-            tenancies[label] = t
+            tenancies[mode] = t
             workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
-        times: dict[str, list[float]] = {label: [] for label in modes}
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
         labels = list(tenancies)
         clock = time.process_time if args.cpu else time.perf_counter
         for r in range(args.rounds):  # each round starts with another mode: no mode always first
@@ -120,10 +120,10 @@ def main() -> None:
               f"login connections <= {args.login_connections}, "
               f"{'client CPU' if args.cpu else 'wall'} time")
         for k in times:
-            print(f"{k:>6}: best {best[k] * 1e6:8.1f} us/transaction "
+            print(f"{k:>8}: best {best[k] * 1e6:8.1f} us/transaction "
                   f"(median {median[k] * 1e6:.1f})")
-        pairs = (("strict", "normal"), ("strict", "no-reset"), ("login", "normal"),
-                 ("login", "strict"))
+        pairs = (("strict", "normal"), ("no-reset", "normal"), ("strict", "no-reset"),
+                 ("login", "normal"), ("login", "strict"))
         for a, b in pairs:
             # per round: the modes of one round ran next to each other, under the same load
             rounds = statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))

@@ -33,9 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from . import instrumentation, strict
+from . import strict
 from .engines import EngineRegistry
 from .errors import ConfigurationError, TenantIsolationError, TenantLoginRefused
+from .instrumentation import instrument
 from .names import quote
 from .registry import Location
 from .strategies.database import MAIN_SERVER, DatabaseStrategy
@@ -189,7 +190,7 @@ class LoginEngines:
 
 def _make_engine(url: sa.URL, **options: Any) -> Engine:
     engine = sa.create_engine(url, **options)
-    instrumentation.instrument(engine)
+    instrument(engine)
     return engine
 
 

@@ -153,7 +153,7 @@ class AsyncTenancy:
 
         def make(url: URL, **options: Any) -> AsyncEngine:
             engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
-            if location.database is not None:  # a tenant database can vanish; the main one not
+            if location.database is not None:  # a tenant database: it may be dropped or moved
                 self._watch_vanished(engine, tenant)
             return engine
 
@@ -188,8 +188,8 @@ class AsyncTenancy:
         roles = self.admin.strict_roles
         async with self.engine.connect() as conn:
             info = await conn.run_sync(registry.get, name)
-            if roles is None or info is None:
-                return info, {}
+            if roles is None or info is None or isinstance(roles, LoginRoles):
+                return info, {}  # login mode: the engine is logged in as the role already
             return info, {ROLE_OPTION: await conn.run_sync(roles.role, info.location)}
 
     async def route(self, name: str) -> AsyncEngine:
