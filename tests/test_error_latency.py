@@ -32,6 +32,9 @@ POOL_TIMEOUT = 2
 #: The first error on a database that needs the probe opens it: one connection set-up (about
 #: 10 ms on an idle machine, up to ~80 ms on the loaded test machine), still no pool wait.
 COLD = POOL_TIMEOUT / 4
+#: Warm errors are timed this many times: the best is within FAST (a loaded machine may stall
+#: any one of them), and none comes near a pool wait.
+TRIES = 3
 TIGHT = {"pool_size": 1, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT}
 DRIVERS = ["psycopg", "asyncpg"]
 
@@ -95,6 +98,11 @@ def drop_schema(url: str, schema: str) -> None:
         engine.dispose()
 
 
+def quick(times: list[float]) -> None:
+    """Best of the warm attempts within FAST; none near a pool wait."""
+    assert len(times) == TRIES and min(times) <= FAST and max(times) < COLD, times
+
+
 def typo(t: Tenancy, tenant: str = "a", limit: float = FAST) -> float:
     """A typo'd tenant table with the pool exhausted: the driver's error, within ``limit``."""
     with t.session(tenant) as s:
@@ -110,12 +118,15 @@ def test_typo_is_the_driver_error_at_once_with_the_pool_exhausted(
     tight: Tenancy, kind: str
 ) -> None:
     typo(tight, limit=COLD)  # opens the probe
-    for _ in range(2):
+    times = []
+    for _ in range(TRIES):
         with tight.session("a") as s:
             hold(s)
             error, took = timed(lambda: s.execute(STATEMENTS[kind]))
         assert isinstance(error, sa.exc.ProgrammingError), repr(error)
-        assert "custmers" in str(error) and took <= FAST, took
+        assert "custmers" in str(error)
+        times.append(took)
+    quick(times)
 
 
 def test_vanished_tenant_is_unknown_at_once_with_the_pool_exhausted(
@@ -124,12 +135,15 @@ def test_vanished_tenant_is_unknown_at_once_with_the_pool_exhausted(
     typo(tight, limit=COLD)
     with tight.session("a") as s:  # compile the statement (once, ~100 ms for the ORM's first)
         s.scalars(sa.select(Customer)).all()
-    with tight.session("a") as s:
-        hold(s)
-        drop_schema(database_url, "tenant_a")
-        error, took = timed(lambda: s.scalars(sa.select(Customer)).all())
-    assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
-    assert took <= FAST, took
+    drop_schema(database_url, "tenant_a")
+    times = []
+    for _ in range(TRIES):
+        with tight.session("a") as s:
+            hold(s)
+            error, took = timed(lambda: s.scalars(sa.select(Customer)).all())
+        assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
+        times.append(took)
+    quick(times)
 
 
 def test_isolation_error_names_the_owner_at_once_with_the_pool_exhausted(
@@ -138,11 +152,16 @@ def test_isolation_error_names_the_owner_at_once_with_the_pool_exhausted(
     t = make(database_url, strict=True)
     try:
         typo(t, limit=COLD)
-        with t.session("a") as s:
-            hold(s)
-            error, took = timed(lambda: s.execute(sa.text("SELECT * FROM tenant_b.customers")))
-        assert isinstance(error, TenantIsolationError), repr(error)
-        assert error.owner == "b" and took <= FAST, took
+        times = []
+        for _ in range(TRIES):
+            with t.session("a") as s:
+                hold(s)
+                error, took = timed(
+                    lambda: s.execute(sa.text("SELECT * FROM tenant_b.customers"))
+                )
+            assert isinstance(error, TenantIsolationError) and error.owner == "b", repr(error)
+            times.append(took)
+        quick(times)
     finally:
         drop_roles(t)
         t.dispose()
@@ -223,17 +242,23 @@ def test_async_errors_never_wait_for_the_pool(
             async with at.session("a") as s:  # compile the statement
                 await s.scalars(sa.select(Customer))
             for kind in sorted(STATEMENTS):
+                times = []
+                for _ in range(TRIES):
+                    async with at.session("a") as s:
+                        await ahold(s)
+                        error, took = await atimed(lambda: s.execute(STATEMENTS[kind]))  # noqa: B023
+                    assert isinstance(error, sa.exc.ProgrammingError), repr(error)
+                    times.append(took)
+                quick(times)
+            await asyncio.to_thread(drop_schema, database_url, "tenant_a")
+            times = []
+            for _ in range(TRIES):
                 async with at.session("a") as s:
                     await ahold(s)
-                    error, took = await atimed(lambda: s.execute(STATEMENTS[kind]))  # noqa: B023
-                assert isinstance(error, sa.exc.ProgrammingError), repr(error)
-                assert took <= FAST, (kind, took)
-            async with at.session("a") as s:
-                await ahold(s)
-                await asyncio.to_thread(drop_schema, database_url, "tenant_a")
-                error, took = await atimed(lambda: s.scalars(sa.select(Customer)))
-            assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
-            assert took <= FAST, took
+                    error, took = await atimed(lambda: s.scalars(sa.select(Customer)))
+                assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
+                times.append(took)
+            quick(times)
 
     asyncio.run(main())
 
@@ -288,7 +313,8 @@ def test_async_isolation_error_names_the_owner_at_once(database_url: str, driver
         async with AsyncTenancy(t, driver=driver, engine_options=TIGHT) as at:  # type: ignore[arg-type]
             install_hooks(at.engine.sync_engine)
             routed = (await at.route("a")).execution_options(tenantry_role=t.tenant_role("a"))
-            for limit in (COLD, FAST):  # the first opens the probe
+            times = []
+            for _ in range(1 + TRIES):  # the first opens the probe
                 async with routed.connect() as conn:
                     assert (await conn.execute(sa.text("SELECT current_user"))).scalar() == (
                         t.tenant_role("a")
@@ -297,7 +323,10 @@ def test_async_isolation_error_names_the_owner_at_once(database_url: str, driver
                         lambda: conn.execute(sa.text("SELECT * FROM tenant_b.customers"))
                     )
                 assert isinstance(error, TenantIsolationError), repr(error)
-                assert error.owner == "b" and took <= limit, took
+                assert error.owner == "b", repr(error)
+                times.append(took)
+            assert times[0] < COLD, times
+            quick(times[1:])
 
     try:
         asyncio.run(main())

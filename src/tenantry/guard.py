@@ -77,7 +77,7 @@ def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:
     named = _MISSING.search(str(ctx.original_exception))
     if named is not None and named[1] == "schema":
         gone: bool | None = named[2] == schema  # PostgreSQL said so itself
-    elif named is not None and not named[2].startswith(schema + "."):
+    elif named is not None and named[1] == "relation" and not named[2].startswith(schema + "."):
         return None  # a relation outside the tenant's schema: a typo, not a vanished tenant
     else:  # the tenant's table is missing, or its schema: ask (never through the pool)
         found = probe.rows(ctx.engine, SCHEMA_EXISTS.bindparams(n=schema))

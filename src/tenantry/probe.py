@@ -9,7 +9,8 @@ or the connection budget may be exhausted: asking through the pool would wait ``
 :func:`ask` runs such a lookup on a *probe*: one connection of its own per database (outside
 the pool and the budget), opened on first use, used by one caller at a time behind a lock
 taken with a short timeout (:data:`LOCK_TIMEOUT`). A busy, unreachable or failing probe
-answers ``None`` and the caller keeps the driver's error: error translation never waits.
+answers ``None`` and the caller keeps the driver's error: error translation never waits
+(a probe that could not connect does not try again for :data:`RETRY_AFTER` seconds).
 At most :data:`MAX_PROBES` probes stay open (least recently used closed first);
 :meth:`~tenantry.Tenancy.dispose` closes the main database's. A probe connects with the
 engine's URL (psycopg 3, sync, also for async engines) and runs as the URL's user.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -36,6 +38,9 @@ Rows = list[tuple[Any, ...]]
 LOCK_TIMEOUT = 0.1
 #: Probes kept open at once (one per database asked about).
 MAX_PROBES = 4
+#: Seconds during which a probe that failed to connect does not try again (an unreachable
+#: server would cost every error ``CONNECT_TIMEOUT``).
+RETRY_AFTER = 5.0
 #: ``application_name`` of a probe's connection (unless its URL sets one).
 APPLICATION_NAME = "tenantry probe"
 #: libpq ``connect_timeout`` of a probe, in seconds (libpq's smallest useful value).
@@ -63,6 +68,7 @@ class Probe:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._pid = os.getpid()
+        self._failed = float("-inf")  # when connecting last failed (monotonic)
 
     def rows(self, statement: ClauseElement) -> Rows | None:
         """The rows of ``statement``, or ``None`` if the probe is busy beyond
@@ -102,11 +108,17 @@ class Probe:
             self._conn, self._pid = None, os.getpid()
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop()
+            if time.monotonic() - self._failed < RETRY_AFTER:
+                raise ConnectionError("the probe could not connect a moment ago")
             cargs, cparams = _DIALECT.create_connect_args(self.url)  # type: ignore[no-untyped-call]
             cparams.setdefault("connect_timeout", CONNECT_TIMEOUT)
             cparams.setdefault("application_name", APPLICATION_NAME)
-            conn = psycopg.connect(*cargs, **cparams, autocommit=True)
-            conn.execute(_SESSION)
+            try:
+                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+                conn.execute(_SESSION)
+            except Exception:
+                self._failed = time.monotonic()
+                raise
             self._conn = conn
         return self._conn
 

@@ -17,7 +17,17 @@ from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, UnknownTen
 from tenantry.aio import AsyncTenancy
 
 from ..app.models import Customer
-from ..test_error_latency import COLD, DRIVERS, FAST, TYPO, ahold, atimed, drop_schema, timed
+from ..test_error_latency import (
+    COLD,
+    DRIVERS,
+    TRIES,
+    TYPO,
+    ahold,
+    atimed,
+    drop_schema,
+    quick,
+    timed,
+)
 
 BUDGET_TIMEOUT = 2.0
 
@@ -51,11 +61,12 @@ def tenant_url(t: Tenancy, tenant: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def typo(t: Tenancy, limit: float) -> None:
+def typo(t: Tenancy) -> float:
     with t.session("a") as s:
         hold(t, s)
         error, took = timed(lambda: s.execute(sa.select(TYPO)))
-    assert isinstance(error, sa.exc.ProgrammingError) and took <= limit, (error, took)
+    assert isinstance(error, sa.exc.ProgrammingError), repr(error)
+    return took
 
 
 @pytest.fixture
@@ -67,17 +78,20 @@ def small(make_tenancy: Callable[..., Tenancy]) -> Tenancy:
 
 
 def test_errors_never_wait_for_the_budget(small: Tenancy) -> None:
-    typo(small, COLD)  # opens the probe of a's database
-    typo(small, FAST)
+    assert typo(small) < COLD  # opens the probe of a's database
+    quick([typo(small) for _ in range(TRIES)])
     url, schema = tenant_url(small, "a"), small.get_tenant("a").schema
     with small.session("a") as s:  # compile the statement
         s.scalars(sa.select(Customer)).all()
-    with small.session("a") as s:
-        hold(small, s)
-        drop_schema(url, schema)
-        error, took = timed(lambda: s.scalars(sa.select(Customer)).all())
-    assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
-    assert took <= FAST, took
+    drop_schema(url, schema)
+    times = []
+    for _ in range(TRIES):
+        with small.session("a") as s:
+            hold(small, s)
+            error, took = timed(lambda: s.scalars(sa.select(Customer)).all())
+        assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
+        times.append(took)
+    quick(times)
 
 
 def test_five_concurrent_errors_on_a_budget_of_five(
@@ -135,20 +149,26 @@ def test_async_errors_never_wait_for_the_budget(small: Tenancy, driver: str) -> 
         async with AsyncTenancy(small, driver=driver) as at:  # type: ignore[arg-type]
             async with at.session("a") as s:  # compile the statement
                 await s.scalars(sa.select(Customer))
-            for limit in (COLD, FAST):  # the first opens the probe
+            times = []
+            for _ in range(1 + TRIES):  # the first opens the probe
                 async with at.session("a") as s:
                     await ahold(s)
                     spent(small)
                     error, took = await atimed(lambda: s.execute(sa.select(TYPO)))
                 assert isinstance(error, sa.exc.ProgrammingError), repr(error)
-                assert took <= limit, took
-            async with at.session("a") as s:
-                await ahold(s)
-                spent(small)
-                await asyncio.to_thread(drop_schema, url, schema)
-                error, took = await atimed(lambda: s.scalars(sa.select(Customer)))
-            assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
-            assert took <= FAST, took
+                times.append(took)
+            assert times[0] < COLD, times
+            quick(times[1:])
+            await asyncio.to_thread(drop_schema, url, schema)
+            times = []
+            for _ in range(TRIES):
+                async with at.session("a") as s:
+                    await ahold(s)
+                    spent(small)
+                    error, took = await atimed(lambda: s.scalars(sa.select(Customer)))
+                assert isinstance(error, UnknownTenant) and error.name == "a", repr(error)
+                times.append(took)
+            quick(times)
 
     asyncio.run(main())
 
@@ -160,12 +180,16 @@ def test_strict_isolation_error_never_waits_for_the_budget(
                      budget_timeout=BUDGET_TIMEOUT, servers={})
     try:
         t.create_tenant("a")
-        for limit in (COLD, FAST):  # the first opens the probe of a's database
+        times = []
+        for _ in range(1 + TRIES):  # the first opens the probe of a's database
             with t.session("a") as s:
                 hold(t, s)
                 error, took = timed(lambda: s.execute(sa.text("CREATE TABLE public.spy (x int)")))
             assert isinstance(error, TenantIsolationError), repr(error)
-            assert error.name == "public" and error.owner is None and took <= limit, took
+            assert error.name == "public" and error.owner is None, repr(error)
+            times.append(took)
+        assert times[0] < COLD, times
+        quick(times[1:])
     finally:  # roles are cluster-wide: drop the tenants (and their roles) now
         for info in t.list_tenants():
             t.drop_tenant(info.name, confirm=True)
@@ -181,28 +205,39 @@ def drop_database(t: Tenancy, tenant: str) -> None:
 
 def test_database_dropped_under_an_open_session_is_unknown_at_once(small: Tenancy) -> None:
     """The cut connection (a disconnect) is named by asking the server, never the budget."""
-    for name, limit in (("b", COLD), ("a", FAST)):  # the first opens the server's probe
+    small.create_tenant("c")
+    small.create_tenant("d")
+    times = []
+    for name in ("b", "a", "c", "d"):  # the first opens the server's probe
         with small.session(name) as s:
             hold(small, s)
             drop_database(small, name)
             error, took = timed(lambda: s.execute(sa.text("SELECT 1")))
         assert isinstance(error, UnknownTenant) and error.name == name, repr(error)
-        assert took <= limit, took
+        times.append(took)
+    assert times[0] < COLD, times
+    quick(times[1:])
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_async_database_dropped_under_an_open_session_is_unknown_at_once(
     small: Tenancy, driver: str
 ) -> None:
+    small.create_tenant("c")
+    small.create_tenant("d")
+
     async def main() -> None:
         async with AsyncTenancy(small, driver=driver) as at:  # type: ignore[arg-type]
-            for name, limit in (("b", COLD), ("a", FAST)):
+            times = []
+            for name in ("b", "a", "c", "d"):  # the first opens the server's probe
                 async with at.session(name) as s:
                     await ahold(s)
                     spent(small)
                     await asyncio.to_thread(drop_database, small, name)
                     error, took = await atimed(lambda: s.execute(sa.text("SELECT 1")))
                 assert isinstance(error, UnknownTenant) and error.name == name, repr(error)
-                assert took <= limit, took
+                times.append(took)
+            assert times[0] < COLD, times
+            quick(times[1:])
 
     asyncio.run(main())
