@@ -29,7 +29,6 @@ from .errors import InvalidTenantName, TenantryError
 from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
-from .strategies.base import schema_exists
 from .strategies.database import DatabaseStrategy
 from .strict import RoleProblem
 
@@ -241,14 +240,16 @@ class Doctor:
 
     def _tables_inside(self, conn: Connection, info: TenantInfo) -> bool:
         """Whether the tenant's schema exists (noting its tables, for :meth:`_lost_tables`)."""
-        if info.location.database is None:
-            self._tables[info.name] = shapes.tables_in(conn, info.schema)
-            return True
-        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
-            if not schema_exists(tenant, info.schema):
-                return False
-            self._tables[info.name] = shapes.tables_in(tenant, info.schema)
-            return True
+        strategy = self.tenancy.strategy
+        if info.location.database is None or not isinstance(strategy, DatabaseStrategy):
+            tables = shapes.tables_in(conn, info.schema)
+        else:
+            with strategy.engine(info.location).connect() as tenant:
+                tables = shapes.tables_in(tenant, info.schema)
+        if tables is None:
+            return False
+        self._tables[info.name] = tables
+        return True
 
     def _lost_tables(self, infos: list[TenantInfo], findings: list[Finding]) -> list[Finding]:
         """Tenants without a table every other ready tenant at their revision has (tenants

@@ -159,7 +159,7 @@ class Leftovers:
             if server not in self.servers or (server, database or "") in shut:
                 continue
             try:
-                with self._reading(conn, info) as db:
+                with self._reading(info) as db:
                     local = replication.local_leftovers(db)
             except (sa.exc.DBAPIError, TenantryError):  # doctor reports it as unreadable
                 continue
@@ -291,14 +291,16 @@ class Leftovers:
         return sums
 
     @contextmanager
-    def _reading(self, conn: Connection, info: TenantInfo | None) -> Iterator[Connection]:
+    def _reading(self, info: TenantInfo | None) -> Iterator[Connection]:
         """A connection to the main database (``info`` ``None``) or to a database tenant's
         (from the Tenancy's pooled engines)."""
         if info is None:
             with self.tenancy.engine.connect() as main:
                 yield main
             return
-        with self.tenancy.strategy.storage(conn, info.name, info.location) as tenant:
+        strategy = self.tenancy.strategy
+        assert isinstance(strategy, DatabaseStrategy)  # a tenant with a database
+        with strategy.engine(info.location).connect() as tenant:
             yield tenant
 
     @contextmanager

@@ -275,18 +275,15 @@ def local_leftovers(conn: Connection) -> dict[str, list[str]]:
     (``publication``, ``marker table SCHEMA.NAME``)."""
     found: dict[str, list[str]] = {}
     like = {"p": PREFIX.replace("_", "\\_") + "%"}
-    publications = conn.execute(sa.text(
-        "SELECT pubname FROM pg_publication WHERE pubname LIKE :p ORDER BY 1"
-    ), like).scalars()
-    for name in publications:
-        found.setdefault(name, []).append("publication")
-    markers = conn.execute(sa.text(
-        "SELECT n.nspname, c.relname FROM pg_class c "
+    rows = conn.execute(sa.text(  # one round trip: doctor runs this in every tenant database
+        "SELECT pubname, NULL FROM pg_publication WHERE pubname LIKE :p UNION ALL "
+        "SELECT c.relname, n.nspname FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind = 'r' AND c.relname LIKE :p ORDER BY 1, 2"
+        "WHERE c.relkind = 'r' AND c.relname LIKE :p ORDER BY 1, 2 NULLS FIRST"
     ), like)
-    for schema, name in markers:
-        found.setdefault(name, []).append(f"marker table {schema}.{name}")
+    for name, schema in rows:
+        what = "publication" if schema is None else f"marker table {schema}.{name}"
+        found.setdefault(name, []).append(what)
     return found
 
 

@@ -15,15 +15,17 @@ from sqlalchemy.engine import Connection
 from .replication import PREFIX
 
 
-def tables_in(conn: Connection, schema: str) -> set[str]:
-    """The tables of ``schema`` (partitions and move marker tables left out)."""
+def tables_in(conn: Connection, schema: str) -> set[str] | None:
+    """The tables of ``schema`` (partitions and move marker tables left out); ``None`` when
+    the schema does not exist."""
     query = sa.text(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = :s AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
-        "AND c.relname NOT LIKE :marker"
+        "SELECT c.relname FROM pg_namespace n LEFT JOIN pg_class c ON c.relnamespace = n.oid "
+        "AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname NOT LIKE :marker "
+        "WHERE n.nspname = :s"
     )
     marker = PREFIX.replace("_", "\\_") + "%"
-    return set(conn.execute(query, {"s": schema, "marker": marker}).scalars())
+    rows = conn.execute(query, {"s": schema, "marker": marker}).scalars().all()
+    return {name for name in rows if name is not None} if rows else None
 
 
 def missing(
