@@ -20,11 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropSchema
 
-from . import registry, replication
+from . import intents, proof, registry, replication
 from .errors import InvalidTenantName, TenantryError
+from .intents import Intent, Operation
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy
+from .strategies.hybrid import HybridStrategy
 from .strict import RoleProblem
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class Problem(enum.StrEnum):
     OWNER_MISMATCH = "owner_mismatch"  # strict mode: schema or objects not owned by the role
     ORPHAN_ROLE = "orphan_role"  # strict mode: a tenant role with no tenant
     REPLICATION_LEFTOVER = "replication_leftover"  # subscription/slot of a killed online move
+    UNFINISHED = "unfinished"  # an operation's intent, and nobody is running it
 
 
 _ROLE_PROBLEMS = {"role_missing": Problem.ROLE_MISSING, "owner_mismatch": Problem.OWNER_MISMATCH}
@@ -107,16 +110,75 @@ class Doctor:
         t.setup()
         with t.engine.begin() as conn:
             infos = registry.all_tenants(conn)
+            pending = intents.all_intents(conn)
+            involved = {name for intent in pending for name in intent.names}
             findings.extend(self._replication_leftovers(conn, infos))
+            orphans = self._orphan_storage(conn, infos, pending)  # first: _tenant reads them
+            findings.extend(self._unfinished(conn, pending))
             for info in infos:
-                findings.extend(self._tenant(conn, info))
-            findings.extend(self._orphan_storage(conn, infos))
+                if info.name not in involved:  # the intent's finding covers it
+                    findings.extend(self._tenant(conn, info))
+            findings.extend(orphans)
             findings.extend(self._orphan_roles(conn, infos))
         return findings
+
+    def _unfinished(self, conn: Connection, pending: list[Intent]) -> list[Finding]:
+        """Intents of operations that died (nobody holds their tenants' locks)."""
+        found = []
+        for intent in pending:
+            if not all(self._idle(conn, name) for name in intent.names):
+                continue  # running
+            where = self._where(conn, intent)
+            if intent.operation == Operation.RENAME:
+                fix = f"finish the rename ({intent.command()})"
+            elif intent.operation == Operation.CREATE:
+                fix = ("finish the create: register the database if its schema was built, "
+                       "else drop it (it holds no tenant schema)")
+            elif where == "nowhere":
+                fix = "finish the drop (its data is already gone)"
+            else:
+                fix = (f"keep the tenant (the drop removed nothing; to drop it: "
+                       f"{intent.command()})")
+            found.append(Finding(Problem.UNFINISHED, intent.tenant, where,
+                                 f"{intent.describe()}; its data is now {where}", fix))
+        return found
+
+    def _where(self, conn: Connection, intent: Intent) -> str:
+        """Where the data of ``intent``'s tenant is now (probed, not taken from the step)."""
+        strategy = self.tenancy.strategy
+        if not isinstance(strategy, DatabaseStrategy):
+            return "unknown (not a database strategy)"
+        places = []
+        for location in (intent.source, intent.dest):
+            if location is None or location.database is None or location in places:
+                continue
+            if strategy.exists(conn, location):
+                places.append(location)
+        if not places:
+            return "nowhere"
+        described = []
+        for location in places:
+            text = f"database {location.database!r} on server {location.server or 'main'}"
+            try:
+                schemas = strategy.schemas_in(location)
+            except sa.exc.OperationalError:
+                schemas = []
+                text += " (refusing connections)"
+            if schemas:
+                text += f" (schema {', '.join(schemas)})"
+            described.append(text)
+        return " and ".join(described)
 
     def _tenant(self, conn: Connection, info: TenantInfo) -> list[Finding]:
         t, name, schema = self.tenancy, info.name, info.schema
         if not t.strategy.exists(conn, info.location):
+            holders = [o for o in self._orphans.values() if o.schema == schema]
+            if holders:  # e.g. a rename killed before it recorded an intent
+                held = ", ".join(f"{o.database or 'the main database'}" for o in holders)
+                return [Finding(Problem.MISSING_STORAGE, name, schema,
+                                f"registered ({info.state}) but {schema!r} is not where the "
+                                f"registry says; a schema of that name is in {held}: needs "
+                                "you (point the registry row at it, or rename it back)")]
             return [Finding(Problem.MISSING_STORAGE, name, schema,
                             f"registered ({info.state}) but {schema!r} does not exist",
                             "delete the registry row (nothing left to lose)")]
@@ -213,44 +275,115 @@ class Doctor:
         with self.tenancy.strategy.storage(conn, name, location) as tenant:
             return stream.current(tenant, location.schema)
 
-    def _orphan_storage(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
+    def _orphan_storage(
+        self, conn: Connection, infos: list[TenantInfo], pending: list[Intent]
+    ) -> list[Finding]:
         stored = self._stored(conn)
         if stored is None:
             return []
         known = {_place(i.location) for i in infos}
+        busy = {_database_place(loc) for i in pending for loc in (i.source, i.dest)
+                if loc is not None and loc.database is not None}  # the intents' databases
         registered = {i.name: i for i in infos}
         found = []
         stream = self.tenancy.tenant_stream
         for location in stored:
-            if _place(location) in known:
+            if _place(location) in known or (
+                location.database is not None and _database_place(location) in busy
+            ):
                 continue
-            name = _tenant_name(location.schema, self.tenancy.prefix)
-            self._orphans[location.schema] = location
+            name = _tenant_name(location.database or location.schema, self.tenancy.prefix)
+            location = self._inner_schema(location)
+            self._orphans[location.database or location.schema] = location
+            subject = location.database or location.schema
             what = "database" if location.database is not None else "schema"
-            if name in registered:
-                found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
-                    f"a {what} of tenant {name!r}, which is registered elsewhere (left by an "
-                    "interrupted move?)",
-                    f"drop the {what} and its data", destructive=True,
-                ))
+            copy = registered.get(name) if name is not None else None
+            if copy is not None:
+                same = self._same_rows(conn, location, copy)
+                if same:
+                    found.append(Finding(
+                        Problem.ORPHAN_STORAGE, name, subject,
+                        f"a {what} of tenant {name!r}, which is registered elsewhere; the same "
+                        f"rows as the registered copy ({same})",
+                        f"drop the {what} (a duplicate)", destructive=True,
+                    ))
+                else:
+                    found.append(self._needs_you(
+                        name, location, f"a {what} of tenant {name!r}, which is registered "
+                        "elsewhere, with rows that differ from the registered copy"))
                 continue
             revision = None
             if stream is not None:
                 revision = self._stored_revision(conn, location)
             if revision is not None and stream is not None and _known(stream, revision):
                 found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
+                    Problem.ORPHAN_STORAGE, name, subject,
                     f"not registered; its version table says {revision}",
                     f"register it as tenant {name!r}",
                 ))
-            else:
+            elif self._empty(conn, location):
                 found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
-                    "not registered and not at a known revision",
-                    f"drop the {what} and its data", destructive=True,
+                    Problem.ORPHAN_STORAGE, name, subject,
+                    "not registered, not at a known revision, and holds no rows",
+                    f"drop the {what} (nothing in it)", destructive=True,
                 ))
+            else:
+                found.append(self._needs_you(
+                    name, location, "not registered and not at a known revision"))
         return found
+
+    def _needs_you(self, name: str | None, location: Location, why: str) -> Finding:
+        """Storage doctor may not drop (no proof it is a duplicate or empty): the command."""
+        if location.database is not None:
+            server = location.server or "main"
+            command = f"DROP DATABASE {quote(location.database)} WITH (FORCE)  -- server {server}"
+        else:
+            command = f"DROP SCHEMA {quote(location.schema)} CASCADE"
+        return Finding(
+            Problem.ORPHAN_STORAGE, name, location.database or location.schema,
+            f"{why}: needs you. Register it or keep it; to drop it, after checking: {command}",
+        )
+
+    def _inner_schema(self, location: Location) -> Location:
+        """An orphan database's location with the schema it really holds (a killed rename
+        leaves the old schema name in the new database)."""
+        strategy = self.tenancy.strategy
+        if location.database is None or not isinstance(strategy, DatabaseStrategy):
+            return location
+        try:
+            schemas = strategy.schemas_in(location)
+        except sa.exc.OperationalError:  # refusing connections: reported as it is
+            return location
+        if location.schema in schemas or len(schemas) != 1:
+            return location
+        return Location(schema=schemas[0], database=location.database, server=location.server)
+
+    def _fingerprint(self, conn: Connection, location: Location) -> proof.Fingerprint | None:
+        """``location``'s fingerprint; ``None`` when it cannot be read."""
+        try:
+            if location.database is None:
+                with conn.begin_nested():
+                    return proof.fingerprint(conn, location.schema)
+            with self.tenancy.strategy.engine(location).connect() as tenant:
+                return proof.fingerprint(tenant, location.schema)
+        except sa.exc.SQLAlchemyError:
+            return None
+
+    def _same_rows(self, conn: Connection, orphan: Location, copy: TenantInfo) -> str:
+        """A description of the rows both hold, if ``orphan`` holds exactly the registered
+        copy's rows (counts and checksums); empty otherwise."""
+        mine = self._fingerprint(conn, orphan)
+        theirs = self._fingerprint(conn, copy.location)
+        if mine is None or mine != theirs:
+            return ""
+        return f"{proof.describe(mine)}, equal counts and checksums"
+
+    def _empty(self, conn: Connection, location: Location) -> bool:
+        """Whether ``location`` holds no rows (the version table aside)."""
+        stream = self.tenancy.tenant_stream
+        ignore = frozenset({stream.version_table}) if stream is not None else frozenset()
+        found = self._fingerprint(conn, location)
+        return found is not None and proof.rows(found, ignore=ignore) == 0
 
     def _servers(self) -> dict[str, Engine]:
         """An AUTOCOMMIT engine on every server of the Tenancy."""
@@ -345,6 +478,7 @@ class Doctor:
             Problem.ORPHAN_STORAGE: self._adopt_or_drop,
             Problem.ORPHAN_ROLE: self._drop_role,
             Problem.REPLICATION_LEFTOVER: self._drop_replication,
+            Problem.UNFINISHED: self._finish_intent,
         }
         actions[f.problem](f)
         t._forget(f.tenant or "")
@@ -361,6 +495,30 @@ class Doctor:
                 with t._role_connection(conn, info.location) as roles_conn:
                     t.strict_roles.drop(roles_conn, f.tenant, info.location)
             registry.delete(conn, f.tenant)
+
+    def _finish_intent(self, f: Finding) -> None:
+        """Roll an unfinished operation forward (a drop that removed nothing: back)."""
+        assert f.tenant is not None
+        t = self.tenancy
+        with t.engine.begin() as conn:
+            intent = intents.find(conn, f.tenant)
+        if intent is None:
+            return  # finished meanwhile
+        if intent.operation == Operation.RENAME:
+            assert intent.target is not None
+            t.rename_tenant(intent.tenant, intent.target)
+        elif intent.operation == Operation.CREATE:
+            kind = "database" if isinstance(t.strategy, HybridStrategy) else None
+            t.create_tenant(intent.tenant, strategy=kind)
+        else:
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                info = registry.get(conn, intent.tenant)
+                if info is not None and t.strategy.exists(conn, info.location):
+                    intents.clear(conn, intent.tenant)  # the data is all there: keep it
+                    return
+            t.drop_tenant(intent.tenant, confirm=True)  # nothing left to lose
+            intents.discard(t.engine, intent.tenant)
 
     def _finish(self, f: Finding) -> None:
         assert f.tenant is not None
@@ -397,6 +555,13 @@ class Doctor:
         assert f.tenant is not None
         t = self.tenancy
         location = self._orphans.get(f.subject, Location(schema=f.subject))
+        if f.destructive:  # the proof was taken when examined: take it again, under the lock
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, [f.tenant])
+                if not self._still_proven(conn, f.tenant, location):
+                    log.warning("doctor kept %s: it is no longer a proven duplicate or empty",
+                                f.subject)
+                    return
         if location.database is not None:
             with self.tenancy.engine.begin() as conn:
                 registry.lock_tenants(conn, [f.tenant])
@@ -423,6 +588,12 @@ class Doctor:
                      extra={"tenant": f.tenant})
         if t.strict_roles is not None:
             self._provision(f)
+
+    def _still_proven(self, conn: Connection, tenant: str, location: Location) -> bool:
+        info = registry.get(conn, tenant)
+        if info is not None and _place(info.location) != _place(location):
+            return bool(self._same_rows(conn, location, info))
+        return info is None and self._empty(conn, location)
 
     @staticmethod
     def _still_orphan(conn: Connection, f: Finding, location: Location) -> bool:
@@ -461,6 +632,13 @@ def _place(location: Location) -> tuple[str | None, str, str | None]:
     if location.database is None:  # a schema of the main database
         return (None, location.schema, None)
     return (location.server or "main", location.schema, location.database)
+
+
+def _database_place(location: Location) -> tuple[str | None, str | None]:
+    """What identifies a database: server (main if unset) and name (``None``: a schema)."""
+    if location.database is None:
+        return (None, None)
+    return (location.server or "main", location.database)
 
 
 def _tenant_name(schema: str, prefix: str) -> str | None:
