@@ -20,13 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropSchema
 
-from . import intents, proof, registry, replication
+from . import intents, proof, recovery, registry, replication
 from .errors import InvalidTenantName, TenantryError
 from .intents import Intent, Operation
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy
-from .strategies.hybrid import HybridStrategy
 from .strict import RoleProblem
 
 if TYPE_CHECKING:
@@ -128,12 +127,21 @@ class Doctor:
         for intent in pending:
             if not all(self._idle(conn, name) for name in intent.names):
                 continue  # running
+            if intent.operation == Operation.MOVE:
+                found.append(Finding(
+                    Problem.UNFINISHED, intent.tenant, _describe(intent.dest),
+                    f"{intent.describe()}: the registry still points at "
+                    f"{_describe(intent.source)}, where its data is; the copy was not finished",
+                    f"drop the unfinished copy at {_describe(intent.dest)} (then move again)",
+                ))
+                continue
             where = self._where(conn, intent)
             if intent.operation == Operation.RENAME:
                 fix = f"finish the rename ({intent.command()})"
-            elif intent.operation == Operation.CREATE:
-                fix = ("finish the create: register the database if its schema was built, "
-                       "else drop it (it holds no tenant schema)")
+            elif intent.operation in (Operation.CREATE, Operation.IMPORT):
+                fix = ("finish the create: register the database if the tenant's schema was "
+                       "built, else drop it (it holds no tenant schema; create the tenant "
+                       f"again with: {intent.command()})")
             elif where == "nowhere":
                 fix = "finish the drop (its data is already gone)"
             else:
@@ -284,6 +292,9 @@ class Doctor:
         known = {_place(i.location) for i in infos}
         busy = {_database_place(loc) for i in pending for loc in (i.source, i.dest)
                 if loc is not None and loc.database is not None}  # the intents' databases
+        main_database = self.tenancy.engine.url.database
+        known |= {_place(Location(schema=loc.schema)) for i in pending for loc in (i.dest,)
+                  if loc is not None and loc.database == main_database}  # a demotion's copy
         registered = {i.name: i for i in infos}
         found = []
         stream = self.tenancy.tenant_stream
@@ -507,9 +518,25 @@ class Doctor:
         if intent.operation == Operation.RENAME:
             assert intent.target is not None
             t.rename_tenant(intent.tenant, intent.target)
-        elif intent.operation == Operation.CREATE:
-            kind = "database" if isinstance(t.strategy, HybridStrategy) else None
-            t.create_tenant(intent.tenant, strategy=kind)
+        elif intent.operation in (Operation.CREATE, Operation.IMPORT):
+            strategy = t.strategy
+            assert isinstance(strategy, DatabaseStrategy) and intent.dest is not None
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                if registry.get(conn, intent.tenant) is not None:
+                    intents.clear(conn, intent.tenant)
+                    return
+                recovery.resume_create(strategy, t.tenant_stream, t.engine, conn, intent.tenant,
+                                       intent.dest)
+        elif intent.operation == Operation.MOVE:
+            assert isinstance(t.strategy, DatabaseStrategy)
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                info = registry.get(conn, intent.tenant)
+                if info is None:
+                    intents.clear(conn, intent.tenant)
+                else:
+                    recovery.undo_move(t.strategy, intent, info.location)
         else:
             with t.engine.begin() as conn:
                 registry.lock_tenants(conn, intent.names)
@@ -632,6 +659,15 @@ def _place(location: Location) -> tuple[str | None, str, str | None]:
     if location.database is None:  # a schema of the main database
         return (None, location.schema, None)
     return (location.server or "main", location.schema, location.database)
+
+
+def _describe(location: Location | None) -> str:
+    if location is None:
+        return "nowhere"
+    if location.database is None:
+        return f"schema {location.schema!r} of the main database"
+    return (f"schema {location.schema!r} of database {location.database!r} on server "
+            f"{location.server or 'main'}")
 
 
 def _database_place(location: Location) -> tuple[str | None, str | None]:

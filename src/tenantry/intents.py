@@ -27,8 +27,10 @@ class Operation(enum.StrEnum):
     """The operations that write intents."""
 
     CREATE = "create"
+    IMPORT = "import"  # a create that loads an export
     RENAME = "rename"
     DROP = "drop"
+    MOVE = "move"  # also a promotion or demotion: a copy, then the registry switch
 
 
 metadata = sa.MetaData()
@@ -47,7 +49,9 @@ intents = sa.Table(
     sa.Column("step", sa.Text, nullable=False),
     sa.Column("started", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint("operation IN ('create', 'rename', 'drop')", name="tenantry_intents_op"),
+    sa.CheckConstraint(
+        "operation IN ('create', 'import', 'rename', 'drop', 'move')", name="tenantry_intents_op"
+    ),
     schema=SHARED_SCHEMA,
 )
 
@@ -81,6 +85,10 @@ class Intent:
             return f"tenantry rename {self.tenant} {self.target}"
         if self.operation == Operation.DROP:
             return f"tenantry drop {self.tenant} --yes"
+        if self.operation == Operation.MOVE:
+            return "tenantry doctor --fix (it drops the unfinished copy; then move again)"
+        if self.operation == Operation.IMPORT:
+            return f"tenantry import EXPORT_DIR --as {self.tenant}"
         return f"tenantry create {self.tenant}"
 
     @classmethod

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, guard, intents, registry
+from . import fleet, guard, intents, recovery, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import _current as _current_tenant
@@ -255,7 +255,8 @@ class Tenancy:
                 return existing
             pending = self._unfinished(main, [name], Operation.CREATE)
             if pending is not None and pending.dest is not None:
-                resumed = self._resume_create(main, name, pending.dest)
+                resumed = recovery.resume_create(self._database_strategy(), self.tenant_stream,
+                                                 self.engine, main, name, pending.dest)
                 if resumed is not None:
                     return resumed
                 if isinstance(self.strategy, HybridStrategy):  # the kind it was created as
@@ -275,7 +276,8 @@ class Tenancy:
                     revision = self._build_tenant_tables(conn, location.schema)
             except BaseException:
                 if own_steps:
-                    self._discard_create(main, name, location)
+                    recovery.discard_failed_create(self._database_strategy(), self.engine, main,
+                                                   name, location)
                 raise
             kind = self._kind_of(location)
             info = registry.insert(main, name, kind, location, State.READY, revision)
@@ -283,37 +285,6 @@ class Tenancy:
         log.info("created tenant %s in %s (revision %s)", name, location.schema, revision,
                  extra={"tenant": name})
         return info
-
-    def _resume_create(self, main: Connection, name: str, location: Location) -> TenantInfo | None:
-        """Finish a create of database tenant ``name`` that died part-way.
-
-        Its schema is built in one transaction: if the database holds it, register the tenant
-        (returned); otherwise drop what was made (no tenant schema, so no tenant data) and
-        return ``None`` to create it afresh.
-        """
-        strategy = self._database_strategy()
-        if strategy.exists(main, location):
-            if location.schema in strategy.schemas_in(location):
-                with strategy.storage(main, name, location) as conn:
-                    revision = (self.tenant_stream.current(conn, location.schema)
-                                if self.tenant_stream is not None else None)
-                info = registry.insert(main, name, self._kind_of(location), location,
-                                       State.READY, revision)
-                intents.clear(main, name)
-                log.info("finished the interrupted create of tenant %s", name,
-                         extra={"tenant": name})
-                return info
-            strategy.drop(main, location)
-        intents.discard(self.engine, name)
-        return None
-
-    def _discard_create(self, main: Connection, name: str, location: Location) -> None:
-        """A create failed (and cleaned up): forget its intent unless storage is left over."""
-        try:
-            if not self.strategy.exists(main, location):
-                intents.discard(self.engine, name)
-        except sa.exc.SQLAlchemyError as exc:  # doctor will find the intent
-            log.warning("could not clear the create intent of %s: %s", name, exc)
 
     def _build_tenant_tables(self, conn: Connection, schema: str) -> str | None:
         """Bring a new, empty tenant schema to the head; returns the revision."""
@@ -669,16 +640,23 @@ class Tenancy:
                 info = registry.get(main, name)
                 if info is None:
                     raise UnknownTenant(name)
+                pending = self._unfinished(main, [name], Operation.MOVE)
+                if pending is not None:  # a move that died before its switch: undo its copy
+                    recovery.undo_move(self._database_strategy(), pending, info.location)
                 planned = plan(main, info)
                 if planned is None:
                     return info
                 move, location = planned
+                intents.begin(self.engine, Intent(Operation.MOVE, name, info.location,
+                                                  move.target))
                 move.copy()
                 registry.update(main, name, strategy=self._kind_of(location), location=location)
+                intents.clear(main, name)
                 moved = registry.get(main, name)
         except BaseException:
             if move is not None:
                 move.abort()
+                intents.discard(self.engine, name)  # abort dropped the copy
             raise
         assert moved is not None
         self._forget(name)

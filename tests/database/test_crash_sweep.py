@@ -17,6 +17,7 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ Fingerprint = dict[str, tuple[int, str]]
 class Scenario:
     strategy: str  # the Tenancy's
     kind: str  # the subject's: schema or database
-    operation: str  # create, rename, drop
+    operation: str  # create, rename, drop, import (the bystander's export), move, promote
 
     @property
     def id(self) -> str:
@@ -53,13 +54,17 @@ SCENARIOS = [
     Scenario("schema", "schema", "create"),
     Scenario("schema", "schema", "rename"),
     Scenario("schema", "schema", "drop"),
+    Scenario("schema", "schema", "import"),
     Scenario("database", "database", "create"),
     Scenario("database", "database", "rename"),
     Scenario("database", "database", "drop"),
+    Scenario("database", "database", "import"),
+    Scenario("database", "database", "move"),
     Scenario("hybrid", "schema", "rename"),
     Scenario("hybrid", "database", "rename"),
     Scenario("hybrid", "schema", "drop"),
     Scenario("hybrid", "database", "drop"),
+    Scenario("hybrid", "schema", "promote"),
 ]
 
 
@@ -73,6 +78,8 @@ class Fleet:
     prefix: str
     scenario: Scenario
     seeded: dict[str, Fingerprint] = field(default_factory=dict)
+    export: str = ""  # the bystander's export (import scenarios)
+    move_to: str = ""  # the server the subject moves to (move scenarios)
 
     def tenancy(self) -> Tenancy:
         return Tenancy(self.url, **self.options)
@@ -87,6 +94,13 @@ class Fleet:
             self.create(t, SUBJECT, self.scenario.kind)
         elif op == "rename":
             t.rename_tenant(SUBJECT, RENAMED)
+        elif op == "move":
+            t.move_tenant(SUBJECT, to=self.move_to)
+        elif op == "promote":
+            t.promote_tenant(SUBJECT)
+        elif op == "import":
+            if not t.tenant_exists(SUBJECT):  # an import is not idempotent: once is enough
+                t.import_tenant(self.export, SUBJECT)
         else:
             t.drop_tenant(SUBJECT, confirm=True)
 
@@ -164,11 +178,15 @@ class Fleet:
                     db = quote(self.prefix + name)
                     conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
             engine.dispose()
-        if self.scenario.operation != "create":
+        if self.scenario.operation == "import":
+            self.seeded[SUBJECT] = self.seeded[BYSTANDER]  # the same rows, once imported
+        elif self.scenario.operation != "create":
             t = self.tenancy()
             try:
                 self.create(t, SUBJECT, self.scenario.kind)
                 self.seeded[SUBJECT] = seed(t, SUBJECT, 40)
+                server = t.get_tenant(SUBJECT).location.server
+                self.move_to = "second" if server == "main" else "main"
             finally:
                 t.dispose()
 
@@ -316,7 +334,7 @@ def unique_data_doomed(fleet: Fleet) -> list[str]:
 
 @pytest.fixture
 def fleet_of(
-    database_url: str, second_url: str, pg_url: str
+    database_url: str, second_url: str, pg_url: str, tmp_path: Path
 ) -> Iterator[Callable[[Scenario], Fleet]]:
     made: list[Fleet] = []
 
@@ -338,6 +356,9 @@ def fleet_of(
             fleet.create(t, BYSTANDER, bystander if scenario.strategy == "hybrid"
                          else scenario.kind)
             fleet.seeded[BYSTANDER] = seed(t, BYSTANDER, 25)
+            if scenario.operation == "import":
+                fleet.export = str(tmp_path / "export")
+                t.export_tenant(BYSTANDER, fleet.export)
         finally:
             t.dispose()
         made.append(fleet)
@@ -359,8 +380,8 @@ def fleet_of(
 
 
 def expected_names(scenario: Scenario, *, done: bool) -> list[set[str]]:
-    before = set() if scenario.operation == "create" else {SUBJECT}
-    after = {"create": {SUBJECT}, "rename": {RENAMED}, "drop": set()}[scenario.operation]
+    before = set() if scenario.operation in ("create", "import") else {SUBJECT}
+    after = {"rename": {RENAMED}, "drop": set()}.get(scenario.operation, {SUBJECT})
     return [after] if done else [before, after]
 
 
