@@ -15,6 +15,7 @@ from sqlalchemy.schema import DropSchema
 from . import intents, registry, replication
 from .intents import Intent
 from .migrations import MigrationStream
+from .names import quote
 from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy
 from .strategies.hybrid import HybridStrategy, kind_of
@@ -74,8 +75,12 @@ def undo_move(strategy: DatabaseStrategy, intent: Intent, registered: Location) 
     dest = intent.dest
     main_database = strategy.main.url.database
     if dest is not None and dest.database is not None:
-        servers = [strategy.admin(server) for server in strategy.servers]
-        replication.drop_leftovers(servers, replication.move_name(dest.schema))
+        name = replication.move_name(dest.schema)  # an online move's objects
+        replication.drop_leftovers([strategy.admin(server) for server in strategy.servers], name)
+        source = strategy.main if registered.database is None else strategy.engine(registered)
+        with source.begin() as conn:  # its publication and marker table, in the source
+            conn.exec_driver_sql(f"DROP PUBLICATION IF EXISTS {quote(name)}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(registered.schema)}.{quote(name)}")
         if dest.database == main_database and (dest.server or "main") == "main":
             if registered.database is not None:  # a demotion's schema in the main database
                 with strategy.main.begin() as conn:

@@ -33,7 +33,7 @@ from .conftest import MIGRATIONS, TENANT_DB
 
 tally = Tally()
 #: At most this many kill points per operation (a stride over the statements beyond it).
-MAX_POINTS = int(os.environ.get("TENANTRY_CRASH_POINTS", "8"))
+MAX_POINTS = int(os.environ.get("TENANTRY_CRASH_POINTS", "6"))
 SUBJECT, RENAMED, BYSTANDER = "a", "b", "keep"
 
 Fingerprint = dict[str, tuple[int, str]]
