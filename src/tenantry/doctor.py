@@ -370,15 +370,19 @@ class Doctor:
         return Location(schema=schemas[0], database=location.database, server=location.server)
 
     def _fingerprint(self, conn: Connection, location: Location) -> proof.Fingerprint | None:
-        """``location``'s fingerprint; ``None`` when it cannot be read."""
+        """``location``'s fingerprint (a move's marker table left out: tenantry's, not the
+        tenant's); ``None`` when it cannot be read."""
         try:
             if location.database is None:
                 with conn.begin_nested():
-                    return proof.fingerprint(conn, location.schema)
-            with self.tenancy.strategy.engine(location).connect() as tenant:
-                return proof.fingerprint(tenant, location.schema)
+                    found = proof.fingerprint(conn, location.schema)
+            else:
+                with self.tenancy.strategy.engine(location).connect() as tenant:
+                    found = proof.fingerprint(tenant, location.schema)
         except sa.exc.SQLAlchemyError:
             return None
+        found.pop(replication.move_name(location.schema), None)
+        return found
 
     def _same_rows(self, conn: Connection, orphan: Location, copy: TenantInfo) -> str:
         """A description of the rows both hold, if ``orphan`` holds exactly the registered

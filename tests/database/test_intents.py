@@ -130,3 +130,32 @@ def test_orphan_storage_is_dropped_only_on_proof(dbt: Tenancy, pg_url: str) -> N
     assert dbt.prefix + "stray" not in database_names(pg_url)
     assert count_rows(dbt, "acme") == 5
     assert info == dbt.get_tenant("acme")
+
+
+def test_a_copy_left_by_a_move_is_dropped_only_while_it_equals_the_registered_one(
+    dbt: Tenancy, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dbt.create_tenant("acme")
+    write_rows(dbt, "acme")
+    source = dbt.get_tenant("acme").location
+    assert source.server == "main"
+    # killed after the switch, before the source was dropped
+    monkeypatch.setattr(admin(dbt), "drop_database", lambda server, database: None)
+    dbt.move_tenant("acme", to="second", online=False)
+    monkeypatch.undo()
+    copy = admin(dbt).engine(source)
+    with copy.begin() as conn:  # the copy differs: doctor may not drop it
+        conn.exec_driver_sql(f"DELETE FROM {quote(source.schema)}.customers WHERE id = 1")  # noqa: S608
+    (finding,) = dbt.doctor().findings
+    assert finding.problem == Problem.ORPHAN_STORAGE and finding.fix == ""
+    assert "differ from the registered copy: needs you" in finding.detail
+    dbt.doctor(fix=True, destructive=True)
+    assert source.database in database_names(pg_url)
+    with copy.begin() as conn:  # now the same rows as the registered copy
+        table = f"{quote(source.schema)}.customers"
+        conn.exec_driver_sql(f"INSERT INTO {table} (id, name) VALUES (1, 'c0')")  # noqa: S608
+    (finding,) = dbt.doctor().findings
+    assert finding.destructive and "equal counts and checksums" in finding.detail, finding
+    assert dbt.doctor(fix=True, destructive=True).ok
+    assert source.database not in database_names(pg_url)
+    assert count_rows(dbt, "acme") == 5
