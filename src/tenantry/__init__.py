@@ -24,6 +24,7 @@ from .errors import (
     TenantMismatch,
     TenantryError,
     TransferError,
+    UnfinishedOperation,
     UnknownTenant,
 )
 from .fleet import Drift, TenancyConfig
@@ -85,6 +86,7 @@ __all__ = [
     "TenantStatus",
     "TenantryError",
     "TransferError",
+    "UnfinishedOperation",
     "UnknownTenant",
     "assign",
     "carry",

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tenantry import DatabaseStrategy, Problem, Tenancy
-from tenantry.errors import UnfinishedOperation
+from tenantry import DatabaseStrategy, Problem, Tenancy, UnfinishedOperation
 from tenantry.intents import Intent, Operation, all_intents, begin
 from tenantry.names import quote
 
