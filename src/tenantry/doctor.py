@@ -192,13 +192,16 @@ class Doctor:
                             "delete the registry row (nothing left to lose)")]
         found: list[Finding] = []
         if info.state in TRANSIENT_STATES and self._idle(conn, name):
-            destructive = info.state == State.DROPPING
-            found.append(Finding(
-                Problem.STUCK, name, schema,
-                f"state {info.state} but no operation holds the tenant's lock",
-                "finish the drop" if destructive else "re-run its migrations to the head",
-                destructive,
-            ))
+            detail = f"state {info.state} but no operation holds the tenant's lock"
+            if info.state != State.DROPPING:
+                found.append(Finding(Problem.STUCK, name, schema, detail,
+                                     "re-run its migrations to the head"))
+            elif self._empty(conn, info.location):  # the proof a drop needs
+                found.append(Finding(Problem.STUCK, name, schema, f"{detail}; it holds no rows",
+                                     "finish the drop", destructive=True))
+            else:
+                found.append(Finding(Problem.STUCK, name, schema, f"{detail}; it still holds "
+                                     f"rows: needs you (to drop it: tenantry drop {name} --yes)"))
             return found
         if info.state == State.FAILED:
             found.append(Finding(Problem.FAILED, name, schema, info.error or "migration failed",
