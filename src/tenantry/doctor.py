@@ -3,9 +3,12 @@
 Findings are typed (:class:`Problem`) and each says how it would be fixed. Fixes that cannot
 lose data (re-running a migration, deleting the registry row of storage that is already gone,
 registering an orphan schema that carries a known revision, making a missing strict-mode role,
-dropping the subscription and slot an interrupted online move left) are *safe*; fixes that
-destroy data (dropping an orphan schema, finishing an interrupted drop) are *destructive* and
-run only when asked for explicitly (``destructive=True``, CLI ``--yes``).
+dropping the subscription and slot an interrupted online move left, finishing or undoing an
+operation recorded by an intent) are *safe*; fixes that destroy data (dropping an orphan
+schema, finishing an interrupted drop) are *destructive*, run only when asked for explicitly
+(``destructive=True``, CLI ``--yes``), and only with proof (:mod:`tenantry.proof`): the storage
+holds no rows, or the same rows as the registered copy. Without proof the finding has no fix
+and says what to run.
 """
 
 from __future__ import annotations
