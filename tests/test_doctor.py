@@ -195,3 +195,24 @@ def test_a_table_dropped_by_hand_is_found(tenancy: Tenancy) -> None:
     assert "lacks orders" in lost.detail and "needs you" in lost.detail and lost.fix == ""
     report = tenancy.doctor(fix=True, destructive=True)
     assert [(f.problem, f.tenant) for f in report.findings] == [(Problem.MISSING_TABLES, "b")]
+
+
+def test_an_interrupted_drop_is_finished_only_when_nothing_is_left_to_lose(
+    tenancy: Tenancy,
+) -> None:
+    tenancy.create_tenant("leaving")
+    with tenancy.session("leaving") as s:
+        s.add(Customer(name="still here"))
+        s.commit()
+    set_state(tenancy, "leaving", state=State.DROPPING)
+    (finding,) = tenancy.doctor().findings
+    assert finding.problem == Problem.STUCK and finding.fix == ""
+    assert "needs you (to drop it: tenantry drop leaving --yes)" in finding.detail
+    assert not tenancy.doctor(fix=True, destructive=True).ok
+    with tenancy.session("leaving") as s:  # kept
+        assert s.scalars(sa.select(Customer.name)).all() == ["still here"]
+    sql(tenancy, "DELETE FROM tenant_leaving.customers; DELETE FROM tenant_leaving.settings")
+    (finding,) = tenancy.doctor().findings
+    assert finding.destructive and finding.fix == "finish the drop"
+    assert tenancy.doctor(fix=True, destructive=True).ok
+    assert not tenancy.tenant_exists("leaving")

@@ -153,4 +153,5 @@ def test_metadata_mode_and_custom_prefix(database_url: str) -> None:
             "co_acme.settings",
             "public.users",
             "public.tenantry_tenants",
+            "public.tenantry_intents",
         }

@@ -25,6 +25,7 @@ from .errors import (
     TenantMismatch,
     TenantryError,
     TransferError,
+    UnfinishedOperation,
     UnknownTenant,
 )
 from .fleet import Drift, TenancyConfig
@@ -87,6 +88,7 @@ __all__ = [
     "TenantStatus",
     "TenantryError",
     "TransferError",
+    "UnfinishedOperation",
     "UnknownTenant",
     "assign",
     "carry",

@@ -4,11 +4,13 @@ Findings are typed (:class:`Problem`) and each says how it would be fixed. Fixes
 lose data (re-running a migration, deleting the registry row of storage that is already gone,
 registering an orphan schema that carries a known revision, making a missing strict-mode role,
 removing what an interrupted operation left when :mod:`tenantry.leftovers` proves it holds
-nothing of value) are *safe*; fixes that destroy data (dropping an orphan schema, finishing an
-interrupted drop) are *destructive* and run only when asked for explicitly
-(``destructive=True``, CLI ``--yes``). A server that is down, a database that refuses
-connections or storage that cannot be read is a finding of its own: the rest of the fleet is
-examined all the same.
+nothing of value, finishing or undoing an operation recorded by an intent) are *safe*; fixes
+that destroy data (dropping an orphan schema, finishing an interrupted drop) are
+*destructive*, run only when asked for explicitly (``destructive=True``, CLI ``--yes``), and
+only with proof (:mod:`tenantry.proof`): the storage holds no rows, or the same rows as the
+registered copy. Without proof the finding has no fix and says what to run. A server that is
+down, a database that refuses connections or storage that cannot be read is a finding of its
+own: the rest of the fleet is examined all the same.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from . import registry, shapes
+from . import intents, proof, recovery, registry, replication, shapes
 from .errors import InvalidTenantName, TenantryError
+from .intents import Intent, Operation
 from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
 from .names import quote, validate_name
 from .registry import Location, State, TenantInfo
@@ -65,6 +68,7 @@ class Problem(enum.StrEnum):
     UNREGISTERED_COPY = "unregistered_copy"  # a copy of a tenant registered elsewhere
     SERVER_UNREACHABLE = "server_unreachable"  # a configured server cannot be reached
     UNREADABLE = "unreadable"  # a tenant's storage could not be examined
+    UNFINISHED = "unfinished"  # an operation's intent, and nobody is running it
 
 
 _ROLE_PROBLEMS = {"role_missing": Problem.ROLE_MISSING, "owner_mismatch": Problem.OWNER_MISMATCH}
@@ -117,6 +121,7 @@ class Doctor:
         self._leftovers: dict[Finding, Leftover] = {}  # what each leftover finding is
         self._helper = Leftovers(tenancy, {})
         self._tables: dict[str, set[str]] = {}  # tenant -> its tables (examine)
+        self._busy: set[tuple[str | None, str | None]] = set()  # databases of pending intents
 
     # -- examination ---------------------------------------------------------------------
 
@@ -127,13 +132,20 @@ class Doctor:
         t.setup()
         with t.engine.begin() as conn:
             infos = registry.all_tenants(conn)
+            pending = intents.all_intents(conn)
+            involved = {name for intent in pending for name in intent.names}
+            self._busy = {_database_place(loc) for i in pending for loc in (i.source, i.dest)
+                          if loc is not None and loc.database is not None}  # intents' databases
             servers = self._reachable(infos, findings)
             findings.extend(self._find_leftovers(conn, infos, servers))
+            orphans = self._orphan_storage(conn, infos, pending)  # first: _tenant reads them
+            findings.extend(self._unfinished(conn, pending))
             self._tables = {}
             for info in infos:
-                findings.extend(self._examined(conn, info))
+                if info.name not in involved:  # the intent's finding covers it
+                    findings.extend(self._examined(conn, info))
             findings.extend(self._lost_tables(infos, findings))
-            findings.extend(self._orphan_storage(conn, infos))
+            findings.extend(orphans)
             findings.extend(self._orphan_roles(conn, infos))
         return findings
 
@@ -163,7 +175,8 @@ class Doctor:
         self, conn: Connection, infos: list[TenantInfo], servers: dict[str, Engine]
     ) -> list[Finding]:
         self._helper = Leftovers(self.tenancy, servers)
-        found = self._helper.find(conn, infos, self._stored(conn) or [])
+        found = [lo for lo in self._helper.find(conn, infos, self._stored(conn) or [])
+                 if (lo.server, lo.subject) not in self._busy]  # an intent's finding covers it
         self._shut = {(lo.server, lo.subject) for lo in found
                       if lo.kind is Kind.CONNECTIONS_DISALLOWED}
         self._leftovers = {
@@ -192,9 +205,72 @@ class Doctor:
         server, database = place_of(location)
         return server in self._down or (server, database) in self._shut
 
+    def _unfinished(self, conn: Connection, pending: list[Intent]) -> list[Finding]:
+        """Intents of operations that died (nobody holds their tenants' locks)."""
+        found = []
+        for intent in pending:
+            if not all(self._idle(conn, name) for name in intent.names):
+                continue  # running
+            if intent.operation == Operation.MOVE:
+                found.append(Finding(
+                    Problem.UNFINISHED, intent.tenant, _describe(intent.dest),
+                    f"{intent.describe()}: the registry still points at "
+                    f"{_describe(intent.source)}, where its data is; the copy was not finished",
+                    f"drop the unfinished copy at {_describe(intent.dest)} (then move again)",
+                ))
+                continue
+            where = self._where(conn, intent)
+            if intent.operation == Operation.RENAME:
+                fix = f"finish the rename ({intent.command()})"
+            elif intent.operation in (Operation.CREATE, Operation.IMPORT):
+                fix = ("finish the create: register the database if the tenant's schema was "
+                       "built, else drop it (it holds no tenant schema; create the tenant "
+                       f"again with: {intent.command()})")
+            elif where == "nowhere":
+                fix = "finish the drop (its data is already gone)"
+            else:
+                fix = (f"keep the tenant (the drop removed nothing; to drop it: "
+                       f"{intent.command()})")
+            found.append(Finding(Problem.UNFINISHED, intent.tenant, where,
+                                 f"{intent.describe()}; its data is now {where}", fix))
+        return found
+
+    def _where(self, conn: Connection, intent: Intent) -> str:
+        """Where the data of ``intent``'s tenant is now (probed, not taken from the step)."""
+        strategy = self.tenancy.strategy
+        if not isinstance(strategy, DatabaseStrategy):
+            return "unknown (not a database strategy)"
+        places = []
+        for location in (intent.source, intent.dest):
+            if location is None or location.database is None or location in places:
+                continue
+            if strategy.exists(conn, location):
+                places.append(location)
+        if not places:
+            return "nowhere"
+        described = []
+        for location in places:
+            text = f"database {location.database!r} on server {location.server or 'main'}"
+            try:
+                schemas = strategy.schemas_in(location)
+            except sa.exc.OperationalError:
+                schemas = []
+                text += " (refusing connections)"
+            if schemas:
+                text += f" (schema {', '.join(schemas)})"
+            described.append(text)
+        return " and ".join(described)
+
     def _tenant(self, conn: Connection, info: TenantInfo) -> list[Finding]:
         t, name, schema = self.tenancy, info.name, info.schema
         if not t.strategy.exists(conn, info.location):
+            holders = [o for o in self._orphans.values() if o.schema == schema]
+            if holders:  # e.g. a rename killed before it recorded an intent
+                held = ", ".join(f"{o.database or 'the main database'}" for o in holders)
+                return [Finding(Problem.MISSING_STORAGE, name, schema,
+                                f"registered ({info.state}) but {schema!r} is not where the "
+                                f"registry says; a schema of that name is in {held}: needs "
+                                "you (point the registry row at it, or rename it back)")]
             return [Finding(Problem.MISSING_STORAGE, name, schema,
                             f"registered ({info.state}) but {schema!r} does not exist",
                             "delete the registry row (nothing left to lose)")]
@@ -204,13 +280,16 @@ class Doctor:
                             f"{schema!r}: needs you (look for the tenant's tables in it)")]
         found: list[Finding] = []
         if info.state in TRANSIENT_STATES and self._idle(conn, name):
-            destructive = info.state == State.DROPPING
-            found.append(Finding(
-                Problem.STUCK, name, schema,
-                f"state {info.state} but no operation holds the tenant's lock",
-                "finish the drop" if destructive else "re-run its migrations to the head",
-                destructive,
-            ))
+            detail = f"state {info.state} but no operation holds the tenant's lock"
+            if info.state != State.DROPPING:
+                found.append(Finding(Problem.STUCK, name, schema, detail,
+                                     "re-run its migrations to the head"))
+            elif self._empty(conn, info.location):  # the proof a drop needs
+                found.append(Finding(Problem.STUCK, name, schema, f"{detail}; it holds no rows",
+                                     "finish the drop", destructive=True))
+            else:
+                found.append(Finding(Problem.STUCK, name, schema, f"{detail}; it still holds "
+                                     f"rows: needs you (to drop it: tenantry drop {name} --yes)"))
             return found
         if info.state == State.FAILED:
             found.append(Finding(Problem.FAILED, name, schema, info.error or "migration failed",
@@ -326,19 +405,28 @@ class Doctor:
         with self.tenancy.strategy.storage(conn, name, location) as tenant:
             return stream.current(tenant, location.schema)
 
-    def _orphan_storage(self, conn: Connection, infos: list[TenantInfo]) -> list[Finding]:
+    def _orphan_storage(
+        self, conn: Connection, infos: list[TenantInfo], pending: list[Intent]
+    ) -> list[Finding]:
         stored = self._stored(conn)
         if stored is None:
             return []
         known = {_place(i.location) for i in infos}
+        main_database = self.tenancy.engine.url.database
+        known |= {_place(Location(schema=loc.schema)) for i in pending for loc in (i.dest,)
+                  if loc is not None and loc.database == main_database}  # a demotion's copy
         registered = {i.name: i for i in infos}
         found = []
         stream = self.tenancy.tenant_stream
         for location in stored:
-            if _place(location) in known or self._unreachable(location):
+            if _place(location) in known or self._unreachable(location) or (
+                location.database is not None and _database_place(location) in self._busy
+            ):
                 continue
-            name = _tenant_name(location.schema, self.tenancy.prefix)
-            self._orphans[location.schema] = location
+            name = _tenant_name(location.database or location.schema, self.tenancy.prefix)
+            location = self._inner_schema(location)
+            self._orphans[location.database or location.schema] = location
+            subject = location.database or location.schema
             what = "database" if location.database is not None else "schema"
             if name in registered:
                 continue  # a copy of a tenant registered elsewhere: a leftover (UNREGISTERED_COPY)
@@ -353,17 +441,77 @@ class Doctor:
                     continue
             if revision is not None and stream is not None and _known(stream, revision):
                 found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
+                    Problem.ORPHAN_STORAGE, name, subject,
                     f"not registered; its version table says {revision}",
                     f"register it as tenant {name!r}",
                 ))
-            else:
+            elif self._empty(conn, location):
                 found.append(Finding(
-                    Problem.ORPHAN_STORAGE, name, location.schema,
-                    "not registered and not at a known revision",
-                    f"drop the {what} and its data", destructive=True,
+                    Problem.ORPHAN_STORAGE, name, subject,
+                    "not registered, not at a known revision, and holds no rows",
+                    f"drop the {what} (nothing in it)", destructive=True,
                 ))
+            else:
+                found.append(self._needs_you(
+                    name, location, "not registered and not at a known revision"))
         return found
+
+    def _needs_you(self, name: str | None, location: Location, why: str) -> Finding:
+        """Storage doctor may not drop (no proof it is a duplicate or empty): the command."""
+        if location.database is not None:
+            server = location.server or "main"
+            command = f"DROP DATABASE {quote(location.database)} WITH (FORCE)  -- server {server}"
+        else:
+            command = f"DROP SCHEMA {quote(location.schema)} CASCADE"
+        return Finding(
+            Problem.ORPHAN_STORAGE, name, location.database or location.schema,
+            f"{why}: needs you. Register it or keep it; to drop it, after checking: {command}",
+        )
+
+    def _inner_schema(self, location: Location) -> Location:
+        """An orphan database's location with the schema it really holds (a killed rename
+        leaves the old schema name in the new database)."""
+        strategy = self.tenancy.strategy
+        if location.database is None or not isinstance(strategy, DatabaseStrategy):
+            return location
+        try:
+            schemas = strategy.schemas_in(location)
+        except sa.exc.OperationalError:  # refusing connections: reported as it is
+            return location
+        if location.schema in schemas or len(schemas) != 1:
+            return location
+        return Location(schema=schemas[0], database=location.database, server=location.server)
+
+    def _fingerprint(self, conn: Connection, location: Location) -> proof.Fingerprint | None:
+        """``location``'s fingerprint (a move's marker table left out: tenantry's, not the
+        tenant's); ``None`` when it cannot be read."""
+        try:
+            if location.database is None:
+                with conn.begin_nested():
+                    found = proof.fingerprint(conn, location.schema)
+            else:
+                with self.tenancy.strategy.engine(location).connect() as tenant:
+                    found = proof.fingerprint(tenant, location.schema)
+        except sa.exc.SQLAlchemyError:
+            return None
+        found.pop(replication.move_name(location.schema), None)
+        return found
+
+    def _same_rows(self, conn: Connection, orphan: Location, copy: TenantInfo) -> str:
+        """A description of the rows both hold, if ``orphan`` holds exactly the registered
+        copy's rows (counts and checksums); empty otherwise."""
+        mine = self._fingerprint(conn, orphan)
+        theirs = self._fingerprint(conn, copy.location)
+        if mine is None or mine != theirs:
+            return ""
+        return f"{proof.describe(mine)}, equal counts and checksums"
+
+    def _empty(self, conn: Connection, location: Location) -> bool:
+        """Whether ``location`` holds no rows (the version table aside)."""
+        stream = self.tenancy.tenant_stream
+        ignore = frozenset({stream.version_table}) if stream is not None else frozenset()
+        found = self._fingerprint(conn, location)
+        return found is not None and proof.rows(found, ignore=ignore) == 0
 
     def _servers(self) -> dict[str, Engine]:
         """An AUTOCOMMIT engine on every server of the Tenancy."""
@@ -428,6 +576,7 @@ class Doctor:
             Problem.CONNECTIONS_DISALLOWED: self._fix_leftover,
             Problem.TEMPLATE_LEFTOVER: self._fix_leftover,
             Problem.UNREGISTERED_COPY: self._fix_leftover,
+            Problem.UNFINISHED: self._finish_intent,
         }
         actions[f.problem](f)
         t._forget(f.tenant or "")
@@ -447,6 +596,46 @@ class Doctor:
                 with t._role_connection(conn, info.location) as roles_conn:
                     t.strict_roles.drop(roles_conn, f.tenant, info.location)
             registry.delete(conn, f.tenant)
+
+    def _finish_intent(self, f: Finding) -> None:
+        """Roll an unfinished operation forward (a drop that removed nothing: back)."""
+        assert f.tenant is not None
+        t = self.tenancy
+        with t.engine.begin() as conn:
+            intent = intents.find(conn, f.tenant)
+        if intent is None:
+            return  # finished meanwhile
+        if intent.operation == Operation.RENAME:
+            assert intent.target is not None
+            t.rename_tenant(intent.tenant, intent.target)
+        elif intent.operation in (Operation.CREATE, Operation.IMPORT):
+            strategy = t.strategy
+            assert isinstance(strategy, DatabaseStrategy) and intent.dest is not None
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                if registry.get(conn, intent.tenant) is not None:
+                    intents.clear(conn, intent.tenant)
+                    return
+                recovery.resume_create(strategy, t.tenant_stream, t.engine, conn, intent.tenant,
+                                       intent.dest)
+        elif intent.operation == Operation.MOVE:
+            assert isinstance(t.strategy, DatabaseStrategy)
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                info = registry.get(conn, intent.tenant)
+                if info is None:
+                    intents.clear(conn, intent.tenant)
+                else:
+                    recovery.undo_move(t.strategy, intent, info.location)
+        else:
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, intent.names)
+                info = registry.get(conn, intent.tenant)
+                if info is not None and t.strategy.exists(conn, info.location):
+                    intents.clear(conn, intent.tenant)  # the data is all there: keep it
+                    return
+            t.drop_tenant(intent.tenant, confirm=True)  # nothing left to lose
+            intents.discard(t.engine, intent.tenant)
 
     def _finish(self, f: Finding) -> None:
         assert f.tenant is not None
@@ -483,6 +672,13 @@ class Doctor:
         assert f.tenant is not None
         t = self.tenancy
         location = self._orphans.get(f.subject, Location(schema=f.subject))
+        if f.destructive:  # the proof was taken when examined: take it again, under the lock
+            with t.engine.begin() as conn:
+                registry.lock_tenants(conn, [f.tenant])
+                if not self._still_proven(conn, f.tenant, location):
+                    log.warning("doctor kept %s: it is no longer a proven duplicate or empty",
+                                f.subject)
+                    return
         if location.database is not None:
             with self.tenancy.engine.begin() as conn:
                 registry.lock_tenants(conn, [f.tenant])
@@ -509,6 +705,12 @@ class Doctor:
                      extra={"tenant": f.tenant})
         if t.strict_roles is not None:
             self._provision(f)
+
+    def _still_proven(self, conn: Connection, tenant: str, location: Location) -> bool:
+        info = registry.get(conn, tenant)
+        if info is not None and _place(info.location) != _place(location):
+            return bool(self._same_rows(conn, location, info))
+        return info is None and self._empty(conn, location)
 
     @staticmethod
     def _still_orphan(conn: Connection, f: Finding, location: Location) -> bool:
@@ -560,6 +762,22 @@ def _place(location: Location) -> tuple[str | None, str, str | None]:
     if location.database is None:  # a schema of the main database
         return (None, location.schema, None)
     return (location.server or "main", location.schema, location.database)
+
+
+def _describe(location: Location | None) -> str:
+    if location is None:
+        return "nowhere"
+    if location.database is None:
+        return f"schema {location.schema!r} of the main database"
+    return (f"schema {location.schema!r} of database {location.database!r} on server "
+            f"{location.server or 'main'}")
+
+
+def _database_place(location: Location) -> tuple[str | None, str | None]:
+    """What identifies a database: server (main if unset) and name (``None``: a schema)."""
+    if location.database is None:
+        return (None, None)
+    return (location.server or "main", location.database)
 
 
 def _tenant_name(schema: str, prefix: str) -> str | None:

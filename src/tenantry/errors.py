@@ -36,6 +36,11 @@ class TenantExists(TenantryError):
     """The operation would create a tenant (or storage) that already exists."""
 
 
+class UnfinishedOperation(TenantryError):
+    """Another operation on the tenant stopped part-way: finish it first (run it again, or
+    ``tenantry doctor --fix``)."""
+
+
 class ConfirmationRequired(TenantryError):
     """A destructive operation was called without ``confirm=True`` (``--yes`` in the CLI)."""
 

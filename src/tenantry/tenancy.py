@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, probe, registry
+from . import fleet, intents, probe, recovery, registry
 from .across import DEFAULT_CHUNK, TenantRow
 from .across import across as run_across
 from .context import _current as _current_tenant
@@ -28,9 +29,11 @@ from .errors import (
     ForeignKeyAcrossDatabases,
     MigrationError,
     TenantExists,
+    UnfinishedOperation,
     UnknownTenant,
 )
 from .instrumentation import instrument
+from .intents import Intent, Operation
 from .logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
@@ -191,12 +194,32 @@ class Tenancy:
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
-        """A transaction on the main database, the registry table guaranteed to exist."""
-        with self.engine.begin() as conn:
-            if not self._registry_ready:
+        """A transaction on the main database, the registry and intent tables guaranteed to
+        exist (created and committed first: intents are written on connections of their own)."""
+        if not self._registry_ready:
+            with self.engine.begin() as conn:
                 registry.ensure(conn)
+                intents.ensure(conn)
+            self._registry_ready = True
+        with self.engine.begin() as conn:
             yield conn
-        self._registry_ready = True
+
+    @staticmethod
+    def _unfinished(main: Connection, names: Sequence[str], operation: Operation) -> Intent | None:
+        """The unfinished ``operation`` on ``names`` (to resume); raises if another one is."""
+        for name in names:
+            pending = intents.find(main, name)
+            if pending is None:
+                continue
+            if pending.operation != operation or (
+                operation == Operation.RENAME and pending.names != list(names)
+            ):
+                raise UnfinishedOperation(
+                    f"tenant {name!r} has an unfinished {pending.describe()}: finish it first "
+                    f"({pending.command()}, or tenantry doctor --fix)"
+                )
+            return pending
+        return None
 
     def setup(self) -> None:
         """Create tenantry's registry table if needed (done implicitly by every operation)."""
@@ -245,17 +268,35 @@ class Tenancy:
             existing = registry.get(main, name)
             if existing is not None:
                 return existing
+            pending = self._unfinished(main, [name], Operation.CREATE)
+            if pending is not None and pending.dest is not None:
+                resumed = recovery.resume_create(self._database_strategy(), self.tenant_stream,
+                                                 self.engine, main, name, pending.dest)
+                if resumed is not None:
+                    return resumed
+                if isinstance(self.strategy, HybridStrategy):  # the kind it was created as
+                    strategy = strategy or kind_of(pending.dest)
             location = self._locate_new(name, main, strategy)
             if self.strategy.exists(main, location):
                 raise TenantExists(
                     f"storage {location.schema!r} for tenant {name!r} exists but is not "
                     "registered; drop it or register it by hand"
                 )
-            with self.strategy.storage(main, name, location, create=True) as conn, \
-                    self._as_tenant(conn, name, location):
-                revision = self._build_tenant_tables(conn, location.schema)
+            own_steps = location.database is not None  # CREATE DATABASE commits on its own
+            if own_steps:
+                intents.begin(self.engine, Intent(Operation.CREATE, name, None, location))
+            try:
+                with self.strategy.storage(main, name, location, create=True) as conn, \
+                        self._as_tenant(conn, name, location):
+                    revision = self._build_tenant_tables(conn, location.schema)
+            except BaseException:
+                if own_steps:
+                    recovery.discard_failed_create(self._database_strategy(), self.engine, main,
+                                                   name, location)
+                raise
             kind = self._kind_of(location)
             info = registry.insert(main, name, kind, location, State.READY, revision)
+            intents.clear(main, name)
         log.info("created tenant %s in %s (revision %s)", name, location.schema, revision,
                  extra={"tenant": name})
         return info
@@ -289,21 +330,30 @@ class Tenancy:
             info = registry.get(main, name)
             if info is None:
                 return False
+            pending = self._unfinished(main, [name], Operation.DROP)
+            if info.location.database is not None and pending is None:
+                intents.begin(self.engine, Intent(Operation.DROP, name, info.location, None))
             self.strategy.drop(main, info.location)
             if self.strict_roles is not None:
                 with self._role_connection(main, info.location) as roles_conn:
                     self.strict_roles.drop(roles_conn, name, info.location)
             registry.delete(main, name)
+            intents.clear(main, name)
         self._forget(name)
         log.info("dropped tenant %s (%s)", name, info.location.schema, extra={"tenant": name})
         return True
 
     def rename_tenant(self, old: str, new: str) -> TenantInfo:
-        """Rename tenant ``old`` to ``new`` (its storage too); idempotent."""
+        """Rename tenant ``old`` to ``new`` (its storage too); idempotent.
+
+        A database tenant's rename takes several commits; an intent records it, so that
+        running the same rename again (or ``doctor --fix``) finishes one that stopped part-way.
+        """
         validate_name(old, self.prefix)
         validate_name(new, self.prefix)
         with self._begin() as main:
             registry.lock_tenants(main, [old, new])
+            pending = self._unfinished(main, [old, new], Operation.RENAME)
             info, target = registry.get(main, old), registry.get(main, new)
             if info is None:
                 if target is not None:
@@ -312,13 +362,20 @@ class Tenancy:
             if target is not None:
                 raise TenantExists(f"cannot rename {old!r} to {new!r}: {new!r} exists")
             location = self.strategy.renamed(info.location, new)
-            if self.strategy.exists(main, location):
+            if pending is None and self.strategy.exists(main, location):
                 raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
-            self.strategy.rename(main, info.location, location)
+            step: Callable[[str], None] | None = None
+            if location.database is not None:  # renaming a database commits step by step
+                if pending is None:
+                    intent = Intent(Operation.RENAME, old, info.location, location, target=new)
+                    intents.begin(self.engine, intent)
+                step = partial(intents.advance, self.engine, old)
+            self.strategy.rename(main, info.location, location, step)
             if self.strict_roles is not None:
                 with self._role_connection(main, info.location) as roles_conn:
                     self.strict_roles.rename(roles_conn, new, info.location, location)
             registry.update(main, old, name=new, location=location)
+            intents.clear(main, old)
             renamed = registry.get(main, new)
         self._forget(old)
         log.info("renamed tenant %s to %s", old, new, extra={"tenant": new})
@@ -605,16 +662,23 @@ class Tenancy:
                 info = registry.get(main, name)
                 if info is None:
                     raise UnknownTenant(name)
+                pending = self._unfinished(main, [name], Operation.MOVE)
+                if pending is not None:  # a move that died before its switch: undo its copy
+                    recovery.undo_move(self._database_strategy(), pending, info.location)
                 planned = plan(main, info)
                 if planned is None:
                     return info
                 move, location = planned
+                intents.begin(self.engine, Intent(Operation.MOVE, name, info.location,
+                                                  move.target))
                 move.copy()
                 registry.update(main, name, strategy=self._kind_of(location), location=location)
+                intents.clear(main, name)
                 moved = registry.get(main, name)
         except BaseException:
             if move is not None:
                 move.abort()
+                intents.discard(self.engine, name)  # abort dropped the copy
             raise
         assert moved is not None
         self._forget(name)

@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from . import registry, sequences
-from .errors import TenantExists, TransferError
+from . import intents, recovery, registry, sequences
+from .errors import TenantExists, TransferError, UnfinishedOperation, UnknownTenant
+from .intents import Intent, Operation
 from .names import quote, validate_name
 from .registry import State, TenantInfo
+from .strategies.database import DatabaseStrategy
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy
@@ -513,9 +515,21 @@ def import_tenant(
     roles = tenancy.strict_roles
     if roles is not None:
         roles.ensure_group()  # before the tenant lock, as create_tenant does
+    if replace:  # DROP DATABASE cannot roll back with the import: a database tenant goes first
+        try:
+            old = tenancy.get_tenant(as_name)
+        except UnknownTenant:
+            old = None
+        if old is not None and old.location.database is not None:
+            tenancy.drop_tenant(as_name, confirm=True)
     with tenancy._begin() as main:
         registry.lock_tenants(main, [as_name])
         existing = registry.get(main, as_name)
+        pending = intents.find(main, as_name)
+        if existing is None and pending is not None:
+            resumed = _resume(tenancy, main, as_name, pending)
+            if resumed is not None:
+                return resumed
         if existing is not None:
             if not replace:
                 raise TenantExists(
@@ -532,24 +546,48 @@ def import_tenant(
             raise TenantExists(
                 f"storage {location.schema!r} for tenant {as_name!r} exists but is not registered"
             )
-        with tenancy.strategy.storage(main, as_name, location, create=True) as conn:
-            if manifest.revision is not None and stream is not None:
-                revision = stream.upgrade(conn, location.schema, manifest.revision).after
-            else:
-                revision = tenancy._build_tenant_tables(conn, location.schema)
-            _load(
-                conn, location.schema, directory, manifest, as_name, progress, batch_rows,
-                _version_table(tenancy),
-            )
-            if upgrade and stream is not None:
-                revision = stream.upgrade(conn, location.schema).after
-            if roles is not None:  # strict mode: the new tenant's role owns what was loaded
-                roles.provision(conn, as_name, location)
+        own_steps = location.database is not None
+        if own_steps:  # CREATE DATABASE commits on its own: record the intent first
+            intents.begin(tenancy.engine, Intent(Operation.IMPORT, as_name, None, location))
+        try:
+            with tenancy.strategy.storage(main, as_name, location, create=True) as conn:
+                if manifest.revision is not None and stream is not None:
+                    revision = stream.upgrade(conn, location.schema, manifest.revision).after
+                else:
+                    revision = tenancy._build_tenant_tables(conn, location.schema)
+                _load(
+                    conn, location.schema, directory, manifest, as_name, progress, batch_rows,
+                    _version_table(tenancy),
+                )
+                if upgrade and stream is not None:
+                    revision = stream.upgrade(conn, location.schema).after
+                if roles is not None:  # strict mode: the new tenant's role owns what was loaded
+                    roles.provision(conn, as_name, location)
+        except BaseException:
+            if own_steps and isinstance(tenancy.strategy, DatabaseStrategy):  # (always, then)
+                recovery.discard_failed_create(tenancy.strategy, tenancy.engine, main, as_name,
+                                               location)
+            raise
         info = registry.insert(
             main, as_name, tenancy._kind_of(location), location, State.READY, revision
         )
+        intents.clear(main, as_name)
     tenancy._forget(as_name)
     return info
+
+
+def _resume(tenancy: Tenancy, main: Connection, name: str, pending: Intent) -> TenantInfo | None:
+    """An import of ``name`` killed part-way: its tenant if the load had committed, else
+    ``None`` (what it made is dropped: the import starts again)."""
+    strategy = tenancy.strategy
+    if pending.operation != Operation.IMPORT or not isinstance(strategy, DatabaseStrategy):
+        raise UnfinishedOperation(
+            f"tenant {name!r} has an unfinished {pending.describe()}: finish it first "
+            f"({pending.command()}, or tenantry doctor --fix)"
+        )
+    assert pending.dest is not None
+    return recovery.resume_create(strategy, tenancy.tenant_stream, tenancy.engine, main, name,
+                                  pending.dest)
 
 
 def _known_revision(tenancy: Tenancy, revision: str) -> bool:

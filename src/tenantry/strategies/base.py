@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -73,8 +74,15 @@ class Strategy(ABC):
         """Remove the storage at ``location`` and everything in it."""
 
     @abstractmethod
-    def rename(self, main: Connection, old: Location, new: Location) -> None:
-        """Move the storage at ``old`` to ``new``."""
+    def rename(
+        self,
+        main: Connection,
+        old: Location,
+        new: Location,
+        step: Callable[[str], None] | None = None,
+    ) -> None:
+        """Move the storage at ``old`` to ``new``; ``step`` is told of each step that commits
+        on its own (none when it all commits with ``main``)."""
 
     def dispose(self) -> None:  # noqa: B027 - optional hook
         """Release engines and pools the strategy opened."""

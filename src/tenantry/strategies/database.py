@@ -23,13 +23,13 @@ from sqlalchemy.schema import CreateSchema
 
 from .. import instrumentation, probe, registry
 from ..engines import EngineRegistry
-from ..errors import ConfigurationError, UnknownTenant
+from ..errors import ConfigurationError, TenantExists, UnknownTenant
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
 from ..scripts import rename_schema
 from ..urls import sync_engine_url
-from .base import Strategy, prepared
+from .base import Strategy, prepared, schema_exists
 
 log = logging.getLogger("tenantry")
 
@@ -287,19 +287,59 @@ class DatabaseStrategy(Strategy):
     def drop(self, main: Connection, location: Location) -> None:
         self.drop_database(self._server(location), self._database(location))
 
-    def rename(self, main: Connection, old: Location, new: Location) -> None:
+    def rename(
+        self,
+        main: Connection,
+        old: Location,
+        new: Location,
+        step: Callable[[str], None] | None = None,
+    ) -> None:
+        """Rename the database, then the schema in it; ``step`` is told of each step done.
+
+        Resumes a rename that stopped part-way: the database already renamed, still refusing
+        connections, or holding the schema under its old name.
+        """
         server, before, after = self._server(old), self._database(old), self._database(new)
+        done = step or (lambda _step: None)
         self.engines.discard(server, before)
-        with self.admin(server).connect() as conn:
-            conn.exec_driver_sql(f"ALTER DATABASE {quote(before)} ALLOW_CONNECTIONS false")
-            try:
-                self.terminate(server, before)
-                conn.exec_driver_sql(f"ALTER DATABASE {quote(before)} RENAME TO {quote(after)}")
-            finally:
-                name = after if self.database_exists(server, after) else before
-                conn.exec_driver_sql(f"ALTER DATABASE {quote(name)} ALLOW_CONNECTIONS true")
+        if self.database_exists(server, before):
+            if self.database_exists(server, after):
+                raise TenantExists(f"cannot rename database {before!r}: {after!r} exists")
+            with self.admin(server).connect() as conn:
+                conn.exec_driver_sql(f"ALTER DATABASE {quote(before)} ALLOW_CONNECTIONS false")
+                done("connections refused")
+                try:
+                    self.terminate(server, before)
+                    conn.exec_driver_sql(
+                        f"ALTER DATABASE {quote(before)} RENAME TO {quote(after)}"
+                    )
+                    done("database renamed")
+                finally:
+                    name = after if self.database_exists(server, after) else before
+                    self.allow_connections(server, name)
+        elif self.database_exists(server, after):
+            self.allow_connections(server, after)  # a killed rename may have left it refusing
+        else:
+            raise UnknownTenant(before, f"neither database {before!r} nor {after!r} exists")
         with self.engine(new).begin() as conn:
-            rename_schema(conn, old.schema, new.schema)
+            if old.schema != new.schema and schema_exists(conn, old.schema):
+                rename_schema(conn, old.schema, new.schema)
+        done("schema renamed")
+
+    def allow_connections(self, server: str, database: str) -> None:
+        """``ALTER DATABASE ... ALLOW_CONNECTIONS true`` (undoes a killed rename's refusal)."""
+        with self.admin(server).connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE {quote(database)} ALLOW_CONNECTIONS true")
+
+    def schemas_in(self, location: Location) -> list[str]:
+        """The schemas of ``location``'s database that are named like a tenant's (or the
+        template's), whatever ``location.schema`` says."""
+        query = sa.text(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p) OR nspname = :t "
+            "ORDER BY nspname"
+        )
+        with self.engine(location).connect() as conn:
+            return list(conn.scalars(query, {"p": self.prefix, "t": TEMPLATE_SCHEMA}))
 
     # -- template ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ between the kinds with :meth:`tenantry.Tenancy.promote_tenant` / ``demote_tenant
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,8 +112,14 @@ class HybridStrategy(DatabaseStrategy):
         else:
             super().drop(main, location)
 
-    def rename(self, main: Connection, old: Location, new: Location) -> None:
+    def rename(
+        self,
+        main: Connection,
+        old: Location,
+        new: Location,
+        step: Callable[[str], None] | None = None,
+    ) -> None:
         if old.database is None:
-            self.schemas.rename(main, old, new)
+            self.schemas.rename(main, old, new, step)
         else:
-            super().rename(main, old, new)
+            super().rename(main, old, new, step)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
@@ -39,5 +39,11 @@ class SchemaStrategy(Strategy):
     def drop(self, main: Connection, location: Location) -> None:
         main.execute(DropSchema(location.schema, cascade=True, if_exists=True))
 
-    def rename(self, main: Connection, old: Location, new: Location) -> None:
+    def rename(
+        self,
+        main: Connection,
+        old: Location,
+        new: Location,
+        step: Callable[[str], None] | None = None,
+    ) -> None:
         rename_schema(main, old.schema, new.schema)
