@@ -605,3 +605,27 @@ def test_tenants_of_strict_mode_move_to_login_mode(app_url: str) -> None:
             assert s.execute(sa.text("SELECT current_user")).scalar() == t.tenant_role("a")
     finally:
         t.dispose()
+
+
+def test_async_tenancy_takes_login_mode_itself(app_url: str) -> None:
+    """``AsyncTenancy(url, strict="login", login_secret=...)``, as the sync constructor."""
+    async def main() -> None:
+        async with AsyncTenancy(
+            app_url, strict="login", login_secret=SECRET, prefix=PREFIX,
+            tenant_migrations=MIGRATIONS / "tenant", shared_migrations=MIGRATIONS / "shared",
+        ) as at:
+            assert isinstance(at.admin.strict_roles, LoginRoles)
+            await at.migrate_shared()
+            await asyncio.to_thread(at.admin.grant_shared, User.__table__)
+            await at.create_tenant("a")
+            async with at.session("a") as s:
+                await s.execute(sa.text("RESET ROLE"))
+                who = (await s.execute(sa.text("SELECT session_user, current_user"))).one()
+            role = await asyncio.to_thread(at.admin.tenant_role, "a")
+            assert tuple(who) == (role, role)
+
+    asyncio.run(main())
+    plain = Tenancy(app_url)
+    with pytest.raises(ConfigurationError, match="pass Tenancy options"):
+        AsyncTenancy(plain, login_secret=SECRET)
+    plain.dispose()

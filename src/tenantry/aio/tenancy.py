@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, ExceptionContext
@@ -17,7 +17,7 @@ from .. import instrumentation, registry
 from ..context import current_tenant
 from ..context import use as use_context
 from ..errors import ConfigurationError, UnknownTenant
-from ..logins import LOGIN_OPTION, LoginRoles
+from ..logins import LOGIN_OPTION, LoginRoles, LoginSecret
 from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..names import validate_name
 from ..registry import Location, TenantInfo
@@ -39,7 +39,7 @@ class AsyncTenancy:
     ``driver`` picks the async driver: ``"psycopg"`` (default) or ``"asyncpg"``. Keyword
     arguments other than ``driver`` and ``engine_options`` go to the sync ``Tenancy``;
     ``strict=True`` (or a strict ``Tenancy`` as ``bind``) runs tenant sessions as the tenant's
-    role, as in the sync API.
+    role, as in the sync API; ``strict="login"`` (with ``login_secret``) logs them in as it.
     """
 
     def __init__(
@@ -53,10 +53,12 @@ class AsyncTenancy:
         metadata: Any = None,
         tenant_migrations: str | Path | None = None,
         shared_migrations: str | Path | None = None,
-        strict: bool = False,
+        strict: bool | Literal["login"] = False,
+        login_secret: str | bytes | LoginSecret | None = None,
     ) -> None:
         admin_options: dict[str, Any] = {
             "strict": strict,
+            "login_secret": login_secret,
             "strategy": strategy,
             "metadata": metadata,
             "tenant_migrations": tenant_migrations,
@@ -66,7 +68,8 @@ class AsyncTenancy:
             admin_options["prefix"] = prefix
         self._engine_options = dict(engine_options or {})
         if isinstance(bind, Tenancy):
-            if metadata is not None or tenant_migrations or shared_migrations or prefix or strict:
+            if (metadata is not None or tenant_migrations or shared_migrations or prefix or strict
+                    or login_secret is not None):
                 raise ConfigurationError(
                     "pass Tenancy options to the Tenancy, not to AsyncTenancy(tenancy)"
                 )
