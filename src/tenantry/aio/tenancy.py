@@ -171,11 +171,11 @@ class AsyncTenancy:
         database = engine.url.database or ""
         missing = f'database "{database}" does not exist'
         strategy = self.admin.strategy
-        assert isinstance(strategy, DatabaseStrategy)
+        gone = strategy.database_gone if isinstance(strategy, DatabaseStrategy) else None
 
         def vanished(ctx: ExceptionContext) -> BaseException | None:
             if missing in str(ctx.original_exception) or (
-                ctx.is_disconnect and strategy.database_gone(engine.url)
+                ctx.is_disconnect and gone is not None and gone(engine.url)
             ):
                 self._forget(tenant)
                 return UnknownTenant(tenant, f"database {database!r} no longer exists here")

@@ -148,12 +148,14 @@ class DatabaseStrategy(Strategy):
     def database_gone(self, url: URL) -> bool:
         """Whether the database of tenant engine URL ``url`` is missing from its server.
 
-        Asked on the server's maintenance database through a probe (:mod:`tenantry.probe`),
-        outside every pool and the budget; ``False`` when it cannot tell.
+        Asked on the server's maintenance database, with the server's URL (whoever ``url``
+        logs in as), through a probe (:mod:`tenantry.probe`), outside every pool and the
+        budget; ``False`` when it cannot tell.
         """
         url = probe.sync_twin(url)
         for server in self.servers.values():
-            if server.set(database=url.database) == url:
+            same = server.set(database=url.database, username=url.username, password=url.password)
+            if same == url:
                 query = sa.text("SELECT 1 FROM pg_database WHERE datname = :d")
                 found = probe.rows(server, query.bindparams(d=url.database))
                 return found is not None and not found
