@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from . import intents, proof, recovery, registry, replication, shapes
+from . import intents, proof, recovery, registry, shapes
 from .errors import InvalidTenantName, TenantryError
 from .intents import Intent, Operation
 from .leftovers import Kind, Leftover, Leftovers, first_line, place_of
@@ -483,33 +483,22 @@ class Doctor:
         return Location(schema=schemas[0], database=location.database, server=location.server)
 
     def _fingerprint(self, conn: Connection, location: Location) -> proof.Fingerprint | None:
-        """``location``'s fingerprint (a move's marker table left out: tenantry's, not the
-        tenant's); ``None`` when it cannot be read."""
+        """``location``'s fingerprint; ``None`` when it cannot be read."""
         try:
             if location.database is None:
                 with conn.begin_nested():
-                    found = proof.fingerprint(conn, location.schema)
-            else:
-                with self.tenancy.strategy.engine(location).connect() as tenant:
-                    found = proof.fingerprint(tenant, location.schema)
+                    return proof.fingerprint(conn, location.schema)
+            with self.tenancy.strategy.engine(location).connect() as tenant:
+                return proof.fingerprint(tenant, location.schema)
         except sa.exc.SQLAlchemyError:
             return None
-        found.pop(replication.move_name(location.schema), None)
-        return found
-
-    def _same_rows(self, conn: Connection, orphan: Location, copy: TenantInfo) -> str:
-        """A description of the rows both hold, if ``orphan`` holds exactly the registered
-        copy's rows (counts and checksums); empty otherwise."""
-        mine = self._fingerprint(conn, orphan)
-        theirs = self._fingerprint(conn, copy.location)
-        if mine is None or mine != theirs:
-            return ""
-        return f"{proof.describe(mine)}, equal counts and checksums"
 
     def _empty(self, conn: Connection, location: Location) -> bool:
         """Whether ``location`` holds no rows (the version table aside)."""
         stream = self.tenancy.tenant_stream
-        ignore = frozenset({stream.version_table}) if stream is not None else frozenset()
+        ignore = frozenset(
+            {f"{location.schema}.{stream.version_table}"} if stream is not None else ()
+        )
         found = self._fingerprint(conn, location)
         return found is not None and proof.rows(found, ignore=ignore) == 0
 
@@ -707,10 +696,9 @@ class Doctor:
             self._provision(f)
 
     def _still_proven(self, conn: Connection, tenant: str, location: Location) -> bool:
-        info = registry.get(conn, tenant)
-        if info is not None and _place(info.location) != _place(location):
-            return bool(self._same_rows(conn, location, info))
-        return info is None and self._empty(conn, location)
+        """Under the tenant's lock: still unregistered and still empty (copies of registered
+        tenants are :mod:`tenantry.leftovers`')."""
+        return registry.get(conn, tenant) is None and self._empty(conn, location)
 
     @staticmethod
     def _still_orphan(conn: Connection, f: Finding, location: Location) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from . import registry, replication
+from . import proof, registry, replication
 from .errors import InvalidTenantName, TenantryError
 from .names import quote, validate_name
 from .registry import Location, TenantInfo
@@ -254,41 +254,18 @@ class Leftovers:
 
     def _proof(self, info: TenantInfo, copy: Location) -> tuple[str | None, str]:
         """Why dropping ``copy`` loses nothing (``None``: no proof), and what differs."""
-        copy_sums = self._checksums(copy, whole=copy.database is not None)
-        if not any(rows for rows, _ in copy_sums.values()):
+        with self._connect(place_of(copy)) as conn:
+            copy_sums = proof.fingerprint(conn, copy.schema,
+                                          whole_database=copy.database is not None)
+        if not proof.rows(copy_sums):
             return "holds no rows", ""
-        kept = self._checksums(info.location, whole=False)
-        if copy_sums == kept:
+        with self._connect(place_of(info.location)) as conn:
+            kept = proof.fingerprint(conn, info.location.schema)
+        tables = proof.differing(copy_sums, kept)
+        if not tables:
             return "holds the same rows as the registered tenant (count and checksum of " \
                 "every table)", ""
-        tables = sorted(t for t in copy_sums.keys() | kept.keys()
-                        if copy_sums.get(t) != kept.get(t))
         return None, f"its rows differ from the registered tenant's in {', '.join(tables)}"
-
-    def _checksums(self, location: Location, *, whole: bool) -> dict[str, tuple[int, str]]:
-        """``schema.table -> (rows, checksum)`` of the tenant schema (``whole``: of every
-        schema of the database), move markers left out."""
-        query = sa.text(
-            "SELECT n.nspname, c.relname FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
-            "AND c.relname NOT LIKE :marker AND (n.nspname = :s OR (:whole AND n.nspname "
-            "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'))"
-        )
-        marker = replication.PREFIX.replace("_", "\\_") + "%"
-        sums = {}
-        with self._connect(place_of(location)) as conn:
-            tables = conn.execute(
-                query, {"marker": marker, "s": location.schema, "whole": whole}
-            ).all()
-            for schema, table in tables:
-                name = f"{quote(schema)}.{quote(table)}"
-                rows, checksum = conn.exec_driver_sql(
-                    "SELECT count(*), md5(coalesce(string_agg(md5(t::text), '' "  # noqa: S608
-                    f"ORDER BY md5(t::text)), '')) FROM {name} t"
-                ).one()
-                sums[f"{schema}.{table}"] = (int(rows), str(checksum))
-        return sums
 
     @contextmanager
     def _reading(self, info: TenantInfo | None) -> Iterator[Connection]:

@@ -146,15 +146,17 @@ def test_a_copy_left_by_a_move_is_dropped_only_while_it_equals_the_registered_on
     with copy.begin() as conn:  # the copy differs: doctor may not drop it
         conn.exec_driver_sql(f"DELETE FROM {quote(source.schema)}.customers WHERE id = 1")  # noqa: S608
     (finding,) = dbt.doctor().findings
-    assert finding.problem == Problem.ORPHAN_STORAGE and finding.fix == ""
-    assert "differ from the registered copy: needs you" in finding.detail
+    assert finding.problem == Problem.UNREGISTERED_COPY and finding.fix == ""
+    assert "rows differ from the registered tenant's in" in finding.detail
+    assert "needs you" in finding.detail
     dbt.doctor(fix=True, destructive=True)
     assert source.database in database_names(pg_url)
     with copy.begin() as conn:  # now the same rows as the registered copy
         table = f"{quote(source.schema)}.customers"
         conn.exec_driver_sql(f"INSERT INTO {table} (id, name) VALUES (1, 'c0')")  # noqa: S608
     (finding,) = dbt.doctor().findings
-    assert finding.destructive and "equal counts and checksums" in finding.detail, finding
-    assert dbt.doctor(fix=True, destructive=True).ok
+    assert finding.problem == Problem.UNREGISTERED_COPY and finding.fix, finding
+    assert "the same rows as the registered tenant" in finding.detail, finding
+    assert dbt.doctor(fix=True).ok
     assert source.database not in database_names(pg_url)
     assert count_rows(dbt, "acme") == 5
