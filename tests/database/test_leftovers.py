@@ -269,15 +269,16 @@ def test_a_move_killed_between_its_marker_and_its_slot(
     name = move_name(tenancy.get_tenant("acme").schema)
     report = tenancy.doctor()
     found = {f.problem: f for f in report.findings}
-    # the half-made target is the move's intent's finding (not an unregistered copy)
     assert {(f.problem, f.tenant) for f in report.findings} == {
-        (Problem.REPLICATION_LEFTOVER, "acme"), (Problem.UNFINISHED, "acme"),
+        (Problem.REPLICATION_LEFTOVER, "acme"),
+        (Problem.UNFINISHED, "acme"),  # the move's intent: its half-made target is its own
     }
     assert found[Problem.REPLICATION_LEFTOVER].subject == name
     leftover = found[Problem.REPLICATION_LEFTOVER].detail
     assert "publication in database" in leftover and "marker table" in leftover
     assert "slot" not in leftover.replace("slot makes", "")  # none was made
     assert "the copy was not finished" in found[Problem.UNFINISHED].detail
+    assert found[Problem.UNFINISHED].fix and not found[Problem.UNFINISHED].destructive
     report = tenancy.doctor(fix=True)  # safe fixes only
     assert report.ok, report.findings
     assert_no_replication(tenancy)
