@@ -293,6 +293,16 @@ def test_session_and_connection_run_as_the_tenant(door: Door) -> None:
     assert door.connect("a", lambda c: outcome(c, door.world.forbidden)) == HELD
 
 
+def test_streaming_connections_run_as_the_tenant(world: World) -> None:
+    """A connection that streams (server-side cursors) still switches role at begin."""
+    for options in ({"stream_results": True}, {"yield_per": 10}):
+        with world.setup.connection("a") as conn:
+            streaming = conn.execution_options(**options)
+            with streaming.begin():
+                who = streaming.execute(sa.text("SELECT current_user")).scalar()
+        assert who == world.roles["a"], options
+
+
 def test_one_role_statement_per_transaction(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -617,13 +627,18 @@ def test_admin_session_and_connection_follow_the_statement_tenant(world: World) 
             conn.rollback()  # as tenant a, b's rows are refused
 
 
-def test_across_runs_as_the_application(world: World) -> None:
-    """across() is an explicit cross-tenant read by the app: it runs as the app, read-only."""
+def test_across_reads_each_tenant_as_its_role(world: World) -> None:
+    """across() reads every tenant as that tenant's role, not as the application."""
     rows = list(world.setup.across(
         sa.text("SELECT current_user AS who, name FROM __tenant__.customers")
     ))
     assert {(r.tenant, r.row) for r in rows} == {
-        ("a", (world.app_role, "a secret")), ("b", (world.app_role, "b secret")),
+        ("a", (world.roles["a"], "a secret")), ("b", (world.roles["b"], "b secret")),
+    }
+    rows = list(world.setup.across(sa.text("SELECT current_user FROM __tenant__.customers"),
+                                   jobs=2))
+    assert {(r.tenant, r.row[0]) for r in rows} == {
+        ("a", world.roles["a"]), ("b", world.roles["b"]),
     }
 
 

@@ -3,9 +3,10 @@
 Tenants reached through the same engine (all schema tenants: one database) are batched: the
 statement is compiled once, rendered per tenant schema, and ``chunk`` tenants are sent as one
 ``UNION ALL`` with the tenant's name as a literal first column. Each batch runs in a
-``READ ONLY`` transaction. Tenants of other databases are batched per database. With
-``strict="login"`` each tenant is read on its own login engine, as its role: a tenant's views
-and functions never run as the application.
+``READ ONLY`` transaction. Tenants of other databases are batched per database. In strict mode
+no tenant is read as the application: with ``strict=True`` each tenant is read in its own
+transaction as its role (``SET LOCAL ROLE``, so no batching), with ``strict="login"`` on its own
+login engine.
 
 Raw SQL (``text()``, the CLI) names tenant tables with the placeholder schema:
 ``SELECT count(*) FROM __tenant__.orders`` (shared tables: ``public.users``).
@@ -29,6 +30,7 @@ from .models import TENANT_SCHEMA
 from .names import quote, validate_name
 from .registry import TenantInfo
 from .statements import statement_tables
+from .strict import ROLE_OPTION, role_name
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy
@@ -155,9 +157,10 @@ def across(
     """
     check_read_only(statement)
     infos = select_tenants(tenancy, tenants)
+    reader = _reader(tenancy)
     groups: dict[int, tuple[Engine, list[TenantInfo]]] = {}
     for info in infos:
-        engine = _reader(tenancy, info)
+        engine = reader(info)
         groups.setdefault(id(engine), (engine, []))[1].append(info)
     batches = [
         (engine, template, part)
@@ -180,12 +183,23 @@ def _serial(
             progress(len(part))
 
 
-def _reader(tenancy: Tenancy, info: TenantInfo) -> Engine:
-    """The engine that reads ``info``'s tables: in login mode the tenant's own."""
-    roles = tenancy.strict_roles
+def _reader(tenancy: Tenancy) -> Callable[[TenantInfo], Engine]:
+    """What gives the engine that reads a tenant's tables: in strict mode one acting as the
+    tenant's role (a distinct engine per tenant, so each is its own batch)."""
+    roles, strategy = tenancy.strict_roles, tenancy.strategy
+    if roles is None:
+        return lambda info: strategy.engine(info.location)
     if isinstance(roles, LoginRoles):
-        return roles.engines.engine(info.location, roles.engines.role(info.location))
-    return tenancy.strategy.engine(info.location)
+        logins = roles.engines
+        return lambda info: logins.engine(info.location, logins.role(info.location))
+    with tenancy.engine.connect() as conn:
+        database = roles.database(conn)  # role names carry the main database's name
+
+    def as_role(info: TenantInfo) -> Engine:
+        role = role_name(info.location.database or database, info.location.schema)
+        return strategy.engine(info.location).execution_options(**{ROLE_OPTION: role})
+
+    return as_role
 
 
 def _parallel(

@@ -19,6 +19,7 @@ it instead of pooling it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -72,28 +73,27 @@ def reset_psycopg(
     dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
 ) -> None:
     """The ``reset`` hook of sync psycopg engines."""
-    if not _due(record, state):
-        return
-    dbapi_connection.rollback()
-    autocommit = dbapi_connection.autocommit
-    dbapi_connection.autocommit = True
-    try:
-        dbapi_connection.execute(RESET)
-    finally:
-        dbapi_connection.autocommit = autocommit
+    if _due(record, state):
+        _in_autocommit(dbapi_connection, lambda: dbapi_connection.execute(RESET))
 
 
 def reset_psycopg_async(
     dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState
 ) -> None:
     """The ``reset`` hook of async psycopg engines (runs in SQLAlchemy's greenlet)."""
-    if not _due(record, state):
-        return
+    if _due(record, state):
+        driver = dbapi_connection.driver_connection
+        _in_autocommit(dbapi_connection, lambda: await_only(driver.execute(RESET)))
+
+
+def _in_autocommit(dbapi_connection: Any, run: Callable[[], object]) -> None:
+    """End the transaction, then ``run`` outside one (``DISCARD``-like statements refuse
+    transaction blocks)."""
     dbapi_connection.rollback()
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:
-        await_only(dbapi_connection.driver_connection.execute(RESET))
+        run()
     finally:
         dbapi_connection.autocommit = autocommit
 

@@ -60,7 +60,10 @@ def _begin(conn: Connection) -> None:
     if role and not conn.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
         poolreset.mark(conn.connection)
         sql = f"SET LOCAL ROLE {quote(role)}"
-        conn.exec_driver_sql(sql, execution_options={_SWITCHING: True})
+        # never a server-side cursor, whatever the connection streams (a DECLARE cannot SET)
+        conn.exec_driver_sql(sql, execution_options={
+            _SWITCHING: True, "stream_results": False, "yield_per": None,
+        })
 
 
 def _begin_twophase(conn: Connection, xid: Any) -> None:
