@@ -6,8 +6,9 @@ What a killed operation can leave behind:
   (all named :func:`~tenantry.replication.move_name`);
 * a move, promotion or demotion: the copy it was making, never registered;
 * a rename: a tenant database that refuses connections (``ALLOW_CONNECTIONS false``);
-* a template build: a template database never finished (no head in its comment), or one left
-  on a server where none of the Tenancy's tenants live.
+* a template build: a template database never finished (no head in its comment). A finished
+  template on a server without tenants is a cache, not a leftover: the next tenant created
+  there uses it.
 
 :meth:`Leftovers.find` lists them, skipping tenants whose lock a running operation holds.
 :meth:`Leftovers.fix` removes one only when that provably loses nothing: tenantry's own
@@ -102,7 +103,7 @@ class Leftovers:
         return [
             *self._replication(conn, infos, shut),
             *closed,
-            *self._templates(conn, [i.location for i in infos] + stored),
+            *self._templates(conn),
             *self._copies(conn, infos, stored, shut),
         ]
 
@@ -182,14 +183,12 @@ class Leftovers:
             ))
         return found
 
-    def _templates(self, conn: Connection, locations: list[Location]) -> list[Leftover]:
-        """Template databases never finished, or on a server without tenant databases
-        (registered or not)."""
+    def _templates(self, conn: Connection) -> list[Leftover]:
+        """Template databases whose build never finished."""
         strategy = self.tenancy.strategy
         if not isinstance(strategy, DatabaseStrategy):
             return []
         name = strategy.template_name()
-        used = {place_of(location)[0] for location in locations if location.database}
         found = []
         for server, engine in self.servers.items():
             with engine.connect() as admin:
@@ -199,16 +198,13 @@ class Leftovers:
                 ), {"d": name}).first()
             if row is None or not self._idle(conn, creator_lock(server)):
                 continue  # none, or a tenant (or the template) is being created there
-            if not (row[0] or "").startswith(template_mark("")):
-                reason = "never finished (its build was interrupted)"
-            elif server not in used:
-                reason = "no tenant database of this Tenancy is on this server"
-            else:
-                continue  # in use (one built at an older head is rebuilt on the next create)
+            if (row[0] or "").startswith(template_mark("")):
+                continue  # finished (one built at an older head is rebuilt on the next create)
             found.append(Leftover(
                 Kind.TEMPLATE, None, name, f"template database {name} on server {server}: "
-                f"{reason}", "drop it (tenantry rebuilds it from the migrations when it next "
-                "creates a tenant there)", server,
+                "never finished (its build was interrupted)",
+                "drop it (tenantry rebuilds it from the migrations when it next creates a "
+                "tenant there)", server,
             ))
         return found
 

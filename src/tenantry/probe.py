@@ -23,12 +23,14 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql import ClauseElement
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("tenantry.probe")
 
@@ -114,7 +116,9 @@ class Probe:
             cparams.setdefault("connect_timeout", CONNECT_TIMEOUT)
             cparams.setdefault("application_name", APPLICATION_NAME)
             try:
-                conn = psycopg.connect(*cargs, **cparams, autocommit=True)
+                # the driver is loaded on first need: importing tenantry loads none
+                driver = PGDialect_psycopg.import_dbapi()  # type: ignore[no-untyped-call]
+                conn = driver.connect(*cargs, **cparams, autocommit=True)
                 conn.execute(_SESSION)
             except Exception:
                 self._failed = time.monotonic()
