@@ -321,9 +321,8 @@ def test_the_next_move_clears_a_killed_moves_marker_and_publication(
     assert snapshot(tenancy, "acme") == before
     assert markers(tenancy) == 0  # not copied as if it were a tenant table
     assert_no_replication(tenancy)
-    left = tenancy.doctor().findings  # only the template the tenant left behind on main
-    assert [(f.problem, f.detail.split(":")[0]) for f in left] == [(
-        Problem.TEMPLATE_LEFTOVER, f"template database {left[0].subject} on server main")]
+    report = tenancy.doctor()  # the template left on main is a cache, not a finding
+    assert report.ok, report.findings
 
 
 def test_the_copy_never_includes_a_move_marker(make_tenancy: Callable[..., Tenancy]) -> None:
