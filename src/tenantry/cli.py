@@ -20,7 +20,6 @@ from rich.table import Table
 
 from . import fleet, urls
 from .across import DEFAULT_CHUNK
-from .aio.engine import sync_url
 from .doctor import DoctorReport
 from .errors import ConfigurationError, TenantryError
 from .fleet import Drift
@@ -92,7 +91,7 @@ def admin_url(url: str) -> sa.URL:
     A bad URL is a :class:`ConfigurationError` that does not echo it.
     """
     parsed = urls.parse(url)
-    return sync_url(parsed) if urls.is_async(parsed) else parsed
+    return urls.sync_url(parsed) if urls.is_async(parsed) else parsed
 
 
 def load_app(spec: str) -> Tenancy:

@@ -29,6 +29,8 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.sql import ClauseElement
 
+from .urls import sync_url
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -50,16 +52,9 @@ CONNECT_TIMEOUT = 2
 # The probe's statements are catalog and registry lookups: never worth a long wait.
 _SESSION = "SELECT set_config('statement_timeout', '1s', false), " \
     "set_config('lock_timeout', '100ms', false)"
-# Query-string options of asyncpg URLs that psycopg rejects (as in tenantry.aio.sync_url).
-_ASYNCPG_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 # Questions are compiled for psycopg and run on a plain psycopg connection: no SQLAlchemy
 # engine, so no dialect initialisation (several round trips) on a probe's first use.
 _DIALECT = PGDialect_psycopg()  # type: ignore[no-untyped-call]
-
-
-def sync_twin(url: URL) -> URL:
-    """``url`` with the psycopg 3 driver (the probe's), whatever driver the engine uses."""
-    return url.difference_update_query(_ASYNCPG_ONLY).set(drivername="postgresql+psycopg")
 
 
 class Probe:
@@ -156,7 +151,7 @@ _registry_lock = threading.Lock()  # guards ``_probes``; never held while talkin
 def probe_for(engine: Engine | URL) -> Probe:
     """The probe of the database of ``engine`` (or of a URL): made on first use, marked
     recently used."""
-    url = sync_twin(engine if isinstance(engine, URL) else engine.url)
+    url = sync_url(engine if isinstance(engine, URL) else engine.url)
     with _registry_lock:
         probe = _probes.get(url)
         if probe is not None:
@@ -180,7 +175,7 @@ def rows(engine: Engine | URL, statement: ClauseElement) -> Rows | None:
 
 def close_for(engine: Engine | URL) -> None:
     """Close the probe of ``engine``'s database, if open (:meth:`Tenancy.dispose` calls it)."""
-    url = sync_twin(engine if isinstance(engine, URL) else engine.url)
+    url = sync_url(engine if isinstance(engine, URL) else engine.url)
     with _registry_lock:
         probe = _probes.pop(url, None)
     if probe is not None:

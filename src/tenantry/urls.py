@@ -25,6 +25,16 @@ def parse(url: str | URL) -> URL:
         ) from None
 
 
+#: Query-string options that only the asyncpg dialect understands (psycopg rejects them).
+ASYNCPG_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
+
+def sync_url(url: str | URL) -> URL:
+    """The psycopg 3 (sync) twin of a URL of any PostgreSQL driver (admin work, probes)."""
+    parsed = parse(url).difference_update_query(ASYNCPG_ONLY)
+    return parsed.set(drivername="postgresql+psycopg")
+
+
 def is_async(url: URL) -> bool:
     """Whether ``url`` names an asyncio driver (asyncpg, psycopg_async)."""
     return bool(_dialect(url).is_async)

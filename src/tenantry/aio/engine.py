@@ -10,14 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .. import instrumentation
 from ..errors import ConfigurationError
+from ..urls import ASYNCPG_ONLY, sync_url
+
+__all__ = ["DRIVERS", "Driver", "async_url", "make_async_engine", "sync_url"]
 
 Driver = Literal["psycopg", "asyncpg"]
 
 #: Async drivers tenantry supports, by the name users pass as ``driver=``.
 DRIVERS: dict[str, str] = {"psycopg": "postgresql+psycopg", "asyncpg": "postgresql+asyncpg"}
-
-# Query-string options that only the asyncpg dialect understands.
-_ASYNCPG_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
 def async_url(url: str | URL, driver: Driver | None = None) -> URL:
@@ -33,14 +33,8 @@ def async_url(url: str | URL, driver: Driver | None = None) -> URL:
             f"unknown async driver {driver!r}; choose one of {sorted(DRIVERS)}"
         )
     if driver != "asyncpg":
-        parsed = parsed.difference_update_query(_ASYNCPG_ONLY)
+        parsed = parsed.difference_update_query(ASYNCPG_ONLY)
     return parsed.set(drivername=DRIVERS[driver])
-
-
-def sync_url(url: str | URL) -> URL:
-    """The psycopg 3 (sync) twin of an async URL, for admin work done in threads."""
-    parsed = sa.make_url(url).difference_update_query(_ASYNCPG_ONLY)
-    return parsed.set(drivername="postgresql+psycopg")
 
 
 def make_async_engine(url: str | URL, driver: Driver | None = None, **options: Any) -> AsyncEngine:

@@ -28,7 +28,7 @@ from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
 from ..scripts import rename_schema
-from ..urls import sync_engine_url
+from ..urls import sync_engine_url, sync_url
 from .base import Strategy, prepared, schema_exists
 
 log = logging.getLogger("tenantry")
@@ -152,7 +152,7 @@ class DatabaseStrategy(Strategy):
         logs in as), through a probe (:mod:`tenantry.probe`), outside every pool and the
         budget; ``False`` when it cannot tell.
         """
-        url = probe.sync_twin(url)
+        url = sync_url(url)
         for server in self.servers.values():
             same = server.set(database=url.database, username=url.username, password=url.password)
             if same == url:
