@@ -44,10 +44,13 @@ def downgrade():
 '''
 CHILD = '''
 import json, resource, sys, time
-from tenantry import Tenancy, fleet
+from tenantry import Tenancy, executors
 chosen = []  # what jobs="auto" decided
-decide = fleet.auto_processes
-fleet.auto_processes = lambda seconds, cpus=None: chosen.append(decide(seconds, cpus)) or chosen[-1]
+decide = executors.auto_processes
+def counted(seconds, cpus=None):
+    chosen.append(decide(seconds, cpus))
+    return chosen[-1]
+executors.auto_processes = counted
 t = Tenancy(sys.argv[1], tenant_migrations=sys.argv[2])
 patterns = json.loads(sys.argv[4])
 jobs = sys.argv[3] if sys.argv[3] == "auto" else int(sys.argv[3])

@@ -154,10 +154,27 @@ def test_tenant_dropped_elsewhere_surfaces_as_unknown_tenant(
         async with AsyncTenancy(acme_globex, driver=driver) as at:  # type: ignore[arg-type]
             async with at.session("acme") as s:
                 assert await s.scalar(sa.select(Customer.name)) == "acme-seed"
-            acme_globex.drop_tenant("acme", confirm=True)  # behind the async cache's back
+            elsewhere = Tenancy(acme_globex.engine)  # another process's view of the registry
+            elsewhere.drop_tenant("acme", confirm=True)  # behind the async cache's back
             async with at.session("acme") as s:
                 with pytest.raises(UnknownTenant, match="acme"):
                     await s.execute(sa.select(Customer))
+
+    asyncio.run(main())
+
+
+def test_changes_through_the_sync_facade_reach_the_async_routes(
+    acme_globex: Tenancy, driver: str
+) -> None:
+    """One core: a drop through the Tenancy the AsyncTenancy wraps forgets the async route."""
+    async def main() -> None:
+        async with AsyncTenancy(acme_globex, driver=driver) as at:  # type: ignore[arg-type]
+            await at.route("acme")
+            assert "acme" in at.router
+            acme_globex.drop_tenant("acme", confirm=True)
+            assert "acme" not in at.router
+            with pytest.raises(UnknownTenant, match="acme"):
+                await at.session("acme")
 
     asyncio.run(main())
 

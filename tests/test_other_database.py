@@ -47,7 +47,7 @@ def split(tenancy: Tenancy, admin_engine: Engine) -> Iterator[Tenancy]:
                          .values(database=sa.make_url(url).database))
             conn.exec_driver_sql('DROP SCHEMA "tenant_far" CASCADE')
         tenancy.strategy = TwoDatabases(tenancy.engine, tenancy.prefix, other)
-        tenancy._known.clear()
+        tenancy.core.router.clear()
         with tenancy.session("acme") as s:
             s.add(Customer(name="Ann"))
             s.commit()
@@ -56,7 +56,7 @@ def split(tenancy: Tenancy, admin_engine: Engine) -> Iterator[Tenancy]:
             s.commit()
         yield tenancy
     finally:
-        tenancy._known.clear()
+        tenancy.core.router.clear()
         other.dispose()
         drop_database(admin_engine, url)
 

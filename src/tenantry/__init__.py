@@ -28,7 +28,7 @@ from .errors import (
     UnfinishedOperation,
     UnknownTenant,
 )
-from .fleet import Drift, TenancyConfig
+from .fleet import Drift
 from .jobs import TenantProcessPool
 from .logs import TenantFilter
 from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
@@ -37,7 +37,7 @@ from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
 from .strategies.hybrid import HybridStrategy
-from .tenancy import Tenancy, make_engine
+from .tenancy import Tenancy, TenancyConfig, make_engine
 from .transfer import Manifest
 
 __all__ = [

@@ -18,12 +18,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import CompoundSelect, Select, TextClause
 from sqlalchemy.sql.compiler import Compiled
 
+from .core import Core
 from .errors import NotReadOnly, UnknownTenant
 from .logins import LoginRoles
 from .models import TENANT_SCHEMA
@@ -31,9 +32,6 @@ from .names import quote, validate_name
 from .registry import TenantInfo
 from .statements import statement_tables
 from .strict import ROLE_OPTION, role_name
-
-if TYPE_CHECKING:
-    from .tenancy import Tenancy
 
 #: Name of the literal column that carries the tenant in the batched SQL.
 TENANT_COLUMN = "tenantry_tenant"
@@ -125,14 +123,14 @@ def _run_batch(
             yield TenantRow(row[0], tuple(row[1:]), columns)
 
 
-def select_tenants(tenancy: Tenancy, tenants: Iterable[str] | None) -> list[TenantInfo]:
+def select_tenants(core: Core, tenants: Iterable[str] | None) -> list[TenantInfo]:
     """Registry rows of ``tenants`` (default: every usable tenant), in name order."""
     if tenants is None:
-        return [i for i in tenancy.list_tenants() if i.usable]
+        return [i for i in core.store.all() if i.usable]
     wanted = list(dict.fromkeys(tenants))
     for name in wanted:
-        validate_name(name, tenancy.prefix)
-    known = {i.name: i for i in tenancy.list_tenants()}
+        validate_name(name, core.prefix)
+    known = {i.name: i for i in core.store.all()}
     missing = [n for n in wanted if n not in known or not known[n].usable]
     if missing:
         raise UnknownTenant(missing[0], f"cannot query across {missing}")
@@ -140,7 +138,7 @@ def select_tenants(tenancy: Tenancy, tenants: Iterable[str] | None) -> list[Tena
 
 
 def across(
-    tenancy: Tenancy,
+    core: Core,
     statement: Any,
     tenants: Iterable[str] | None = None,
     *,
@@ -156,8 +154,8 @@ def across(
     number of tenants it covered.
     """
     check_read_only(statement)
-    infos = select_tenants(tenancy, tenants)
-    reader = _reader(tenancy)
+    infos = select_tenants(core, tenants)
+    reader = _reader(core)
     groups: dict[int, tuple[Engine, list[TenantInfo]]] = {}
     for info in infos:
         engine = reader(info)
@@ -183,16 +181,16 @@ def _serial(
             progress(len(part))
 
 
-def _reader(tenancy: Tenancy) -> Callable[[TenantInfo], Engine]:
+def _reader(core: Core) -> Callable[[TenantInfo], Engine]:
     """What gives the engine that reads a tenant's tables: in strict mode one acting as the
     tenant's role (a distinct engine per tenant, so each is its own batch)."""
-    roles, strategy = tenancy.strict_roles, tenancy.strategy
+    roles, strategy = core.strict_roles, core.strategy
     if roles is None:
         return lambda info: strategy.engine(info.location)
     if isinstance(roles, LoginRoles):
         logins = roles.engines
         return lambda info: logins.engine(info.location, logins.role(info.location))
-    with tenancy.engine.connect() as conn:
+    with core.engine.connect() as conn:
         database = roles.database(conn)  # role names carry the main database's name
 
     def as_role(info: TenantInfo) -> Engine:

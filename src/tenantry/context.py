@@ -40,6 +40,28 @@ def use(name: str | None) -> Iterator[str | None]:
         _current.reset(token)
 
 
+def enter(name: str | None) -> contextvars.Token[str | None]:
+    """Make ``name`` current until :func:`leave` is given the token: for hooks that cannot wrap
+    a block (task signals, a request's context). The caller has checked the name."""
+    return _current.set(name)
+
+
+def leave(token: contextvars.Token[str | None]) -> None:
+    """Undo the :func:`enter` that returned ``token`` (``ValueError``: another context's)."""
+    _current.reset(token)
+
+
+@contextmanager
+def working_on(name: str) -> Iterator[None]:
+    """Make registered tenant ``name`` current for tenantry's own work on it (migrations), so
+    logs name it; unlike :func:`use`, no syntax check (a registered name may predate one)."""
+    token = enter(name)
+    try:
+        yield
+    finally:
+        leave(token)
+
+
 def carry(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` so that it runs with the tenant that is current *now*, wherever it is called.
 

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
@@ -23,14 +23,11 @@ from sqlalchemy.orm.state import InstanceState
 from .errors import AdminSessionRequired, TenantMismatch
 from .models import TENANT_SCHEMA
 from .names import validate_name
-from .statements import TENANT_OPTION, resolve, statement_tables, touches_tenant_tables
-
-if TYPE_CHECKING:
-    from .tenancy import Tenancy
+from .statements import TENANT_OPTION, Resolver, statement_tables, touches_tenant_tables
 
 _ASSIGNED = "tenantry_assigned"
 SESSION_TENANT = "tenantry_tenant"  # session.info key set by Tenancy.session()
-SESSION_ADMIN = "tenantry_admin"  # session.info key of admin sessions: the Tenancy
+SESSION_ADMIN = "tenantry_admin"  # session.info key of admin sessions: the resolver
 
 
 def is_tenant_mapper(mapper: Mapper[Any]) -> bool:
@@ -109,12 +106,12 @@ class AdminSession(Session):
     parameter lists is not supported here (use one admin Core connection per tenant).
     """
 
-    def __init__(self, tenancy: Tenancy, **kwargs: Any) -> None:
+    def __init__(self, resolver: Resolver, **kwargs: Any) -> None:
         info = dict(kwargs.pop("info", None) or {})
-        info.update({SESSION_TENANT: None, SESSION_ADMIN: tenancy})
-        kwargs.setdefault("bind", tenancy.engine)
+        info.update({SESSION_TENANT: None, SESSION_ADMIN: resolver})
+        kwargs.setdefault("bind", resolver.engine)
         super().__init__(info=info, **kwargs)
-        self.tenancy = tenancy
+        self.resolver = resolver
         self.connection_callable = self._tenant_connection
 
     def _tenant_connection(
@@ -124,7 +121,7 @@ class AdminSession(Session):
         tenant = tenant_of(instance) if instance is not None else None
         if tenant is None:
             return self.connection(bind_arguments={"mapper": mapper})
-        engine, _ = resolve(self.tenancy, tenant)
+        engine, _ = self.resolver.resolve(tenant)
         return self.connection(bind_arguments={"bind": engine})
 
 
@@ -154,18 +151,18 @@ def _route_orm(state: ORMExecuteState) -> None:
         if touches:
             state.update_execution_options(identity_token=bound)
         return
-    tenancy = info.get(SESSION_ADMIN)
+    resolver: Resolver | None = info.get(SESSION_ADMIN)
     if named is not None and token is not None and named != token and touches:
         raise TenantMismatch(token, named, statement_tables(state.statement),
                              what="statement (loading an instance of another tenant)")
     tenant = named or token
     if tenant is None:
         return  # shared tables only, or the guard raises NoTenantSelected
-    if tenancy is None:
+    if resolver is None:
         if touches:
             raise AdminSessionRequired(tenant, statement_tables(state.statement))
         return
-    engine, _ = resolve(tenancy, tenant, state.statement)
+    engine, _ = resolver.resolve(tenant, state.statement)
     state.bind_arguments["bind"] = engine
     if touches:
         state.update_execution_options(identity_token=tenant)

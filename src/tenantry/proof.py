@@ -2,7 +2,7 @@
 
 A *fingerprint* is each table's row count and an md5 over its rows (each row's md5, sorted),
 keyed ``schema.table``. tenantry's own move marker tables are left out: they are not the
-tenant's data. ``doctor`` and :mod:`tenantry.leftovers` drop storage only on such proof;
+tenant's data. ``doctor`` and :mod:`tenantry.doctor.leftovers` drop storage only on such proof;
 otherwise they report it for a person to decide.
 """
 

@@ -182,7 +182,7 @@ def tenantry_tenant(pytestconfig: pytest.Config, tenantry_tenancy: Tenancy) -> s
 @pytest.fixture
 def tenantry_connection(tenantry_tenancy: Tenancy, tenantry_tenant: str) -> Iterator[Connection]:
     """A connection routed to the test tenant, in a transaction rolled back after the test."""
-    with tenantry_tenancy._route(tenantry_tenant).connect() as conn:
+    with tenantry_tenancy.connection(tenantry_tenant) as conn:
         outer = conn.begin()
         try:
             yield conn

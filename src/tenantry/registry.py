@@ -101,19 +101,19 @@ class TenantInfo:
 
 
 # Advisory-lock key space: (classid, objid). The class id keeps our locks apart from the app's.
-_LOCK_CLASS = 0x7E7A  # "tenantry"
+LOCK_CLASS = 0x7E7A  # "tenantry"
 _GLOBAL_LOCK = "__tenantry_global__"
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     # crc32 fits a signed int4 after the shift; stable across processes and Python versions.
     return zlib.crc32(name.encode()) - 2**31
 
 
 def lock_tenants(conn: Connection, names: Iterable[str]) -> None:
     """Take transaction-scoped advisory locks on ``names`` (in a stable order: no deadlock)."""
-    for key in sorted({_lock_key(n) for n in names}):
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    for key in sorted({lock_key(n) for n in names}):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_CLASS, key)))
 
 
 def lock_global(conn: Connection) -> None:
@@ -183,5 +183,5 @@ def delete(conn: Connection, name: str) -> None:
 
 def try_lock_tenant(conn: Connection, name: str) -> bool:
     """Take ``name``'s transaction-scoped lock if nobody holds it; whether that worked."""
-    query = sa.select(sa.func.pg_try_advisory_xact_lock(_LOCK_CLASS, _lock_key(name)))
+    query = sa.select(sa.func.pg_try_advisory_xact_lock(LOCK_CLASS, lock_key(name)))
     return bool(conn.execute(query).scalar())

@@ -16,19 +16,16 @@ it only acts on statements that carry the ``tenant`` option.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import util as sql_util
 
-from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch, UnknownTenant
+from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch
 from .models import TENANT_SCHEMA
 from .registry import TenantInfo
 from .strict import ROLE_OPTION
-
-if TYPE_CHECKING:
-    from .tenancy import Tenancy
 
 #: The execution option that names a statement's tenant.
 TENANT_OPTION = "tenant"
@@ -56,27 +53,18 @@ def touches_tenant_tables(statement: Any) -> bool:
         return False
 
 
-def resolve(
-    tenancy: Tenancy, tenant: str, statement: Any = None
-) -> tuple[Engine, TenantInfo]:
-    """The routed engine of ``tenant`` and its registry row (:class:`UnknownTenant` if none)."""
-    try:
-        engine = tenancy._route(tenant)
-    except UnknownTenant as exc:
-        tables = statement_tables(statement) if statement is not None else []
-        if not tables:
-            raise
-        detail = str(exc).partition(": ")[2]
-        where = f"named by a statement on {', '.join(tables)}"
-        raise UnknownTenant(tenant, f"{detail}; {where}" if detail else where) from None
-    hit = tenancy._known.get(tenant)
-    info = hit[0] if hit is not None else tenancy.get_tenant(tenant)
-    return engine, info
+class Resolver(Protocol):
+    """What routes a statement's tenant (the core of a Tenancy)."""
 
+    engine: Engine  # the main database's
 
-def same_database(tenancy: Tenancy, info: TenantInfo, engine: Engine) -> bool:
-    """Whether ``info``'s tables are reachable through ``engine``'s database."""
-    return tenancy.strategy.engine(info.location).url == engine.url
+    def resolve(self, tenant: str, statement: Any = None) -> tuple[Engine, TenantInfo]:
+        """The routed engine of ``tenant`` and its registry row."""
+        ...
+
+    def same_database(self, info: TenantInfo, engine: Engine) -> bool:
+        """Whether ``info``'s tables are reachable through ``engine``'s database."""
+        ...
 
 
 def describe_location(info: TenantInfo) -> str:
@@ -92,9 +80,9 @@ class StatementSchemas(dict[str, str]):
     strict); :mod:`tenantry.roleswitch` switches to it.
     """
 
-    def __init__(self, tenancy: Tenancy) -> None:
+    def __init__(self, resolver: Resolver) -> None:
         super().__init__({TENANT_SCHEMA: TENANT_SCHEMA})
-        self.tenancy = tenancy
+        self.resolver = resolver
         self.role: str | None = None
 
 
@@ -114,8 +102,8 @@ def _route_core(
         if wanted != bound:
             raise TenantMismatch(bound, wanted, statement_tables(elem))
     elif per_statement is not None:
-        routed, info = resolve(per_statement.tenancy, wanted, elem)
-        if not same_database(per_statement.tenancy, info, conn.engine):
+        routed, info = per_statement.resolver.resolve(wanted, elem)
+        if not per_statement.resolver.same_database(info, conn.engine):
             raise TenantElsewhere(wanted, describe_location(info), statement_tables(elem))
         per_statement[TENANT_SCHEMA] = info.schema
         per_statement.role = routed.get_execution_options().get(ROLE_OPTION)

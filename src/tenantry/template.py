@@ -205,7 +205,7 @@ class Templates:
         log.info("building the tenant template for revision %s", head)
         with self._locked() as conn:
             self._migrate_template(conn, head)
-            program = self._dump_program(conn)
+            program = self.dump_program(conn)
         # No connection is held while pg_dump runs (a pool of one server connection, as behind
         # PgBouncer, must not deadlock); the dump proves which revision it captured.
         dump = dump_schema(self.engine, TEMPLATE_SCHEMA, program)
@@ -244,7 +244,8 @@ class Templates:
         set_search_path(conn, TEMPLATE_SCHEMA)
         self.stream.upgrade(conn, TEMPLATE_SCHEMA)
 
-    def _dump_program(self, conn: Connection) -> str:
+    def dump_program(self, conn: Connection) -> str:
+        """The path of the ``pg_dump`` to use with this server (found once)."""
         if self._pg_dump is None:
             version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
             self._pg_dump = find_pg_dump(version // 10000, self._explicit)
@@ -263,7 +264,7 @@ class Templates:
         """Whether a suitable ``pg_dump`` exists (checked once)."""
         try:
             with self.engine.connect() as conn:
-                self._dump_program(conn)
+                self.dump_program(conn)
         except ConfigurationError:
             return False
         return True

@@ -23,20 +23,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from . import intents, recovery, registry, sequences
+from . import lifecycle, recovery, sequences
+from .core import Core, HasCore, core_of
 from .errors import TenantExists, TransferError, UnfinishedOperation, UnknownTenant
 from .intents import Intent, Operation
 from .names import quote, validate_name
-from .registry import State, TenantInfo
+from .registry import Location, TenantInfo
 from .strategies.database import DatabaseStrategy
-
-if TYPE_CHECKING:
-    from .tenancy import Tenancy
 
 FORMAT = "tenantry-export"
 FORMAT_VERSION = 2
@@ -146,7 +144,7 @@ class _Table:
 
 
 def export_tenant(
-    tenancy: Tenancy,
+    tenancy: Core | HasCore,
     name: str,
     dest: str | Path,
     *,
@@ -159,10 +157,11 @@ def export_tenant(
     Everything is read in one REPEATABLE READ transaction (a consistent snapshot; ``pg_dump``
     shares it), through a server-side cursor, so memory does not grow with the table size.
     """
-    info = tenancy.get_tenant(name)
+    core = core_of(tenancy)
+    info = core.tenant(name)
     directory = _empty_directory(Path(dest))
     try:
-        manifest = _export(tenancy, info, directory, pg_dump, progress, batch_rows)
+        manifest = _export(core, info, directory, pg_dump, progress, batch_rows)
     except BaseException:
         for child in directory.iterdir():  # it was empty: leave no half-written export
             if child.is_dir():
@@ -175,22 +174,22 @@ def export_tenant(
 
 
 def _export(
-    tenancy: Tenancy,
+    core: Core,
     info: TenantInfo,
     directory: Path,
     pg_dump: bool,
     progress: Progress | None,
     batch_rows: int,
 ) -> Manifest:
-    engine = tenancy._route(info.name)
-    version_table = _version_table(tenancy)
+    engine = core.route(info.name)
+    version_table = _version_table(core)
     with engine.connect() as conn:
         conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             for setting in _SESSION_SETTINGS:
                 conn.exec_driver_sql(setting)
-            stream = tenancy.tenant_stream
+            stream = core.tenant_stream
             revision = (
                 stream.current(conn, info.schema) if stream is not None else info.revision
             )
@@ -246,8 +245,8 @@ def _empty_directory(path: Path) -> Path:
     return path
 
 
-def _version_table(tenancy: Tenancy) -> str:
-    stream = tenancy.tenant_stream
+def _version_table(core: Core) -> str:
+    stream = core.tenant_stream
     return stream.version_table if stream is not None else "alembic_version"
 
 
@@ -478,7 +477,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def import_tenant(
-    tenancy: Tenancy,
+    tenancy: Core | HasCore,
     src: str | Path,
     as_name: str,
     *,
@@ -496,102 +495,81 @@ def import_tenant(
     ``as_name`` is an error unless ``replace=True``, which drops it first (its data is lost:
     ``replace=True`` is the confirmation).
     """
+    core = core_of(tenancy)
     directory = Path(src)
     manifest = Manifest.read(directory)
-    validate_name(as_name, tenancy.prefix)
+    validate_name(as_name, core.prefix)
     _verify_checksums(directory, manifest)
-    stream = tenancy.tenant_stream
+    stream = core.tenant_stream
     if manifest.revision is not None:
         if stream is None:
             raise TransferError(
                 f"export of {manifest.tenant!r} is at revision {manifest.revision!r} but this "
                 "Tenancy has no tenant_migrations"
             )
-        if not _known_revision(tenancy, manifest.revision):
+        if not _known_revision(core, manifest.revision):
             raise TransferError(
                 f"export of {manifest.tenant!r} is at revision {manifest.revision!r}, unknown "
                 "to this application's tenant migrations"
             )
-    roles = tenancy.strict_roles
+    roles = core.strict_roles
     if roles is not None:
         roles.ensure_group()  # before the tenant lock, as create_tenant does
     if replace:  # DROP DATABASE cannot roll back with the import: a database tenant goes first
         try:
-            old = tenancy.get_tenant(as_name)
+            old = core.tenant(as_name)
         except UnknownTenant:
             old = None
         if old is not None and old.location.database is not None:
-            tenancy.drop_tenant(as_name, confirm=True)
-    with tenancy._begin() as main:
-        registry.lock_tenants(main, [as_name])
-        existing = registry.get(main, as_name)
-        pending = intents.find(main, as_name)
-        if existing is None and pending is not None:
-            resumed = _resume(tenancy, main, as_name, pending)
-            if resumed is not None:
-                return resumed
-        if existing is not None:
-            if not replace:
-                raise TenantExists(
-                    f"tenant {as_name!r} exists: pass replace=True (CLI: --replace --yes) to "
-                    "drop it and import over it"
-                )
-            tenancy.strategy.drop(main, existing.location)
-            if roles is not None:
-                with tenancy._role_connection(main, existing.location) as roles_conn:
-                    roles.drop(roles_conn, as_name, existing.location)
-            registry.delete(main, as_name)
-        location = tenancy.strategy.locate(as_name, main)
-        if tenancy.strategy.exists(main, location):
+            lifecycle.drop(core, as_name, confirm=True)
+    def fill(conn: Connection, location: Location) -> str | None:
+        if manifest.revision is not None and stream is not None:
+            revision = stream.upgrade(conn, location.schema, manifest.revision).after
+        else:
+            revision = core.build_tenant_tables(conn, location.schema)
+        _load(conn, location.schema, directory, manifest, as_name, progress, batch_rows,
+              _version_table(core))
+        if upgrade and stream is not None:
+            revision = stream.upgrade(conn, location.schema).after
+        if roles is not None:  # strict mode: the new tenant's role owns what was loaded
+            roles.provision(conn, as_name, location)
+        return revision
+
+    with core.store.work([as_name], Operation.IMPORT) as work:
+        existing = work.row(as_name)
+        if existing is None:
+            pending = work.unfinished()
+            if pending is not None:
+                resumed = _resume(core, work.main, as_name, pending)
+                if resumed is not None:
+                    return resumed
+        elif not replace:
             raise TenantExists(
-                f"storage {location.schema!r} for tenant {as_name!r} exists but is not registered"
+                f"tenant {as_name!r} exists: pass replace=True (CLI: --replace --yes) to "
+                "drop it and import over it"
             )
-        own_steps = location.database is not None
-        if own_steps:  # CREATE DATABASE commits on its own: record the intent first
-            intents.begin(tenancy.engine, Intent(Operation.IMPORT, as_name, None, location))
-        try:
-            with tenancy.strategy.storage(main, as_name, location, create=True) as conn:
-                if manifest.revision is not None and stream is not None:
-                    revision = stream.upgrade(conn, location.schema, manifest.revision).after
-                else:
-                    revision = tenancy._build_tenant_tables(conn, location.schema)
-                _load(
-                    conn, location.schema, directory, manifest, as_name, progress, batch_rows,
-                    _version_table(tenancy),
-                )
-                if upgrade and stream is not None:
-                    revision = stream.upgrade(conn, location.schema).after
-                if roles is not None:  # strict mode: the new tenant's role owns what was loaded
-                    roles.provision(conn, as_name, location)
-        except BaseException:
-            if own_steps and isinstance(tenancy.strategy, DatabaseStrategy):  # (always, then)
-                recovery.discard_failed_create(tenancy.strategy, tenancy.engine, main, as_name,
-                                               location)
-            raise
-        info = registry.insert(
-            main, as_name, tenancy._kind_of(location), location, State.READY, revision
-        )
-        intents.clear(main, as_name)
-    tenancy._forget(as_name)
-    return info
+        else:
+            lifecycle.remove(core, work, existing)
+        location = core.locate_new(as_name, work.main, None)
+        return lifecycle.provision(core, work, as_name, location, fill)
 
 
-def _resume(tenancy: Tenancy, main: Connection, name: str, pending: Intent) -> TenantInfo | None:
+def _resume(core: Core, main: Connection, name: str, pending: Intent) -> TenantInfo | None:
     """An import of ``name`` killed part-way: its tenant if the load had committed, else
     ``None`` (what it made is dropped: the import starts again)."""
-    strategy = tenancy.strategy
-    if pending.operation != Operation.IMPORT or not isinstance(strategy, DatabaseStrategy):
+    strategy = core.strategy
+    if not isinstance(strategy, DatabaseStrategy):
         raise UnfinishedOperation(
             f"tenant {name!r} has an unfinished {pending.describe()}: finish it first "
             f"({pending.command()}, or tenantry doctor --fix)"
         )
     assert pending.dest is not None
-    return recovery.resume_create(strategy, tenancy.tenant_stream, tenancy.engine, main, name,
+    return recovery.resume_create(strategy, core.tenant_stream, core.engine, main, name,
                                   pending.dest)
 
 
-def _known_revision(tenancy: Tenancy, revision: str) -> bool:
-    stream = tenancy.tenant_stream
+def _known_revision(core: Core, revision: str) -> bool:
+    stream = core.tenant_stream
     assert stream is not None
     try:
         return stream.script.get_revision(revision) is not None

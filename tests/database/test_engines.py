@@ -426,7 +426,7 @@ def test_engines_dropped_for_good_are_not_kept_alive_by_cached_routes(
     touch("t0")
     first = weakref.ref(engines.get("main", f"{tenancy.prefix}t0"))
     touch("t1")  # t0 evicted, not parked: gone for good
-    assert "t0" not in tenancy._known and "t1" in tenancy._known
+    assert "t0" not in tenancy.core.router and "t1" in tenancy.core.router
     gc.collect()
     assert first() is None  # nothing keeps the dropped engine (and its pool, dialect) alive
     assert touch("t0") == 0  # the route is read again from the registry
@@ -452,7 +452,7 @@ def test_async_routes_release_dropped_engines(
                 first = weakref.ref(conn.engine.sync_engine.pool)
             async with at.connection("t1") as conn:
                 await conn.exec_driver_sql("SELECT 1")
-            assert "t0" not in at._known and "t1" in at._known
+            assert "t0" not in at.router and "t1" in at.router
             gc.collect()
             assert first() is None
             async with at.connection("t0") as conn:  # routed again
@@ -489,7 +489,7 @@ def test_budget_slots_go_first_come_first_served(make_tenancy: Callable[..., Ten
                 order.append(name)
             time.sleep(0.05)
 
-    late = tenancy._database_strategy().engine(tenancy.locate("t4"))  # no connection yet
+    late = tenancy.core.database_strategy().engine(tenancy.locate("t4"))  # no connection yet
     waiters = []
     with tenancy.connection("t0") as conn:
         conn.exec_driver_sql("SELECT 1")

@@ -173,7 +173,7 @@ def test_a_server_that_never_answers_is_given_up_on(
             tenant_migrations=TENANT_DB, shared_migrations=MIGRATIONS / "shared",
             strategy="database",
         )
-        monkeypatch.setattr("tenantry.doctor.PROBE_TIMEOUT", 1)
+        monkeypatch.setattr("tenantry.doctor.findings.PROBE_TIMEOUT", 1)
         reports: list[DoctorReport] = []
         worker = threading.Thread(target=lambda: reports.append(broken.doctor()), daemon=True)
         worker.start()

@@ -19,7 +19,7 @@ def test_config_round_trips_and_hides_the_password(make_tenancy: MakeTenancy) ->
     assert "secret" not in repr(config.__class__("postgresql://u:secret@h/db"))
     rebuilt = config.build()
     try:
-        assert rebuilt.prefix == "org_" and rebuilt._provisioning == "migrations"
+        assert rebuilt.prefix == "org_" and rebuilt.core.provisioning == "migrations"
         assert rebuilt.tenant_stream is not None
         assert rebuilt.tenant_stream.head == t.tenant_stream.head  # type: ignore[union-attr]
         assert rebuilt.engine.url == t.engine.url

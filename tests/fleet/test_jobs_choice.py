@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tenantry import MigrationError, Tenancy, fleet
+from tenantry import MigrationError, Tenancy, executors
 from tenantry.cli import app
 
 from .test_migrate import add_revision
 
-WORTH = fleet.HELPER_WORTH
+WORTH = executors.HELPER_WORTH
 
 
 @pytest.mark.parametrize(
@@ -30,18 +30,18 @@ WORTH = fleet.HELPER_WORTH
 def test_auto_adds_a_process_per_helper_worth_of_work_up_to_the_cpus(
     seconds_left: float, cpus: int, load: float, expected: int
 ) -> None:
-    assert fleet.auto_processes(seconds_left, cpus=cpus, load=load) == expected
+    assert executors.auto_processes(seconds_left, cpus=cpus, load=load) == expected
 
 
 def test_jobs_are_checked() -> None:
-    assert fleet.checked(3) == 3 and fleet.checked("auto") == "auto"
+    assert executors.checked(3) == 3 and executors.checked("auto") == "auto"
     for bad in (0, -1, True, 2.0, "two"):
         with pytest.raises(MigrationError, match="jobs must be"):
-            fleet.checked(bad)  # type: ignore[arg-type]
-    assert fleet.parse_jobs("auto") == "auto" and fleet.parse_jobs("4") == 4
+            executors.checked(bad)  # type: ignore[arg-type]
+    assert executors.parse_jobs("auto") == "auto" and executors.parse_jobs("4") == 4
     for text in ("0", "x", ""):
         with pytest.raises(MigrationError, match="jobs must be"):
-            fleet.parse_jobs(text)
+            executors.parse_jobs(text)
 
 
 def notes_pids(t: Tenancy) -> set[str]:
@@ -72,10 +72,10 @@ def test_auto_starts_helpers_only_when_the_measured_pace_says_so(
     assert migrate_auto() == {me}  # 8 tenants: within the warm-up batch, no helper
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine
-    monkeypatch.setattr(fleet, "BATCH", 2)  # warm 2, time 2, then decide for the other 4
-    monkeypatch.setattr(fleet, "HELPER_WORTH", 1e6)  # the rest is never worth a helper
+    monkeypatch.setattr(executors, "BATCH", 2)  # warm 2, time 2, then decide for the other 4
+    monkeypatch.setattr(executors, "HELPER_WORTH", 1e6)  # the rest is never worth a helper
     assert migrate_auto() == {me}
-    monkeypatch.setattr(fleet, "HELPER_WORTH", 1e-9)  # always worth one
+    monkeypatch.setattr(executors, "HELPER_WORTH", 1e-9)  # always worth one
     pids = migrate_auto()
     assert me in pids and len(pids) == 2, pids
 

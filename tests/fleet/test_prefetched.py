@@ -118,7 +118,7 @@ def test_branches_and_merges_take_alembics_own_path(
     (versions_dir / "c1.py").write_text(revision("c1", "f003", "right_side"))
     (versions_dir / "m1.py").write_text(revision("m1", ("b1", "c1"), "merged"))
     t = make_tenancy(provisioning="migrations")
-    stream = t._tenant_stream()
+    stream = t.core.require_tenant_stream()
     assert stream.linear("f003", "m1") is None  # a branch is made, then merged
     assert stream.linear("m1", "f003") is None
     assert stream.linear("b1", "m1") is None

@@ -5,11 +5,12 @@ psycopg 3 async is the default driver; asyncpg is an option (``driver="asyncpg"`
 """
 
 from .engine import DRIVERS, async_url, make_async_engine, sync_url
-from .tenancy import AsyncTenancy, SessionOpener
+from .tenancy import SYNC_ONLY, AsyncTenancy, SessionOpener
 
 __all__ = [
     "DRIVERS",
     "AsyncTenancy",
+    "SYNC_ONLY",
     "SessionOpener",
     "async_url",
     "make_async_engine",

@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Generator, Sequence
+import itertools
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, ExceptionContext
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from .. import instrumentation, registry
+from .. import instrumentation
+from ..across import DEFAULT_CHUNK, TenantRow
 from ..context import current_tenant
 from ..context import use as use_context
-from ..errors import ConfigurationError, UnknownTenant
-from ..logins import LOGIN_OPTION, LoginRoles, LoginSecret
+from ..core import Router
+from ..doctor import DoctorReport
+from ..engines import EngineMetrics
+from ..errors import ConfigurationError
+from ..executors import Jobs
+from ..fleet import Drift
+from ..logins import LoginSecret
 from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
-from ..names import validate_name
 from ..registry import Location, TenantInfo
-from ..strategies import DatabaseStrategy, routing_options
-from ..strategies.database import MAIN_SERVER
-from ..strict import ROLE_OPTION
 from ..tenancy import Tenancy
+from ..transfer import Manifest, Progress
 from .engine import Driver, make_async_engine, sync_url
+from .routing import AsyncRouting
 
 
-class AsyncTenancy:
+class AsyncTenancy(AsyncRouting):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 
     ``bind`` is a URL, an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`, or an existing
@@ -88,7 +93,8 @@ class AsyncTenancy:
             self.admin, self._owns_admin = Tenancy(sync_url(bind), **admin_options), True
         asyncpg = self.engine.url.get_driver_name() == "asyncpg"
         self.driver: Driver = "asyncpg" if asyncpg else "psycopg"
-        self._known: dict[str, tuple[Location, AsyncEngine]] = {}
+        self.router: Router[AsyncEngine] = Router(self.admin.prefix)
+        self.admin.core.store.on_change(self.router.forget)  # its own changes, sync or async
         self._registry_ready = False
 
     def __repr__(self) -> str:
@@ -105,124 +111,12 @@ class AsyncTenancy:
 
     async def dispose(self) -> None:
         """Close the pools tenantry opened (async and admin)."""
-        self._known.clear()
+        self.router.clear()
         await self._dispose_tenant_engines()
         if self._owns_engine:
             await self.engine.dispose()
         if self._owns_admin:
             await asyncio.to_thread(self.admin.dispose)
-
-    # -- routing -------------------------------------------------------------------------
-
-    async def _dispose_tenant_engines(self) -> None:
-        """Close this AsyncTenancy's async engines of tenant databases (database strategy)."""
-        strategy, roles = self.admin.strategy, self.admin.strict_roles
-        if isinstance(roles, LoginRoles):  # login engines (and the strategy's, if shared)
-            await roles.engines.registry.discard_owner(self)
-        if isinstance(strategy, DatabaseStrategy):
-            await strategy.engines.discard_owner(self)
-
-    async def _engine_for(self, location: Location, tenant: str) -> AsyncEngine:
-        """The async engine reaching ``location``'s database, as the strategy places it.
-
-        With the database strategy, tenant databases' async engines come from the strategy's
-        :class:`~tenantry.engines.EngineRegistry` (``get_async``): one LRU and one
-        ``max_connections`` budget with the sync engines.
-        """
-        strategy, roles = self.admin.strategy, self.admin.strict_roles
-        if isinstance(roles, LoginRoles):  # strict="login": logged in as the tenant's role
-            return await self._login_engine(roles, location, tenant)
-        if not isinstance(strategy, DatabaseStrategy) or location.database is None:
-            return self.engine
-        server = location.server or MAIN_SERVER
-        main = self.admin.engine.url
-        if server == MAIN_SERVER and location.database == main.database:
-            return self.engine
-
-        def make(url: URL, **options: Any) -> AsyncEngine:
-            engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
-            self._watch_vanished(engine, tenant)
-            return engine
-
-        return await strategy.engines.get_async(
-            server, location.database, make, owner=self, on_drop=lambda: self._forget(tenant)
-        )
-
-    async def _login_engine(
-        self, roles: LoginRoles, location: Location, tenant: str
-    ) -> AsyncEngine:
-        """The async engine logged in as the tenant's role (the login engines' registry)."""
-        role = roles.engines.role(location)
-
-        def make(url: URL, **options: Any) -> AsyncEngine:
-            engine = make_async_engine(url, self.driver, **{**options, **self._engine_options})
-            if location.database is not None:  # a tenant database: it may be dropped or moved
-                self._watch_vanished(engine, tenant)
-            return engine
-
-        engine = await roles.engines.engine_async(
-            location, role, make, owner=self, on_drop=lambda: self._forget(tenant)
-        )
-        return engine.execution_options(**{LOGIN_OPTION: role})
-
-    def _watch_vanished(self, engine: AsyncEngine, tenant: str) -> None:
-        """A tenant database dropped, renamed or moved elsewhere: :class:`UnknownTenant`, and
-        the cached route is forgotten so that the next call reads the registry again."""
-        database = engine.url.database or ""
-        missing = f'database "{database}" does not exist'
-        strategy = self.admin.strategy
-        gone = strategy.database_gone if isinstance(strategy, DatabaseStrategy) else None
-
-        def vanished(ctx: ExceptionContext) -> BaseException | None:
-            if missing in str(ctx.original_exception) or (
-                ctx.is_disconnect and gone is not None and gone(engine.url)
-            ):
-                self._forget(tenant)
-                return UnknownTenant(tenant, f"database {database!r} no longer exists here")
-            return None
-
-        event.listen(engine.sync_engine, "handle_error", vanished)
-
-    async def _lookup(self, name: str) -> tuple[TenantInfo | None, dict[str, str]]:
-        """The registry row of ``name`` and, in strict mode, the option naming its role."""
-        if not self._registry_ready:
-            await asyncio.to_thread(self.admin.setup)
-            self._registry_ready = True
-        roles = self.admin.strict_roles
-        async with self.engine.connect() as conn:
-            info = await conn.run_sync(registry.get, name)
-            if roles is None or info is None or isinstance(roles, LoginRoles):
-                return info, {}  # login mode: the engine is logged in as the role already
-            return info, {ROLE_OPTION: await conn.run_sync(roles.role, info.location)}
-
-    async def route(self, name: str) -> AsyncEngine:
-        """The async engine, with routing options, for tenant ``name``; raises if unknown.
-
-        The registry is read once per tenant; later calls hit a cache.
-        """
-        hit = self._known.get(name)
-        if hit is not None:
-            location, routed = hit
-            base = await self._engine_for(location, name)  # keeps it recently used
-            if routed.sync_engine.pool is base.sync_engine.pool:
-                return routed
-            options = routed.get_execution_options()
-            role = {k: v for k, v in options.items() if k == ROLE_OPTION}
-        else:
-            validate_name(name, self.admin.prefix)
-            info, role = await self._lookup(name)
-            if info is None or not info.usable:
-                raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-            location = info.location
-            base = await self._engine_for(location, name)
-        # a new route, or its engine was evicted and dropped from the registry since
-        routed = base.execution_options(**routing_options(name, location.schema), **role)
-        self._known[name] = (location, routed)
-        return routed
-
-    def _forget(self, *names: str) -> None:
-        for name in names:
-            self._known.pop(name, None)
 
     def session(self, tenant: str | None = None, **kwargs: Any) -> SessionOpener:
         """An :class:`~sqlalchemy.ext.asyncio.AsyncSession` for ``tenant`` (default: current).
@@ -255,29 +149,13 @@ class AsyncTenancy:
             yield tenant
 
     # -- admin, delegated to the sync Tenancy in a worker thread ---------------------------
+    # Each method is the sync one of the same name and parameters (tests/test_parity.py);
+    # route changes reach this facade through the store (``on_change``).
 
     async def setup(self) -> None:
         """Create tenantry's registry table if needed."""
         await asyncio.to_thread(self.admin.setup)
         self._registry_ready = True
-
-    async def create_tenant(self, name: str) -> TenantInfo:
-        """See :meth:`Tenancy.create_tenant`."""
-        return await asyncio.to_thread(self.admin.create_tenant, name)
-
-    async def drop_tenant(self, name: str, *, confirm: bool = False) -> bool:
-        """See :meth:`Tenancy.drop_tenant` (needs ``confirm=True``)."""
-        try:
-            return await asyncio.to_thread(self.admin.drop_tenant, name, confirm=confirm)
-        finally:
-            self._forget(name)
-
-    async def rename_tenant(self, old: str, new: str) -> TenantInfo:
-        """See :meth:`Tenancy.rename_tenant`."""
-        try:
-            return await asyncio.to_thread(self.admin.rename_tenant, old, new)
-        finally:
-            self._forget(old, new)
 
     async def list_tenants(self) -> list[TenantInfo]:
         """See :meth:`Tenancy.list_tenants`."""
@@ -291,38 +169,167 @@ class AsyncTenancy:
         """See :meth:`Tenancy.tenant_exists`."""
         return await asyncio.to_thread(self.admin.tenant_exists, name)
 
+    async def locate(self, name: str) -> Location:
+        """See :meth:`Tenancy.locate`."""
+        return await asyncio.to_thread(self.admin.locate, name)
+
+    async def create_tenant(self, name: str, *, strategy: str | None = None) -> TenantInfo:
+        """See :meth:`Tenancy.create_tenant`."""
+        return await asyncio.to_thread(self.admin.create_tenant, name, strategy=strategy)
+
+    async def drop_tenant(self, name: str, *, confirm: bool = False) -> bool:
+        """See :meth:`Tenancy.drop_tenant` (needs ``confirm=True``)."""
+        return await asyncio.to_thread(self.admin.drop_tenant, name, confirm=confirm)
+
+    async def rename_tenant(self, old: str, new: str) -> TenantInfo:
+        """See :meth:`Tenancy.rename_tenant`."""
+        return await asyncio.to_thread(self.admin.rename_tenant, old, new)
+
+    async def rebuild_template(self) -> None:
+        """See :meth:`Tenancy.rebuild_template`."""
+        await asyncio.to_thread(self.admin.rebuild_template)
+
     async def migrate_shared(self, target: str = "heads") -> Step | None:
         """See :meth:`Tenancy.migrate_shared`."""
         return await asyncio.to_thread(self.admin.migrate_shared, target)
 
     async def migrate_tenant(self, name: str, target: str = "heads") -> TenantOutcome:
         """See :meth:`Tenancy.migrate_tenant`."""
-        try:
-            return await asyncio.to_thread(self.admin.migrate_tenant, name, target)
-        finally:
-            self._forget(name)
+        return await asyncio.to_thread(self.admin.migrate_tenant, name, target)
 
     async def migrate_all(
-        self, target: str = "heads", tenants: Sequence[str] | None = None
+        self,
+        target: str = "heads",
+        tenants: Sequence[str] | None = None,
+        *,
+        jobs: Jobs = 1,
+        on_outcome: Callable[[TenantOutcome], None] | None = None,
+        on_plan: Callable[[int], None] | None = None,
+        confirm: bool = False,
+        compiled: bool = False,
     ) -> MigrationReport:
-        """See :meth:`Tenancy.migrate_all`."""
-        try:
-            return await asyncio.to_thread(self.admin.migrate_all, target, tenants)
-        finally:
-            self._known.clear()
-
-    async def move_tenant(self, name: str, to: str, *, lock_timeout: str = "30s") -> TenantInfo:
-        """See :meth:`Tenancy.move_tenant` (database strategy)."""
-        try:
-            return await asyncio.to_thread(
-                self.admin.move_tenant, name, to, lock_timeout=lock_timeout
-            )
-        finally:
-            self._forget(name)
+        """See :meth:`Tenancy.migrate_all` (callbacks run in the worker thread)."""
+        return await asyncio.to_thread(
+            self.admin.migrate_all, target, tenants, jobs=jobs, on_outcome=on_outcome,
+            on_plan=on_plan, confirm=confirm, compiled=compiled,
+        )
 
     async def status(self) -> list[TenantStatus]:
         """See :meth:`Tenancy.status`."""
         return await asyncio.to_thread(self.admin.status)
+
+    async def drift(self) -> Drift:
+        """See :meth:`Tenancy.drift`."""
+        return await asyncio.to_thread(self.admin.drift)
+
+    async def migration_sql(self, name: str, target: str = "heads") -> str:
+        """See :meth:`Tenancy.migration_sql`."""
+        return await asyncio.to_thread(self.admin.migration_sql, name, target)
+
+    async def export_tenant(
+        self, name: str, dest: str | Path, *, pg_dump: bool = False,
+        progress: Progress | None = None,
+    ) -> Manifest:
+        """See :meth:`Tenancy.export_tenant`."""
+        return await asyncio.to_thread(
+            self.admin.export_tenant, name, dest, pg_dump=pg_dump, progress=progress
+        )
+
+    async def import_tenant(
+        self, src: str | Path, as_name: str, *, replace: bool = False, upgrade: bool = True,
+        progress: Progress | None = None,
+    ) -> TenantInfo:
+        """See :meth:`Tenancy.import_tenant` (``replace=True`` is the confirmation)."""
+        return await asyncio.to_thread(
+            self.admin.import_tenant, src, as_name, replace=replace, upgrade=upgrade,
+            progress=progress,
+        )
+
+    async def move_tenant(
+        self, name: str, to: str, *, lock_timeout: str = "30s", online: bool | None = None
+    ) -> TenantInfo:
+        """See :meth:`Tenancy.move_tenant` (database strategy)."""
+        return await asyncio.to_thread(
+            self.admin.move_tenant, name, to, lock_timeout=lock_timeout, online=online
+        )
+
+    async def promote_tenant(
+        self, name: str, *, to_server: str | None = None, drop_foreign_keys: bool = False,
+        lock_timeout: str = "30s", online: bool | None = None,
+    ) -> TenantInfo:
+        """See :meth:`Tenancy.promote_tenant` (hybrid strategy)."""
+        return await asyncio.to_thread(
+            self.admin.promote_tenant, name, to_server=to_server,
+            drop_foreign_keys=drop_foreign_keys, lock_timeout=lock_timeout, online=online,
+        )
+
+    async def demote_tenant(
+        self, name: str, *, lock_timeout: str = "30s", online: bool | None = None
+    ) -> TenantInfo:
+        """See :meth:`Tenancy.demote_tenant` (hybrid strategy)."""
+        return await asyncio.to_thread(
+            self.admin.demote_tenant, name, lock_timeout=lock_timeout, online=online
+        )
+
+    async def across(
+        self,
+        statement: Any,
+        tenants: Sequence[str] | None = None,
+        *,
+        jobs: int = 1,
+        chunk: int = DEFAULT_CHUNK,
+        progress: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[TenantRow]:
+        """See :meth:`Tenancy.across`: the rows are read in a worker thread, a page at a time."""
+        rows = self.admin.across(statement, tenants, jobs=jobs, chunk=chunk, progress=progress)
+        while page := await asyncio.to_thread(_page, rows):
+            for row in page:
+                yield row
+
+    def engine_metrics(self) -> EngineMetrics:
+        """See :meth:`Tenancy.engine_metrics` (counters only: no I/O)."""
+        return self.admin.engine_metrics()
+
+    async def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
+        """See :meth:`Tenancy.grant_shared`."""
+        await asyncio.to_thread(self.admin.grant_shared, *tables, write=write)
+
+    async def revoke_shared(self, *tables: sa.Table | str) -> None:
+        """See :meth:`Tenancy.revoke_shared`."""
+        await asyncio.to_thread(self.admin.revoke_shared, *tables)
+
+    async def tenant_role(self, name: str) -> str:
+        """See :meth:`Tenancy.tenant_role`."""
+        return await asyncio.to_thread(self.admin.tenant_role, name)
+
+    async def enable_strict(self) -> None:
+        """See :meth:`Tenancy.enable_strict`."""
+        await asyncio.to_thread(self.admin.enable_strict)
+        self.router.clear()
+
+    async def reset_logins(self, tenants: Sequence[str] | None = None) -> int:
+        """See :meth:`Tenancy.reset_logins`."""
+        return await asyncio.to_thread(self.admin.reset_logins, tenants)
+
+    async def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
+        """See :meth:`Tenancy.doctor`."""
+        return await asyncio.to_thread(self.admin.doctor, fix=fix, destructive=destructive)
+
+
+#: Tenancy methods without an async counterpart, and why.
+SYNC_ONLY = {
+    "admin_session": "routes each statement to a sync engine of its tenant; run admin work "
+                     "in a thread (asyncio.to_thread) with Tenancy.admin_session",
+    "admin_connection": "as admin_session: per-statement routing on a sync connection",
+    "config": "the recipe is the sync Tenancy's: AsyncTenancy.admin.config()",
+}
+
+#: Rows :meth:`AsyncTenancy.across` takes from the sync iterator per trip to its thread.
+PAGE = 500
+
+
+def _page(rows: Iterator[TenantRow]) -> list[TenantRow]:
+    return list(itertools.islice(rows, PAGE))
 
 
 class SessionOpener:

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import signals
 
-from ..context import _current, current_tenant
+from ..context import current_tenant, enter, leave
 from ..names import validate_name
 
 HEADER = "tenantry_tenant"
@@ -37,7 +37,7 @@ def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
         return  # task.apply() / always-eager: runs right here, in the caller's context
     if name is not None:
         validate_name(name, prefix="")
-    token = _current.set(name)
+    token = enter(name)
     if task_id is not None:
         _tokens[task_id] = token
 
@@ -46,9 +46,9 @@ def _on_postrun(task_id: str | None = None, **_: Any) -> None:
     token = _tokens.pop(task_id, None) if task_id is not None else None
     if token is not None:
         try:
-            _current.reset(token)
+            leave(token)
         except ValueError:  # set in another context (should not happen): clear instead
-            _current.set(None)
+            enter(None)
 
 
 def _header(task: Any) -> str | None:

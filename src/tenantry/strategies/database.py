@@ -162,7 +162,7 @@ class DatabaseStrategy(Strategy):
         return False
 
     def engine(self, location: Location) -> Engine:
-        return self.engines.get(self._server(location), self._database(location))
+        return self.engines.get(self.server_of(location), self._database(location))
 
     def admin(self, server: str) -> Engine:
         """AUTOCOMMIT engine (no pool) on ``server``'s maintenance database."""
@@ -185,7 +185,8 @@ class DatabaseStrategy(Strategy):
         self._admins.clear()
 
     @staticmethod
-    def _server(location: Location) -> str:
+    def server_of(location: Location) -> str:
+        """The name of the server holding ``location`` (``main`` when unnamed)."""
         return location.server or MAIN_SERVER
 
     @staticmethod
@@ -229,13 +230,13 @@ class DatabaseStrategy(Strategy):
             return conn.execute(query, {"d": database}).first() is not None
 
     def exists(self, main: Connection, location: Location) -> bool:
-        return self.database_exists(self._server(location), self._database(location))
+        return self.database_exists(self.server_of(location), self._database(location))
 
     @contextmanager
     def storage(
         self, main: Connection, tenant: str, location: Location, *, create: bool = False
     ) -> Iterator[Connection]:
-        server, database = self._server(location), self._database(location)
+        server, database = self.server_of(location), self._database(location)
         if not create:
             with self.engine(location).begin() as conn:
                 yield prepared(conn, tenant, location.schema)
@@ -287,7 +288,7 @@ class DatabaseStrategy(Strategy):
             )
 
     def drop(self, main: Connection, location: Location) -> None:
-        self.drop_database(self._server(location), self._database(location))
+        self.drop_database(self.server_of(location), self._database(location))
 
     def rename(
         self,
@@ -301,7 +302,7 @@ class DatabaseStrategy(Strategy):
         Resumes a rename that stopped part-way: the database already renamed, still refusing
         connections, or holding the schema under its old name.
         """
-        server, before, after = self._server(old), self._database(old), self._database(new)
+        server, before, after = self.server_of(old), self._database(old), self._database(new)
         done = step or (lambda _step: None)
         self.engines.discard(server, before)
         if self.database_exists(server, before):

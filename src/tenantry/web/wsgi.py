@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from ..context import _current
+from ..context import enter
 from ..errors import InvalidTenantName, UnknownTenant
 from ..tenancy import Tenancy
 from .policy import Handler, TenantPolicy
@@ -90,7 +90,7 @@ class WSGITenantMiddleware(TenantPolicy):
                 environ = dict(environ)
                 environ["SCRIPT_NAME"] = str(environ.get("SCRIPT_NAME", "")) + found.strip
                 environ["PATH_INFO"] = view.path[len(found.strip) :]
-        _current.set(tenant)  # this context is private to the request: nothing to reset
+        enter(tenant)  # this context is private to the request: nothing to reset
         return _InContext(context, self.app(environ, start_response))
 
 

@@ -25,21 +25,18 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from . import proof, registry, replication
-from .errors import InvalidTenantName, TenantryError
-from .names import quote, validate_name
-from .registry import Location, TenantInfo
-from .strategies.database import MAIN_SERVER, DatabaseStrategy, creator_lock, template_mark
-
-if TYPE_CHECKING:
-    from .tenancy import Tenancy
+from .. import proof, registry, replication
+from ..core import Core
+from ..errors import InvalidTenantName, TenantryError
+from ..names import quote, validate_name
+from ..registry import Location, TenantInfo
+from ..strategies.database import MAIN_SERVER, DatabaseStrategy, creator_lock, template_mark
 
 log = logging.getLogger("tenantry.doctor")
 
@@ -88,8 +85,8 @@ class Leftovers:
     """Finds and fixes the leftovers of one Tenancy on its reachable ``servers`` (AUTOCOMMIT
     engines by server name)."""
 
-    def __init__(self, tenancy: Tenancy, servers: Mapping[str, Engine]) -> None:
-        self.tenancy = tenancy
+    def __init__(self, core: Core, servers: Mapping[str, Engine]) -> None:
+        self.core = core
         self.servers = dict(servers)
 
     # -- finding -------------------------------------------------------------------------
@@ -123,7 +120,7 @@ class Leftovers:
                     "SELECT datname FROM pg_database WHERE NOT datallowconn ORDER BY 1"
                 )).scalars().all()
             for name in names:
-                tenant = tenant_of(name, self.tenancy.prefix)
+                tenant = tenant_of(name, self.core.prefix)
                 if tenant is None or not self._idle(conn, tenant):
                     continue  # not a tenant's, or a rename is running
                 allow = f"ALTER DATABASE {quote(name)} ALLOW_CONNECTIONS true"
@@ -185,7 +182,7 @@ class Leftovers:
 
     def _templates(self, conn: Connection) -> list[Leftover]:
         """Template databases whose build never finished."""
-        strategy = self.tenancy.strategy
+        strategy = self.core.strategy
         if not isinstance(strategy, DatabaseStrategy):
             return []
         name = strategy.template_name()
@@ -217,7 +214,7 @@ class Leftovers:
         known = {(place_of(i.location), i.location.schema) for i in infos}
         found = []
         for location in stored:
-            tenant = tenant_of(location.schema, self.tenancy.prefix)
+            tenant = tenant_of(location.schema, self.core.prefix)
             info = registered.get(tenant) if tenant is not None else None
             server = place_of(location)[0]
             if (info is None or (place_of(location), location.schema) in known
@@ -268,10 +265,10 @@ class Leftovers:
         """A connection to the main database (``info`` ``None``) or to a database tenant's
         (from the Tenancy's pooled engines)."""
         if info is None:
-            with self.tenancy.engine.connect() as main:
+            with self.core.engine.connect() as main:
                 yield main
             return
-        strategy = self.tenancy.strategy
+        strategy = self.core.strategy
         assert isinstance(strategy, DatabaseStrategy)  # a tenant with a database
         with strategy.engine(info.location).connect() as tenant:
             yield tenant
@@ -281,7 +278,7 @@ class Leftovers:
         """An AUTOCOMMIT connection to the main database or to a database on a server."""
         server, database = place
         if database is None:
-            with self.tenancy.engine.connect() as conn:
+            with self.core.engine.connect() as conn:
                 yield conn.execution_options(isolation_level="AUTOCOMMIT")
             return
         url = self.servers[server].url.set(database=database)
@@ -298,7 +295,7 @@ class Leftovers:
         """Remove ``leftover`` (re-checked under the tenant's lock) if its ``fix`` says how."""
         if not leftover.fix:
             return
-        with self.tenancy.engine.begin() as main:
+        with self.core.engine.begin() as main:
             if leftover.tenant is not None:
                 registry.lock_tenants(main, [leftover.tenant])
             if leftover.kind is Kind.REPLICATION:
@@ -345,7 +342,7 @@ class Leftovers:
         if proof is None:
             log.warning("doctor kept the copy %s: its rows changed since examined", copy)
             return
-        strategy = self.tenancy.strategy
+        strategy = self.core.strategy
         if copy.database is not None:
             assert isinstance(strategy, DatabaseStrategy)
             strategy.drop_database(leftover.server, copy.database)

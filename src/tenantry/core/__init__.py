@@ -1,0 +1,7 @@
+"""The core every front door shares: the tenant store, the router and the configured parts."""
+
+from .base import Core, HasCore, core_of, make_engine
+from .router import Route, Router
+from .store import TenantStore, TenantWork
+
+__all__ = ["Core", "HasCore", "core_of", "Route", "Router", "TenantStore", "TenantWork", "make_engine"]
