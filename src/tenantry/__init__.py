@@ -3,8 +3,6 @@
 from .across import TenantRow
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .doctor import DoctorReport, Finding, Problem
-
-# -- database per tenant (issue 3) --
 from .engines import EngineMetrics, EngineRegistry
 from .errors import (
     AdminSessionRequired,
