@@ -106,7 +106,7 @@ def test_no_import_inside_a_function() -> None:
             for target in _imported(module, node):
                 if module not in LAZY_MODULES and (module, target) not in LAZY_IMPORTS:
                     found.add((module, target))
-    assert not found, f"imports inside functions (list them with a reason, or move them up): {found}"
+    assert not found, f"imports inside functions (list them with a reason, or move up): {found}"
 
 
 def test_lazy_import_list_is_current() -> None:

@@ -3,8 +3,10 @@
 Every engine tenantry hands out goes through :func:`instrument`: the main engine of a
 :class:`~tenantry.Tenancy`, the engines of tenant databases, and the async engines (main and
 per tenant database, psycopg and asyncpg) of :class:`~tenantry.aio.AsyncTenancy`. It adds,
-on that engine only:
+on that engine only (engines derived from it with ``execution_options()`` share its hooks):
 
+* :mod:`tenantry.statements`: statements naming a tenant (``execution_options(tenant=...)``)
+  are checked against the connection's tenant, or routed on an admin connection;
 * :mod:`tenantry.guard`: statements that reach tenant tables without a tenant are stopped;
   a tenant whose storage vanished is reported as :class:`~tenantry.UnknownTenant`;
 * :mod:`tenantry.roleswitch`: strict mode's tenant role on every door (transactions,
@@ -21,13 +23,14 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import guard, poolreset, roleswitch, strict
+from . import guard, poolreset, roleswitch, statements, strict
 
 
 def instrument(engine: Engine | AsyncEngine) -> None:
     """Add tenantry's hooks to ``engine`` (an async engine: to its sync core); idempotent."""
     core = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     guard.install(core)
+    statements.install(core)
     roleswitch.install(core)
     strict.install_hooks(core)
     poolreset.install(core)
@@ -39,6 +42,7 @@ def instrumented(engine: Engine | AsyncEngine) -> bool:
     core = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     return (
         guard.installed(core)
+        and statements.installed(core)
         and roleswitch.installed(core)
         and strict.hooks_installed(core)
         and poolreset.installed(core)

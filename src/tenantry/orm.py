@@ -9,6 +9,9 @@
   into the tenant it was :func:`assign`-ed to (or that of the objects it is attached to).
   Identity tokens keep rows of different tenants with equal primary keys apart.
 * :func:`tenant_of` tells the tenant of an instance; :func:`assign` sets it on a new one.
+
+The hooks listen on :class:`TenantSession` and :class:`AdminSession` (and their subclasses)
+only; async sessions get them through ``sync_session_class=TenantSession``.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ def _statement_tenant(state: ORMExecuteState) -> tuple[str | None, str | None]:
 def _route_orm(state: ORMExecuteState) -> None:
     info = state.session.info
     if SESSION_TENANT not in info:
-        return  # not a tenantry session
+        return  # a session class of ours, but not opened by a Tenancy
     named, token = _statement_tenant(state)
     touches = touches_tenant_tables(state.statement)
     bound = info[SESSION_TENANT]
@@ -217,11 +220,14 @@ def _before_attach(session: Session, obj: object) -> None:
     _check_attach(session, obj)
 
 
-def install() -> None:
-    """Add tenantry's session hooks to every Session (idempotent)."""
-    if not event.contains(Session, "do_orm_execute", _route_orm):
-        event.listen(Session, "do_orm_execute", _route_orm)
-        event.listen(Session, "before_attach", _before_attach)
-        event.listen(Session, "before_flush", _before_flush)
+def _listen(session_class: type[Session]) -> None:
+    """Add the session hooks to ``session_class`` and its subclasses (idempotent)."""
+    if not event.contains(session_class, "do_orm_execute", _route_orm):
+        event.listen(session_class, "do_orm_execute", _route_orm)
+        event.listen(session_class, "before_attach", _before_attach)
+        event.listen(session_class, "before_flush", _before_flush)
 
-install()
+
+# Only tenantry's own sessions carry the hooks: the application's sessions are left alone.
+_listen(TenantSession)
+_listen(AdminSession)

@@ -204,13 +204,12 @@ def tenantry_session(
     joined to the same transaction (so code under test that opens its own sessions is
     rolled back too).
     """
-    from sqlalchemy.orm import Session
-
     from .context import current_tenant, use
+    from .orm import TenantSession
 
     def joined(**kwargs: Any) -> Session:
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=tenantry_tenant)
-        return Session(
+        return TenantSession(
             bind=tenantry_connection,
             join_transaction_mode="create_savepoint",
             info=info,

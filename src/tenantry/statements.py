@@ -10,8 +10,9 @@
 * Anywhere else (a session or connection without a tenant), naming a tenant in a statement on
   tenant tables raises :class:`~tenantry.AdminSessionRequired`.
 
-The Core hook is a ``before_execute`` listener on the :class:`~sqlalchemy.engine.Engine` class:
-it only acts on statements that carry the ``tenant`` option.
+The Core hook is a ``before_execute`` listener that :func:`tenantry.instrumentation.instrument`
+adds to each engine tenantry hands out (engines derived with ``execution_options()`` share it;
+other engines get nothing). It only acts on statements that carry the ``tenant`` option.
 """
 
 from __future__ import annotations
@@ -112,9 +113,11 @@ def _route_core(
     return elem, multiparams, params
 
 
-def install() -> None:
-    """Add the Core hook to every engine (idempotent)."""
-    if not event.contains(Engine, "before_execute", _route_core):
-        event.listen(Engine, "before_execute", _route_core, retval=True)
+def install(engine: Engine) -> None:
+    """Add the Core hook to ``engine`` (idempotent)."""
+    if not installed(engine):
+        event.listen(engine, "before_execute", _route_core, retval=True)
 
-install()
+
+def installed(engine: Engine) -> bool:
+    return _route_core in engine.dispatch.before_execute

@@ -9,8 +9,8 @@ from .tenancy import SYNC_ONLY, AsyncTenancy, SessionOpener
 
 __all__ = [
     "DRIVERS",
-    "AsyncTenancy",
     "SYNC_ONLY",
+    "AsyncTenancy",
     "SessionOpener",
     "async_url",
     "make_async_engine",

@@ -26,6 +26,7 @@ from ..executors import Jobs
 from ..fleet import Drift
 from ..logins import LoginSecret
 from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
+from ..orm import TenantSession
 from ..registry import Location, TenantInfo
 from ..tenancy import Tenancy
 from ..transfer import Manifest, Progress
@@ -125,8 +126,13 @@ class AsyncTenancy(AsyncRouting):
         ``s = await tenancy.session("acme")``. With no tenant the session reaches shared tables
         only; a statement on a tenant table raises :class:`~tenantry.NoTenantSelected`.
         ``expire_on_commit`` defaults to ``False``, as lazy loads cannot run after a commit
-        in asyncio.
+        in asyncio. Its sync session is a :class:`~tenantry.TenantSession` (a
+        ``sync_session_class`` given must derive from it: its hooks keep the session in its
+        tenant).
         """
+        sync_class = kwargs.get("sync_session_class", TenantSession)
+        if not (isinstance(sync_class, type) and issubclass(sync_class, TenantSession)):
+            raise ConfigurationError("sync_session_class must be TenantSession or a subclass")
         name = tenant if tenant is not None else current_tenant()
         return SessionOpener(self, name, kwargs)
 
@@ -350,6 +356,7 @@ class SessionOpener:
         bind = self._tenancy.engine if name is None else await self._tenancy.route(name)
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=name)
         kwargs.setdefault("expire_on_commit", False)
+        kwargs.setdefault("sync_session_class", TenantSession)
         return AsyncSession(bind=bind, info=info, **kwargs)
 
     def __await__(self) -> Generator[Any, None, AsyncSession]:

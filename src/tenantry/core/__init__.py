@@ -4,4 +4,6 @@ from .base import Core, HasCore, core_of, make_engine
 from .router import Route, Router
 from .store import TenantStore, TenantWork
 
-__all__ = ["Core", "HasCore", "core_of", "Route", "Router", "TenantStore", "TenantWork", "make_engine"]
+__all__ = [
+    "Core", "HasCore", "Route", "Router", "TenantStore", "TenantWork", "core_of", "make_engine",
+]
