@@ -5,7 +5,8 @@ from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .doctor import DoctorReport, Finding, Problem
 
 # -- database per tenant (issue 3) --
-from .engines import EngineMetrics, EngineRegistry
+from .enginemetrics import EngineMetrics
+from .engines import EngineRegistry
 from .errors import (
     AdminSessionRequired,
     ConfigurationError,

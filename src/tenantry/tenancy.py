@@ -22,7 +22,7 @@ from .context import _current as _current_tenant
 from .context import current_tenant
 from .context import use as use_context
 from .doctor import Doctor, DoctorReport
-from .engines import EngineMetrics
+from .enginemetrics import EngineMetrics
 from .errors import (
     ConfigurationError,
     ConfirmationRequired,
