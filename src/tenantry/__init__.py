@@ -32,7 +32,7 @@ from .errors import (
 from .fleet import Drift, TenancyConfig
 from .jobs import TenantProcessPool
 from .logs import TenantFilter
-from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo

@@ -29,8 +29,8 @@ from .logins import LoginRoles
 from .models import TENANT_SCHEMA
 from .names import quote, validate_name
 from .registry import TenantInfo
+from .rolenames import ROLE_OPTION, role_name
 from .statements import statement_tables
-from .strict import ROLE_OPTION, role_name
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy

@@ -31,7 +31,8 @@ from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .lifeline import exit_with_parent
-from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus, is_ancestor
+from .migrationresults import Step, TenantOutcome, TenantStatus
+from .migrations import MigrationStream, is_ancestor
 from .names import quote
 from .registry import State, TenantInfo
 from .scripts import query_script

@@ -21,7 +21,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import guard, poolreset, roleswitch, strict
+from . import denials, guard, poolreset, roleswitch
 
 
 def instrument(engine: Engine | AsyncEngine) -> None:
@@ -29,7 +29,7 @@ def instrument(engine: Engine | AsyncEngine) -> None:
     core = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     guard.install(core)
     roleswitch.install(core)
-    strict.install_hooks(core)
+    denials.install_hooks(core)
     poolreset.install(core)
 
 
@@ -40,6 +40,6 @@ def instrumented(engine: Engine | AsyncEngine) -> bool:
     return (
         guard.installed(core)
         and roleswitch.installed(core)
-        and strict.hooks_installed(core)
+        and denials.hooks_installed(core)
         and poolreset.installed(core)
     )

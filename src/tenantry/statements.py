@@ -25,7 +25,7 @@ from sqlalchemy.sql import util as sql_util
 from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch, UnknownTenant
 from .models import TENANT_SCHEMA
 from .registry import TenantInfo
-from .strict import ROLE_OPTION
+from .rolenames import ROLE_OPTION
 
 if TYPE_CHECKING:
     from .tenancy import Tenancy

@@ -35,18 +35,20 @@ from .errors import (
 from .instrumentation import instrument
 from .intents import Intent, Operation
 from .logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
-from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
+from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations import MigrationStream
 from .models import SHARED_SCHEMA, TenantBase, shared_tables, tenant_tables
 from .names import DEFAULT_PREFIX, quote, validate_name, validate_prefix
 from .orm import AdminSession, TenantSession
 from .registry import Location, State, TenantInfo
+from .rolenames import ROLE_OPTION
 from .scripts import execute_script
 from .statements import StatementSchemas
 from .strategies import SchemaStrategy, Strategy, routing_options
 from .strategies.base import set_search_path
 from .strategies.database import DatabaseStrategy, Placement
 from .strategies.hybrid import HybridStrategy, kind_of
-from .strict import ROLE_OPTION, StrictRoles
+from .strict import StrictRoles
 from .template import Templates
 from .urls import sync_engine_url
 

@@ -18,12 +18,12 @@ from ..context import current_tenant
 from ..context import use as use_context
 from ..errors import ConfigurationError, UnknownTenant
 from ..logins import LOGIN_OPTION, LoginRoles, LoginSecret
-from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
+from ..migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..names import validate_name
 from ..registry import Location, TenantInfo
+from ..rolenames import ROLE_OPTION
 from ..strategies import DatabaseStrategy, routing_options
 from ..strategies.database import MAIN_SERVER
-from ..strict import ROLE_OPTION
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine, sync_url
 

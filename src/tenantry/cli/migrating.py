@@ -12,7 +12,7 @@ from rich.table import Table
 from .. import fleet
 from ..errors import ConfigurationError
 from ..fleet import Drift
-from ..migrations import MigrationReport
+from ..migrationresults import MigrationReport
 from ..progress import (
     MigrationProgress,
     drift_tables,
