@@ -197,10 +197,10 @@ def test_cli_progress_bar_on_a_terminal(five: Tenancy, monkeypatch: pytest.Monke
 
     from rich.console import Console
 
-    from tenantry import cli
+    from tenantry.cli import query as query_command
 
     screen = io.StringIO()
-    monkeypatch.setattr(cli, "err", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(query_command, "err", Console(file=screen, force_terminal=True, width=100))
     url = five.engine.url.render_as_string(hide_password=False)
     sql = "SELECT count(*) AS n FROM __tenant__.customers"
     result = CliRunner().invoke(

@@ -19,8 +19,8 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine, probe
 from tenantry.aio import AsyncTenancy
+from tenantry.denials import install_hooks
 from tenantry.models import TENANT_SCHEMA
-from tenantry.strict import install_hooks
 
 from .app.models import Customer, User
 from .conftest import MIGRATIONS

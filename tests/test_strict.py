@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import ConfigurationError, Tenancy, TenantIsolationError, UnknownTenant
-from tenantry.strict import group_name, role_exists, role_name
+from tenantry.rolecatalog import role_exists
+from tenantry.rolenames import group_name, role_name
 
 from .app.models import Customer, Order, User
 from .conftest import MIGRATIONS

@@ -155,7 +155,7 @@ def world(request: pytest.FixtureRequest, admin_engine: sa.Engine) -> Iterator[W
 
 
 def group_of(url: str) -> str:
-    from tenantry.strict import group_name
+    from tenantry.rolenames import group_name
 
     return group_name(sa.make_url(url).database or "")
 

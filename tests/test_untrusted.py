@@ -31,7 +31,8 @@ from tenantry import (
 )
 from tenantry.aio import AsyncTenancy
 from tenantry.logins import LoginRoles, LoginSecret, scram_verifier
-from tenantry.strict import group_name, role_exists
+from tenantry.rolecatalog import role_exists
+from tenantry.rolenames import group_name
 
 from .app.models import Customer, User
 from .conftest import MIGRATIONS

@@ -3,7 +3,8 @@
 from .across import TenantRow
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .doctor import DoctorReport, Finding, Problem
-from .engines import EngineMetrics, EngineRegistry
+from .enginemetrics import EngineMetrics
+from .engines import EngineRegistry
 from .errors import (
     AdminSessionRequired,
     ConfigurationError,
@@ -29,7 +30,7 @@ from .errors import (
 from .fleet import Drift
 from .jobs import TenantProcessPool
 from .logs import TenantFilter
-from .migrations import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .orm import AdminSession, TenantSession, assign, tenant_of
 from .registry import Location, State, TenantInfo

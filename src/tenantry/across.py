@@ -30,8 +30,8 @@ from .logins import LoginRoles
 from .models import TENANT_SCHEMA
 from .names import quote, validate_name
 from .registry import TenantInfo
+from .rolenames import ROLE_OPTION, role_name
 from .statements import statement_tables
-from .strict import ROLE_OPTION, role_name
 
 #: Name of the literal column that carries the tenant in the batched SQL.
 TENANT_COLUMN = "tenantry_tenant"

@@ -20,7 +20,7 @@ from .compiled import Compiler
 from .core import Core
 from .errors import MigrationError
 from .lifeline import exit_with_parent
-from .migrations import TenantOutcome
+from .migrationresults import TenantOutcome
 from .registry import TenantInfo
 from .tenant_migration import migrate_batch
 

@@ -13,7 +13,8 @@ from . import registry
 from .core import Core
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .executors import Jobs, OnOutcome, run
-from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
+from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations import MigrationStream
 from .models import SHARED_SCHEMA, shared_tables
 from .names import quote
 from .registry import State, TenantInfo

@@ -23,7 +23,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import guard, poolreset, roleswitch, statements, strict
+from . import denials, guard, poolreset, roleswitch, statements
 
 
 def instrument(engine: Engine | AsyncEngine) -> None:
@@ -32,7 +32,7 @@ def instrument(engine: Engine | AsyncEngine) -> None:
     guard.install(core)
     statements.install(core)
     roleswitch.install(core)
-    strict.install_hooks(core)
+    denials.install_hooks(core)
     poolreset.install(core)
 
 
@@ -44,6 +44,6 @@ def instrumented(engine: Engine | AsyncEngine) -> bool:
         guard.installed(core)
         and statements.installed(core)
         and roleswitch.installed(core)
-        and strict.hooks_installed(core)
+        and denials.hooks_installed(core)
         and poolreset.installed(core)
     )

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from . import strict
+from . import rolecatalog, rolenames, strict
 from .engines import EngineRegistry
 from .errors import ConfigurationError, TenantIsolationError, TenantLoginRefused
 from .instrumentation import instrument
@@ -160,7 +160,7 @@ class LoginEngines:
 
     def role(self, location: Location) -> str:
         """The role of the tenant at ``location`` (no query: the URL names the database)."""
-        return strict.role_name(location.database or self.main_database, location.schema)
+        return rolenames.role_name(location.database or self.main_database, location.schema)
 
     def discard(self, location: Location, role: str) -> None:
         """Forget the engines logged in as ``role``; close their idle connections."""
@@ -243,7 +243,7 @@ class LoginRoles(strict.StrictRoles):
     def route(self, engine: Engine, conn: Connection, location: Location) -> Engine:
         """The tenant's own engine (logged in as its role) with ``engine``'s other options."""
         options = engine.get_execution_options()
-        keep = {k: v for k, v in options.items() if k != strict.ROLE_OPTION}
+        keep = {k: v for k, v in options.items() if k != rolenames.ROLE_OPTION}
         return self.login_engine(conn, location).execution_options(**keep)
 
     def provision(self, conn: Connection, tenant: str, location: Location) -> str:
@@ -279,14 +279,14 @@ class LoginRoles(strict.StrictRoles):
         before = self.role(conn, old)
         self.engines.discard(old, before)
         super().rename(conn, tenant, old, new)
-        if strict.role_exists(conn, self.role(conn, new)):
+        if rolecatalog.role_exists(conn, self.role(conn, new)):
             self.log_in(conn, tenant, new)
 
     def drop(self, conn: Connection, tenant: str, location: Location) -> None:
         """Close the role's connections (pooled and others), then drop it as strict mode does."""
         role = self.role(conn, location)
         self.engines.discard(location, role)
-        if strict.role_exists(conn, role):
+        if rolecatalog.role_exists(conn, role):
             conn.execute(
                 sa.text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

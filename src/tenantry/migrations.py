@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,11 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
 from .errors import MigrationError
+from .migrationresults import Step
 from .models import TENANT_SCHEMA
 
 log = logging.getLogger("tenantry.migrations")
 _alembic_log = logging.getLogger("alembic.runtime.migration")  # Alembic's "Running ..." lines
-
-
-@dataclass(frozen=True)
-class Step:
-    """What one run did: the revision before and after (``None`` means base)."""
-
-    before: str | None
-    after: str | None
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
 
 
 def _one(heads: Iterable[str]) -> str | None:
@@ -362,52 +350,3 @@ def _logged(step: Step, schema: str | None, verb: str = "migrated") -> Step:
         log.info("%s %s: %s -> %s", verb, schema or "default schema", step.before or "base",
                  step.after or "base")
     return step
-
-
-@dataclass(frozen=True)
-class TenantOutcome:
-    """What a migration run did to one tenant: ``upgraded``, ``current`` or ``failed``."""
-
-    tenant: str
-    result: str
-    before: str | None
-    after: str | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result != "failed"
-
-
-@dataclass(frozen=True)
-class MigrationReport:
-    """The outcome of :meth:`~tenantry.Tenancy.migrate_all`."""
-
-    shared: Step | None
-    tenants: list[TenantOutcome]
-
-    @property
-    def ok(self) -> bool:
-        return all(t.ok for t in self.tenants)
-
-    def by_result(self, result: str) -> list[TenantOutcome]:
-        return [t for t in self.tenants if t.result == result]
-
-    @property
-    def failed(self) -> list[TenantOutcome]:
-        return self.by_result("failed")
-
-
-@dataclass(frozen=True)
-class TenantStatus:
-    """One tenant's revision against the head of the tenant stream."""
-
-    tenant: str
-    state: str
-    revision: str | None
-    head: str | None
-    error: str | None
-
-    @property
-    def current(self) -> bool:
-        return self.revision == self.head

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .fleet import Drift
-from .migrations import MigrationReport, TenantOutcome
+from .migrationresults import MigrationReport, TenantOutcome
 
 RESULTS = ("upgraded", "downgraded", "current", "failed")
 

@@ -28,8 +28,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from . import poolreset
 from .names import quote
+from .rolenames import ROLE_OPTION
 from .statements import StatementSchemas
-from .strict import ROLE_OPTION
 
 _ROLE = "role"  # session state: the role SET at session level in this checkout
 _ADMIN = "admin"  # session state: an admin connection switched role in this checkout

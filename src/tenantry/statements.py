@@ -26,7 +26,7 @@ from sqlalchemy.sql import util as sql_util
 from .errors import AdminSessionRequired, TenantElsewhere, TenantMismatch
 from .models import TENANT_SCHEMA
 from .registry import TenantInfo
-from .strict import ROLE_OPTION
+from .rolenames import ROLE_OPTION
 
 #: The execution option that names a statement's tenant.
 TENANT_OPTION = "tenant"

@@ -11,63 +11,38 @@ Tenant roles are members of one *group role* per database; shared tables are gra
 group (:meth:`StrictRoles.grant_shared`), once, not to every tenant. Tenant migrations run as
 the tenant role too (``SET LOCAL ROLE``), so what they create is owned by the tenant.
 
-Role names are cluster-wide, so they carry a short hash of the database name:
-``tenant_acme_1a2b3c4d`` for schema ``tenant_acme`` of one database.
+Role names: :mod:`tenantry.rolenames`; catalog queries: :mod:`tenantry.rolecatalog`;
+permission errors as :class:`~tenantry.TenantIsolationError`: :mod:`tenantry.denials`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.engine import Connection, Engine
 
-from . import probe, registry
-from .errors import TenantIsolationError, UnknownTenant
-from .names import MAX_IDENTIFIER_BYTES, quote
+from . import registry
+from .names import quote
 from .registry import Location
+from .rolecatalog import (
+    OWNED_OBJECTS,
+    TABLE_SEQUENCES,
+    can_set_role,
+    connect_restricted,
+    is_member,
+    reset_role,
+    role_exists,
+    schema_owner,
+    server_version,
+    set_role,
+)
+from .rolenames import ROLE_OPTION, group_name, role_name, unsuffixed
 
 log = logging.getLogger("tenantry.strict")
-
-ROLE_OPTION = "tenantry_role"
-_DENIED = "42501"  # insufficient_privilege
-_NO_SUCH_ROLE = "22023"  # invalid_parameter_value: SET ROLE to a dropped role
-_DENIED_FOR = re.compile(r"permission denied for (\w+(?: \w+)?) (\S+)")
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2s(text.encode(), digest_size=4).hexdigest()
-
-
-def role_name(database: str, schema: str) -> str:
-    """The role of the tenant stored in ``schema`` of ``database`` (fits 63 bytes)."""
-    suffix = "_" + _digest(f"{database}/{schema}")
-    return schema[: MAX_IDENTIFIER_BYTES - len(suffix)] + suffix
-
-
-def group_name(database: str) -> str:
-    """The group role (all tenants of ``database``) that receives shared-table grants."""
-    return f"tenantry_{_digest(database)}_tenants"
-
-
-def set_role(conn: Connection, role: str) -> None:
-    """Switch ``conn`` to ``role`` until the end of the current transaction."""
-    conn.exec_driver_sql(f"SET LOCAL ROLE {quote(role)}")
-
-
-def reset_role(conn: Connection) -> None:
-    conn.exec_driver_sql("RESET ROLE")
-
-
-def role_exists(conn: Connection, role: str) -> bool:
-    query = sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r")
-    return conn.execute(query, {"r": role}).first() is not None
 
 
 @dataclass(frozen=True)
@@ -134,18 +109,18 @@ class StrictRoles:
             log.info("created role %s for tenant %s", role, tenant, extra={"tenant": tenant})
         # Database tenants: shared tables live in the main database, which their sessions do
         # not reach, and their server may be another cluster: no group membership.
-        if location.database is None and not _member(conn, role, group):
+        if location.database is None and not is_member(conn, role, group):
             conn.exec_driver_sql(f"GRANT {quote(group)} TO {quote(role)}")
-        if not _can_set(conn, role):
+        if not can_set_role(conn, role):
             # PostgreSQL 16+ gives a CREATEROLE creator ADMIN only: it needs SET (to switch)
             # and INHERIT (to drop what the role owns) as well.
-            options = " WITH INHERIT TRUE, SET TRUE" if _version(conn) >= 160000 else ""
+            options = " WITH INHERIT TRUE, SET TRUE" if server_version(conn) >= 160000 else ""
             conn.exec_driver_sql(f"GRANT {quote(role)} TO CURRENT_USER{options}")
-        objects = conn.execute(_OWNED_OBJECTS, {"s": location.schema})
+        objects = conn.execute(OWNED_OBJECTS, {"s": location.schema})
         foreign = [r for r in objects if r.owner != role]
-        if foreign or _schema_owner(conn, location.schema) != role:
+        if foreign or schema_owner(conn, location.schema) != role:
             self._give(conn, tenant, location.schema, role, [(r.kind, r.name) for r in foreign])
-        if location.database is not None and not _connect_restricted(
+        if location.database is not None and not connect_restricted(
             conn, location.database, role
         ):
             self.database_grants(conn, location.database, role)
@@ -216,7 +191,7 @@ class StrictRoles:
                 conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {quote(schema)} TO {group}")
                 conn.exec_driver_sql(f"GRANT {privileges} ON TABLE {target} TO {group}")
                 if write:
-                    for seq in conn.execute(_TABLE_SEQUENCES, {"t": f"{target}"}).scalars():
+                    for seq in conn.execute(TABLE_SEQUENCES, {"t": f"{target}"}).scalars():
                         conn.exec_driver_sql(
                             f"GRANT USAGE, SELECT ON SEQUENCE {quote(schema)}.{quote(seq)} "
                             f"TO {group}"
@@ -232,7 +207,7 @@ class StrictRoles:
             for schema, table in (_split(t) for t in tables):
                 target = f"{quote(schema)}.{quote(table)}"
                 conn.exec_driver_sql(f"REVOKE ALL ON TABLE {target} FROM {group}")
-                for seq in conn.execute(_TABLE_SEQUENCES, {"t": target}).scalars():
+                for seq in conn.execute(TABLE_SEQUENCES, {"t": target}).scalars():
                     conn.exec_driver_sql(
                         f"REVOKE ALL ON SEQUENCE {quote(schema)}.{quote(seq)} FROM {group}"
                     )
@@ -247,24 +222,24 @@ class StrictRoles:
             return [RoleProblem("role_missing", f"role {role!r} does not exist")]
         problems = []
         if location.database is None and (
-            not role_exists(conn, group) or not _member(conn, role, group)
+            not role_exists(conn, group) or not is_member(conn, role, group)
         ):
             problems.append(RoleProblem("not_in_group", f"role {role!r} is not in {group!r}"))
-        if not _can_set(conn, role):
+        if not can_set_role(conn, role):
             problems.append(RoleProblem("not_settable", f"the app cannot SET ROLE {role!r}"))
-        owner = _schema_owner(conn, location.schema)
+        owner = schema_owner(conn, location.schema)
         if owner is not None and owner != role:
             problems.append(
                 RoleProblem("owner_mismatch", f"schema {location.schema!r} is owned by {owner!r}")
             )
-        if location.database is not None and not _connect_restricted(
+        if location.database is not None and not connect_restricted(
             conn, location.database, role
         ):
             problems.append(RoleProblem(
                 "database_connect",
                 f"database {location.database!r}: PUBLIC may connect or {role!r} may not",
             ))
-        foreign = conn.execute(_OWNED_OBJECTS, {"s": location.schema}).all()
+        foreign = conn.execute(OWNED_OBJECTS, {"s": location.schema}).all()
         foreign = [r for r in foreign if r.owner != role]
         if foreign:
             names = ", ".join(sorted(r.name for r in foreign)[:5])
@@ -281,11 +256,7 @@ class StrictRoles:
         """
         database = self.database(conn)
         rows = conn.execute(sa.text("SELECT rolname FROM pg_roles ORDER BY rolname")).scalars()
-        return [r for r in rows if role_name(database, _unsuffixed(r)) == r]
-
-
-def _unsuffixed(role: str) -> str:
-    return role.rsplit("_", 1)[0]
+        return [r for r in rows if role_name(database, unsuffixed(r)) == r]
 
 
 def _split(table: sa.Table | str) -> tuple[str, str]:
@@ -295,120 +266,3 @@ def _split(table: sa.Table | str) -> tuple[str, str]:
     return schema or "public", name
 
 
-def _member(conn: Connection, role: str, group: str) -> bool:
-    query = sa.text(
-        "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
-        "JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = :r AND g.rolname = :g"
-    )
-    return conn.execute(query, {"r": role, "g": group}).first() is not None
-
-
-def _version(conn: Connection) -> int:
-    return int(conn.execute(sa.text("SHOW server_version_num")).scalar_one())
-
-
-def _can_set(conn: Connection, role: str) -> bool:
-    """Whether the app may ``SET ROLE`` to ``role`` and act with its privileges."""
-    if _version(conn) >= 160000:
-        query = sa.text(
-            "SELECT pg_has_role(current_user, :r, 'SET') AND pg_has_role(current_user, :r, 'USAGE')"
-        )
-    else:
-        query = sa.text("SELECT pg_has_role(current_user, :r, 'MEMBER')")
-    return bool(conn.execute(query, {"r": role}).scalar())
-
-
-def _connect_restricted(conn: Connection, database: str, role: str) -> bool:
-    """Whether ``role`` may connect to ``database`` and PUBLIC may not."""
-    query = sa.text(
-        "SELECT d.datacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a "
-        "WHERE a.grantee = 0 AND a.privilege_type = 'CONNECT') "
-        "AND has_database_privilege(:r, d.datname, 'CONNECT') "
-        "FROM pg_database d WHERE d.datname = :d"
-    )
-    return bool(conn.execute(query, {"d": database, "r": role}).scalar())
-
-
-def _schema_owner(conn: Connection, schema: str) -> str | None:
-    query = sa.text(
-        "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = :s"
-    )
-    owner: str | None = conn.execute(query, {"s": schema}).scalar()
-    return owner
-
-
-# Objects whose owner can be changed on their own: tables, views, materialized views, foreign
-# tables, sequences not owned by a column (those follow their table), functions, enum and
-# domain types (row types follow their table).
-_OWNED_OBJECTS = sa.text(
-    """
-    SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
-                WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
-                ELSE 'TABLE' END AS kind,
-           c.relname AS name, pg_get_userbyid(c.relowner) AS owner
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = :s AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                      AND d.objid = c.oid AND d.deptype IN ('a', 'i')
-                      AND d.refclassid = 'pg_class'::regclass)
-      AND NOT c.relispartition
-    UNION ALL
-    SELECT 'TYPE', t.typname, pg_get_userbyid(t.typowner)
-    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-    WHERE n.nspname = :s AND t.typtype IN ('e', 'd')
-    """
-)
-
-_TABLE_SEQUENCES = sa.text(
-    """
-    SELECT s.relname FROM pg_class s
-    JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass
-    WHERE s.relkind = 'S' AND d.deptype IN ('a', 'i') AND d.refobjid = CAST(:t AS regclass)
-    """
-)
-
-
-# -- engine hooks ------------------------------------------------------------------------
-
-
-def install_hooks(engine: Engine) -> None:
-    """Raise permission errors of tenant connections on ``engine`` as
-    :class:`~tenantry.TenantIsolationError` (idempotent). The role switching itself is
-    :mod:`tenantry.roleswitch`; :func:`tenantry.instrumentation.instrument` adds both."""
-    if not hooks_installed(engine):
-        event.listen(engine, "handle_error", _translate_denied)
-
-
-def hooks_installed(engine: Engine) -> bool:
-    return _translate_denied in engine.dialect.dispatch.handle_error
-
-
-def _translate_denied(ctx: ExceptionContext) -> BaseException | None:
-    sqlstate = getattr(ctx.original_exception, "sqlstate", None)
-    if sqlstate not in (_DENIED, _NO_SUCH_ROLE) or ctx.connection is None:
-        return None
-    options = ctx.connection.get_execution_options()
-    tenant, role = options.get("tenantry_tenant"), options.get(ROLE_OPTION)
-    if tenant is None or role is None:
-        return None
-    if sqlstate == _NO_SUCH_ROLE:
-        if (ctx.statement or "").startswith("SET LOCAL ROLE"):
-            return UnknownTenant(tenant, f"its role {role!r} no longer exists (dropped?)")
-        return None
-    match = _DENIED_FOR.search(str(ctx.original_exception))
-    kind, name = (match.group(1), match.group(2)) if match else ("object", "?")
-    owner = _tenant_of_schema(ctx, name) if kind == "schema" else None
-    return TenantIsolationError(tenant, kind, name, owner)
-
-
-def _tenant_of_schema(ctx: ExceptionContext, schema: str) -> str | None:
-    """Which tenant ``schema`` belongs to (best effort: ``None`` when it cannot tell).
-
-    Asked on the registry through a probe (:mod:`tenantry.probe`), never through the pool:
-    the failing connection is still checked out.
-    """
-    if ctx.engine is None:
-        return None
-    query = sa.select(registry.tenants.c.name).where(registry.tenants.c.schema == schema)
-    found = probe.rows(ctx.engine, query)
-    return str(found[0][0]) if found else None

@@ -19,10 +19,11 @@ from .context import current_tenant
 from .context import use as use_context
 from .core import Core, make_engine
 from .doctor import Doctor, DoctorReport
-from .engines import EngineMetrics
+from .enginemetrics import EngineMetrics
 from .executors import Jobs
 from .logins import LoginSecret
-from .migrations import MigrationReport, MigrationStream, Step, TenantOutcome, TenantStatus
+from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations import MigrationStream
 from .names import DEFAULT_PREFIX
 from .orm import AdminSession, TenantSession
 from .registry import Location, TenantInfo

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .core import Core
-from .migrations import Step, TenantOutcome
+from .migrationresults import Step, TenantOutcome
 from .names import quote
 from .registry import State, TenantInfo
 from .revisions import is_downgrade

@@ -20,12 +20,12 @@ from ..context import current_tenant
 from ..context import use as use_context
 from ..core import Router
 from ..doctor import DoctorReport
-from ..engines import EngineMetrics
+from ..enginemetrics import EngineMetrics
 from ..errors import ConfigurationError
 from ..executors import Jobs
 from ..fleet import Drift
 from ..logins import LoginSecret
-from ..migrations import MigrationReport, Step, TenantOutcome, TenantStatus
+from ..migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
 from ..orm import TenantSession
 from ..registry import Location, TenantInfo
 from ..tenancy import Tenancy

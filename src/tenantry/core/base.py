@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from .. import probe
 from ..context import working_on
-from ..engines import EngineMetrics
+from ..enginemetrics import EngineMetrics
 from ..errors import ConfigurationError, MigrationError, UnknownTenant
 from ..instrumentation import instrument
 from ..logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret

@@ -18,8 +18,9 @@ from ..errors import UnknownTenant
 from ..logins import LOGIN_OPTION, LoginRoles
 from ..names import validate_name
 from ..registry import TenantInfo
+from ..rolenames import ROLE_OPTION
 from ..strategies import routing_options
-from ..strict import ROLE_OPTION, StrictRoles
+from ..strict import StrictRoles
 
 E = TypeVar("E")
 

@@ -1,0 +1,77 @@
+"""The Typer application: the global options and every command, in help order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..names import DEFAULT_PREFIX
+from . import demo, doctor, migrating, query, relocation, tenants, transfer
+from .options import UrlOpt
+from .settings import Settings
+
+app = typer.Typer(
+    name="tenantry",
+    help="Multi-tenancy for SQLAlchemy + Alembic on PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    url: UrlOpt = None,
+    app_spec: Annotated[
+        str | None,
+        typer.Option("--app", envvar="TENANTRY_APP",
+                     help="module:attribute of your Tenancy (overrides the options below)."),
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option(envvar="TENANTRY_PREFIX", help="Schema/database name prefix.")
+    ] = DEFAULT_PREFIX,
+    tenant_migrations: Annotated[
+        Path | None,
+        typer.Option(envvar="TENANTRY_TENANT_MIGRATIONS", help="Tenant Alembic directory."),
+    ] = None,
+    shared_migrations: Annotated[
+        Path | None,
+        typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS", help="Shared Alembic directory."),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema, database or hybrid.")
+    ] = "schema",
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", envvar="TENANTRY_SERVERS", show_default=False,
+                     help="Extra server for database tenants: name=URL (repeatable; the env "
+                          "variable holds several separated by spaces)."),
+    ] = None,
+) -> None:
+    ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations,
+                       strategy=strategy, servers=list(server or []))
+
+
+app.command()(tenants.create)
+app.command()(tenants.drop)
+app.command()(tenants.rename)
+app.command("list")(tenants.list_)
+app.command()(migrating.migrate)
+app.command()(migrating.status)
+app.command()(migrating.downgrade)
+app.command()(demo.demo)
+app.command("export")(transfer.export_)
+app.command("import")(transfer.import_)
+app.command()(query.query)
+app.command()(relocation.move)
+app.command()(doctor.doctor)
+app.command()(relocation.promote)
+app.command()(relocation.demote)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,134 @@
+"""Commands that run migrations and show where tenants stand: migrate, status, downgrade."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import ConfigurationError
+from ..executors import parse_jobs
+from ..fleet import Drift
+from ..migrationresults import MigrationReport
+from ..progress import (
+    MigrationProgress,
+    drift_tables,
+    failures_table,
+    report_json,
+    summary_table,
+)
+from ..revisions import matches
+from .console import out
+from .exits import handle_errors
+from .options import JobsOpt, JsonOpt
+from .settings import tenancy_of
+
+
+@handle_errors
+def migrate(
+    ctx: typer.Context,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
+    ] = None,
+    to: Annotated[str, typer.Option("--to", help="Target revision (up or down).")] = "heads",
+    jobs: JobsOpt = "1",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the SQL for one tenant; change nothing.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm downgrades (data loss).")] = False,
+    compiled: Annotated[
+        bool,
+        typer.Option("--compiled", help="Render each step's SQL once, run it per tenant in one "
+                     "round trip (migrations must not query the database)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
+    how_many = parse_jobs(jobs)
+    tenancy = tenancy_of(ctx)
+    if dry_run:
+        names = [t.name for t in tenancy.list_tenants() if matches(t.name, tenant)]
+        if not names:
+            raise ConfigurationError("--dry-run: no tenant matches")
+        out.print(tenancy.migration_sql(names[0], to), highlight=False, markup=False)
+        return
+    started = time.monotonic()
+    with MigrationProgress(out, quiet=as_json) as progress:
+        report = tenancy.migrate_all(
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
+            confirm=yes, compiled=compiled,
+        )
+    print_report(report, as_json, time.monotonic() - started)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_report(report: MigrationReport, as_json: bool, elapsed: float = 0.0) -> None:
+    """A migration run's summary and failures, as tables or JSON."""
+    if as_json:
+        out.print_json(json.dumps(report_json(report, elapsed)))
+        return
+    out.print(summary_table(report, elapsed))
+    failures = failures_table(report)
+    if failures is not None:
+        out.print(failures)
+
+
+@handle_errors
+def status(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    each: Annotated[bool, typer.Option("--each", help="One line per tenant.")] = False,
+) -> None:
+    """Revision drift at a glance: tenants per revision and state, failed/migrating ones."""
+    tenancy = tenancy_of(ctx)
+    rows = tenancy.status()
+    if as_json:
+        out.print_json(json.dumps([
+            {"tenant": r.tenant, "state": r.state, "revision": r.revision, "head": r.head,
+             "current": r.current, "error": r.error}
+            for r in rows
+        ]))
+        return
+    if each:
+        table = Table("tenant", "state", "revision", "head", "")
+        for r in rows:
+            mark = "[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
+            table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
+        out.print(table)
+    head = tenancy.tenant_stream.head if tenancy.tenant_stream is not None else None
+    drift = Drift.of(head, rows)
+    for table in drift_tables(drift):
+        out.print(table)
+    out.print(f"{drift.total} tenant(s), {drift.behind} behind, {len(drift.attention)} "
+              "failed or migrating", highlight=False)
+
+
+@handle_errors
+def downgrade(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Argument(help="Target revision ('base' for none).")],
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Only tenants matching this glob (repeatable)."),
+    ] = None,
+    jobs: JobsOpt = "1",
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Downgrade tenants to a revision (needs --yes). Exit 1 if any tenant failed."""
+    how_many = parse_jobs(jobs)
+    tenancy = tenancy_of(ctx)
+    started = time.monotonic()
+    with MigrationProgress(out, quiet=as_json) as progress:
+        report = tenancy.migrate_all(
+            to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
+            confirm=yes,
+        )
+    print_report(report, as_json, time.monotonic() - started)
+    if not report.ok:
+        raise typer.Exit(1)
