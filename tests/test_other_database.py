@@ -46,7 +46,8 @@ def split(tenancy: Tenancy, admin_engine: Engine) -> Iterator[Tenancy]:
             conn.execute(tenants.update().where(tenants.c.name == "far")
                          .values(database=sa.make_url(url).database))
             conn.exec_driver_sql('DROP SCHEMA "tenant_far" CASCADE')
-        tenancy.strategy = TwoDatabases(tenancy.engine, tenancy.prefix, other)
+        two = TwoDatabases(tenancy.engine, tenancy.prefix, other)
+        tenancy.core.strategy = tenancy.strategy = two
         tenancy.core.router.clear()
         with tenancy.session("acme") as s:
             s.add(Customer(name="Ann"))

@@ -34,4 +34,4 @@ def test_provisioning_options(make_tenancy: MakeTenancy) -> None:
         find_pg_dump(99)
     replayed = make_tenancy(provisioning="migrations")
     assert replayed.create_tenant("r").revision == "f003"
-    assert replayed._templates is None
+    assert replayed.core.templates is None
