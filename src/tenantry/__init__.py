@@ -8,6 +8,7 @@ from .doctor import DoctorReport, Finding, Problem
 from .engines import EngineMetrics, EngineRegistry
 from .errors import (
     AdminSessionRequired,
+    ClientProgramNotFound,
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
@@ -15,8 +16,10 @@ from .errors import (
     InvalidTenantName,
     MigrationError,
     MoveError,
+    NotConfiguredFor,
     NoTenantSelected,
     NotReadOnly,
+    OnlineMoveUnavailable,
     TemplateError,
     TenantElsewhere,
     TenantExists,
@@ -26,7 +29,9 @@ from .errors import (
     TenantryError,
     TransferError,
     UnfinishedOperation,
+    UnknownServer,
     UnknownTenant,
+    WrongTenantKind,
 )
 from .fleet import Drift, TenancyConfig
 from .jobs import TenantProcessPool
@@ -45,6 +50,7 @@ __all__ = [
     "TENANT_SCHEMA",
     "AdminSession",
     "AdminSessionRequired",
+    "ClientProgramNotFound",
     "ConfigurationError",
     "ConfirmationRequired",
     "ConnectionBudgetExceeded",
@@ -64,7 +70,9 @@ __all__ = [
     "MigrationReport",
     "MoveError",
     "NoTenantSelected",
+    "NotConfiguredFor",
     "NotReadOnly",
+    "OnlineMoveUnavailable",
     "Placement",
     "Problem",
     "SharedBase",
@@ -89,7 +97,9 @@ __all__ = [
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",
+    "UnknownServer",
     "UnknownTenant",
+    "WrongTenantKind",
     "assign",
     "carry",
     "current_tenant",

@@ -47,7 +47,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import await_only, greenlet_spawn
 
-from .errors import ConfigurationError, ConnectionBudgetExceeded
+from .errors import ConfigurationError, ConnectionBudgetExceeded, UnknownServer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -365,7 +365,7 @@ class EngineRegistry:
     def _target(self, key: Key) -> tuple[URL, dict[str, Any]]:
         server, database, user, _ = key
         if server not in self.servers:
-            raise ConfigurationError(
+            raise UnknownServer(
                 f"unknown server {server!r}; configured: {sorted(self.servers)}"
             )
         # pool_size: idle connections kept per tenant. No per-pool overflow limit: a pool never

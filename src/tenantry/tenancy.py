@@ -28,9 +28,12 @@ from .errors import (
     ConfirmationRequired,
     ForeignKeyAcrossDatabases,
     MigrationError,
+    NotConfiguredFor,
     TenantExists,
     UnfinishedOperation,
+    UnknownServer,
     UnknownTenant,
+    WrongTenantKind,
 )
 from .instrumentation import instrument
 from .intents import Intent, Operation
@@ -602,7 +605,7 @@ class Tenancy:
 
     def _database_strategy(self) -> DatabaseStrategy:
         if not isinstance(self.strategy, DatabaseStrategy):
-            raise ConfigurationError("this needs Tenancy(..., strategy='database')")
+            raise NotConfiguredFor("this needs Tenancy(..., strategy='database')")
         return self.strategy
 
     def engine_metrics(self) -> EngineMetrics:
@@ -626,13 +629,13 @@ class Tenancy:
 
         strategy = self._database_strategy()
         if to not in strategy.servers:
-            raise ConfigurationError(
+            raise UnknownServer(
                 f"unknown server {to!r}; configured: {sorted(strategy.servers)}"
             )
 
         def plan(main: Connection, info: TenantInfo) -> tuple[Move, Location] | None:
             if info.strategy != DatabaseStrategy.kind:
-                raise ConfigurationError(f"tenant {name!r} is not a database tenant")
+                raise WrongTenantKind(f"tenant {name!r} is not a database tenant")
             source = replace(info.location, server=info.location.server or "main")
             if source.server == to:
                 return None
@@ -807,7 +810,7 @@ class Tenancy:
         password); returns how many roles were set."""
         roles = self._strict()
         if not isinstance(roles, LoginRoles):
-            raise ConfigurationError("reset_logins needs Tenancy(..., strict='login')")
+            raise NotConfiguredFor("reset_logins needs Tenancy(..., strict='login')")
         names = list(tenants) if tenants is not None else [i.name for i in self.list_tenants()]
         for name in names:
             with self._begin() as main:
@@ -821,7 +824,7 @@ class Tenancy:
 
     def _strict(self) -> StrictRoles:
         if self.strict_roles is None:
-            raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
+            raise NotConfiguredFor("strict mode is off: create the Tenancy with strict=True")
         return self.strict_roles
 
     # -- doctor (issue 7) ------------------------------------------------------------------
@@ -841,7 +844,7 @@ class Tenancy:
 
     def _hybrid_strategy(self) -> HybridStrategy:
         if not isinstance(self.strategy, HybridStrategy):
-            raise ConfigurationError("this needs Tenancy(..., strategy='hybrid')")
+            raise NotConfiguredFor("this needs Tenancy(..., strategy='hybrid')")
         return self.strategy
 
     def _locate_new(self, name: str, main: Connection, kind: str | None) -> Location:
@@ -877,7 +880,7 @@ class Tenancy:
 
         strategy = self._hybrid_strategy()
         if to_server is not None and to_server not in strategy.servers:
-            raise ConfigurationError(
+            raise UnknownServer(
                 f"unknown server {to_server!r}; configured: {sorted(strategy.servers)}"
             )
 
