@@ -31,7 +31,14 @@ from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .errors import ConfirmationRequired, MigrationError, UnknownTenant
 from .lifeline import exit_with_parent
-from .migrations import MigrationStream, Step, TenantOutcome, TenantStatus, is_ancestor
+from .migrations import (
+    MigrationStream,
+    Step,
+    TenantOutcome,
+    TenantStatus,
+    is_ancestor,
+    is_revision_name,
+)
 from .names import quote
 from .registry import State, TenantInfo
 from .scripts import query_script
@@ -247,7 +254,7 @@ def _prefetched(tenancy: Tenancy, info: TenantInfo, target: str | None) -> Step 
     stream = tenancy._tenant_stream()
     if target is None or info.revision is None or info.location.database is not None:
         return None
-    if target not in stream.script.revision_map._revision_map:  # e.g. a relative "+1"
+    if not is_revision_name(stream.script, target):  # e.g. a relative "+1"
         return None
     down = is_downgrade(stream, info.revision, target)
     schema = quote(info.schema)
