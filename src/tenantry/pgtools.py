@@ -64,6 +64,8 @@ def find_program(
     chosen = _chosen(name, explicit)
     if chosen is not None:
         path, source = chosen
+        if os.sep not in path:  # a bare name, as a command line would take it: from PATH
+            path = shutil.which(path) or path
         found = _major(path)
         if isinstance(found, str):
             raise ClientProgramNotFound(f"cannot run {name} {path!r} ({source}): {found}")
