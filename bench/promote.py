@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, make_engine
-from tenantry.moving import libpq_env, pg_program
 from tenantry.names import quote
+from tenantry.pgtools import find_program, libpq_env
 from tenantry.promotion import Demotion, Promotion
 
 MIGRATIONS = Path(__file__).parent.parent / "tests" / "app" / "migrations"
@@ -69,12 +69,12 @@ def baseline(url: sa.URL, schema: str) -> float:
     try:
         start = time.perf_counter()
         dump = subprocess.Popen(
-            [pg_program("pg_dump"), "--format=custom", f"--schema={schema}",
+            [find_program("pg_dump"), "--format=custom", f"--schema={schema}",
              "--no-owner", "--no-privileges"],
             stdout=subprocess.PIPE, env=libpq_env(url),
         )
         subprocess.run(
-            [pg_program("pg_restore"), "--single-transaction", "--exit-on-error",
+            [find_program("pg_restore"), "--single-transaction", "--exit-on-error",
              f"--dbname={scratch}", "--no-owner", "--no-privileges"],
             stdin=dump.stdout, check=True, env=libpq_env(url.set(database=scratch)),
         )

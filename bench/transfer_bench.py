@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from tenantry import TENANT_SCHEMA, Tenancy, embedded
-from tenantry.transfer import libpq_environment, pg_dump_binary
+from tenantry.pgtools import find_program, libpq_env
 
 METADATA = sa.MetaData(schema=TENANT_SCHEMA)
 sa.Table(
@@ -70,8 +70,8 @@ def main() -> None:
                 with tenancy.engine.begin() as conn:
                     conn.exec_driver_sql(FILL.format(s=schema, n=n))
             schema = tenancy.get_tenant("large").schema
-            binary = pg_dump_binary(tenancy.engine.dialect.server_version_info[0])  # type: ignore[index]
-            env = {**os.environ, **libpq_environment(tenancy.engine)}
+            binary = find_program("pg_dump", tenancy.engine.dialect.server_version_info[0])  # type: ignore[index]
+            env = libpq_env(tenancy.engine.url)
             dump = timed(lambda: subprocess.run(
                 [binary, "-Fc", f"--schema={schema}", f"--file={work / 'baseline.dump'}"],
                 env=env, check=True))

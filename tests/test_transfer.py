@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from tenantry import Tenancy, TenantExists
 from tenantry.errors import TransferError
-from tenantry.transfer import Manifest, pg_dump_binary
+from tenantry.pgtools import find_program
+from tenantry.transfer import Manifest
 
 from .app.models import Customer, Order, Setting, User
 
@@ -238,7 +239,7 @@ def test_pg_dump_archive_holds_only_that_tenant(rich: Tenancy, tmp_path: Path) -
     assert manifest.pg_dump is not None and manifest.pg_dump["file"] == "tenant.dump"
     archive = tmp_path / "x" / "tenant.dump"
     major = rich.engine.dialect.server_version_info[0]  # type: ignore[index]
-    pg_restore = str(Path(pg_dump_binary(major)).with_name("pg_restore"))
+    pg_restore = str(Path(find_program("pg_dump", major)).with_name("pg_restore"))
     listing = subprocess.run(
         [pg_restore, "--list", str(archive)], capture_output=True, text=True, check=True
     ).stdout

@@ -7,6 +7,7 @@ from .enginemetrics import EngineMetrics
 from .engines import EngineRegistry
 from .errors import (
     AdminSessionRequired,
+    ClientProgramNotFound,
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
@@ -14,8 +15,10 @@ from .errors import (
     InvalidTenantName,
     MigrationError,
     MoveError,
+    NotConfiguredFor,
     NoTenantSelected,
     NotReadOnly,
+    OnlineMoveUnavailable,
     TemplateError,
     TenantElsewhere,
     TenantExists,
@@ -25,7 +28,9 @@ from .errors import (
     TenantryError,
     TransferError,
     UnfinishedOperation,
+    UnknownServer,
     UnknownTenant,
+    WrongTenantKind,
 )
 from .fleet import Drift
 from .jobs import TenantProcessPool
@@ -44,6 +49,7 @@ __all__ = [
     "TENANT_SCHEMA",
     "AdminSession",
     "AdminSessionRequired",
+    "ClientProgramNotFound",
     "ConfigurationError",
     "ConfirmationRequired",
     "ConnectionBudgetExceeded",
@@ -63,7 +69,9 @@ __all__ = [
     "MigrationReport",
     "MoveError",
     "NoTenantSelected",
+    "NotConfiguredFor",
     "NotReadOnly",
+    "OnlineMoveUnavailable",
     "Placement",
     "Problem",
     "SharedBase",
@@ -88,7 +96,9 @@ __all__ = [
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",
+    "UnknownServer",
     "UnknownTenant",
+    "WrongTenantKind",
     "assign",
     "carry",
     "current_tenant",

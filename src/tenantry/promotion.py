@@ -29,7 +29,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DropSchema
 
 from .errors import MoveError, TenantExists
-from .moving import Move, libpq_env, pg_program
+from .moving import Move
+from .pgtools import libpq_env
 from .registry import Location
 from .strategies.base import schema_exists
 from .strategies.database import DatabaseStrategy
@@ -82,11 +83,11 @@ class Promotion(Move):
             archive, listing = Path(tmp) / "schema.dump", Path(tmp) / "restore.list"
             common = self._common_flags(schema_only)
             self._run(
-                [pg_program("pg_dump"), "--format=custom", *self._dump_flags(),
+                [self._program("pg_dump"), "--format=custom", *self._dump_flags(),
                  f"--file={archive}", *common],
                 self.source,
             )
-            toc = self._run([pg_program("pg_restore"), "--list", str(archive)], self.target)
+            toc = self._run([self._program("pg_restore"), "--list", str(archive)], self.target)
             skipped = {f" FK CONSTRAINT {self.schema} {table} {name} "
                        for table, name, _ in self.leave_out}
             kept = [line for line in toc.splitlines()
@@ -94,7 +95,7 @@ class Promotion(Move):
             listing.write_text("\n".join(kept) + "\n")
             assert self.target.database is not None
             self._run(
-                [pg_program("pg_restore"), "--exit-on-error", "--single-transaction",
+                [self._program("pg_restore"), "--exit-on-error", "--single-transaction",
                  f"--dbname={self.target.database}", f"--use-list={listing}", *common,
                  str(archive)],
                 self.target,

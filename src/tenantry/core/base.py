@@ -21,7 +21,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from .. import probe
 from ..context import working_on
 from ..enginemetrics import EngineMetrics
-from ..errors import ConfigurationError, MigrationError, UnknownTenant
+from ..errors import ConfigurationError, MigrationError, NotConfiguredFor, UnknownTenant
 from ..instrumentation import instrument
 from ..logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from ..migrations import MigrationStream
@@ -262,17 +262,17 @@ class Core:
 
     def database_strategy(self) -> DatabaseStrategy:
         if not isinstance(self.strategy, DatabaseStrategy):
-            raise ConfigurationError("this needs Tenancy(..., strategy='database')")
+            raise NotConfiguredFor("this needs Tenancy(..., strategy='database')")
         return self.strategy
 
     def hybrid_strategy(self) -> HybridStrategy:
         if not isinstance(self.strategy, HybridStrategy):
-            raise ConfigurationError("this needs Tenancy(..., strategy='hybrid')")
+            raise NotConfiguredFor("this needs Tenancy(..., strategy='hybrid')")
         return self.strategy
 
     def strict(self) -> StrictRoles:
         if self.strict_roles is None:
-            raise ConfigurationError("strict mode is off: create the Tenancy with strict=True")
+            raise NotConfiguredFor("strict mode is off: create the Tenancy with strict=True")
         return self.strict_roles
 
     def kind_of(self, location: Location) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.schema import CreateSchema
 
 from .. import instrumentation, probe, registry
 from ..engines import EngineRegistry
-from ..errors import ConfigurationError, TenantExists, UnknownTenant
+from ..errors import TenantExists, UnknownServer, UnknownTenant, WrongTenantKind
 from ..migrations import MigrationStream
 from ..names import identifier, quote
 from ..registry import Location
@@ -169,7 +169,7 @@ class DatabaseStrategy(Strategy):
         engine = self._admins.get(server)
         if engine is None:
             if server not in self.servers:
-                raise ConfigurationError(
+                raise UnknownServer(
                     f"unknown server {server!r}; configured: {sorted(self.servers)}"
                 )
             engine = sa.create_engine(
@@ -192,7 +192,7 @@ class DatabaseStrategy(Strategy):
     @staticmethod
     def _database(location: Location) -> str:
         if location.database is None:
-            raise ConfigurationError(f"tenant location {location} has no database")
+            raise WrongTenantKind(f"tenant location {location} has no database")
         return location.database
 
     # -- placement -----------------------------------------------------------------------
@@ -212,7 +212,7 @@ class DatabaseStrategy(Strategy):
         ident = identifier(name, self.prefix)
         server = self.placement(name, self.load(main))
         if server not in self.servers:
-            raise ConfigurationError(
+            raise UnknownServer(
                 f"placement chose unknown server {server!r} for tenant {name!r}; "
                 f"configured: {sorted(self.servers)}"
             )
