@@ -31,7 +31,7 @@ from sqlalchemy.pool import NullPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.app.models import Customer
-from tests.scram import PREFIX_START, require_scram
+from tests.support.scram import PREFIX_START, require_scram
 
 from tenantry import Tenancy, make_engine, poolreset
 from tenantry.names import quote

@@ -34,8 +34,8 @@ from tenantry.logins import LoginRoles, LoginSecret, scram_verifier
 from tenantry.strict import group_name, role_exists
 
 from .app.models import Customer, User
-from .conftest import MIGRATIONS
-from .scram import require_scram
+from .support.databases import MIGRATIONS
+from .support.scram import require_scram
 
 SECRET = "test-login-secret-" + uuid.uuid4().hex
 PREFIX = "ul_"
