@@ -10,8 +10,8 @@ rounds (each round starts with another mode):
 normal, strict, strict without the check-in reset of connections that ran as a tenant role
 (the reset's cost, measured; strict mode always resets), and login. Figures are wall time (or,
 with ``--cpu``, this process's CPU time) per transaction (a short read and a short write, each
-its own session and transaction), best and median of rounds, and the ratios between them. On
-an embedded server, login roles must give a SCRAM password (as in production);
+its own session and transaction), best and median of rounds, and the ratios between them. Unless
+``--url``, login roles must give a SCRAM password (as in production) if pg_hba.conf is writable;
 ``--login-connections`` below the number of tenants makes login mode reconnect (budget churn).
 """
 
@@ -92,7 +92,7 @@ def main() -> None:
                         help="time this process's CPU (client side) instead of wall time")
     args = parser.parse_args()
     with server(args.url) as url:
-        if args.url is None:  # a server of ours (TENANTRY_BENCH_URL or embedded): passwords
+        if args.url is None:  # embedded or TENANTRY_BENCH_URL: login roles need passwords
             require_scram(url)
         bench(url, args)
 
