@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: a server (embedded unless TENANTRY_BENCH_URL), databases."""
+"""Shared helpers of the benchmarks: a server (embedded unless TENANTRY_BENCH_URL), databases,
+and the smoke mode (``TENANTRY_BENCH_SMOKE=1``: tiny sizes, so CI runs every script quickly)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,32 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tenantry import make_engine
+from tenantry import embedded, make_engine
 from tenantry.names import quote
+
+#: ``TENANTRY_BENCH_SMOKE=1``: every script runs end to end at tiny sizes (its figures then
+#: mean nothing; tests/test_bench_smoke.py checks that each still runs and prints them).
+SMOKE = os.environ.get("TENANTRY_BENCH_SMOKE") == "1"
+
+#: Databases made by new_database, dropped when server() ends on a server it did not start.
+_made: list[str] = []
+
+
+def sized(full: int, smoke: int) -> int:
+    """``full``, or ``smoke`` in smoke mode: the default of a size, count or number of rounds."""
+    return smoke if SMOKE else full
 
 
 @contextmanager
-def server() -> Iterator[str]:
-    url = os.environ.get("TENANTRY_BENCH_URL")
+def server(url: str | None = None) -> Iterator[str]:
+    """``url``, else ``TENANTRY_BENCH_URL``, else an embedded server started for the block."""
+    url = url or os.environ.get("TENANTRY_BENCH_URL")
     if url:
-        yield url
+        try:
+            yield url
+        finally:
+            drop_made(url)
         return
-    from tenantry import embedded
-
     srv = embedded.start()
     try:
         yield srv.url
@@ -37,7 +52,17 @@ def new_database(url: str) -> str:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
     admin.dispose()
+    _made.append(name)
     return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_made(url: str) -> None:
+    """Drop the databases new_database made on the server of ``url``."""
+    admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        while _made:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(_made.pop())} WITH (FORCE)")
+    admin.dispose()
 
 
 def timed(fn: Callable[[], object]) -> float:

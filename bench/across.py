@@ -2,19 +2,25 @@
 
     PYTHONPATH=src python bench/across.py [--tenants 1000] [--url URL]
 
-Without --url an embedded PostgreSQL is started in a temporary directory. Prints the best time of
-each approach and its speed-up over the fastest one-query-per-tenant loop (ratio column).
+Without --url: ``TENANTRY_BENCH_URL``, else an embedded PostgreSQL in a temporary directory.
+Prints the best time of each approach and its speed-up over the fastest one-query-per-tenant
+loop (ratio column).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 import sqlalchemy as sa
+from _common import server, sized
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 
@@ -43,31 +49,23 @@ def best_of(runs: int, fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--tenants", type=int, default=sized(1000, 3))
     parser.add_argument("--rows", type=int, default=3, help="rows per tenant")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=sized(3, 1))
     parser.add_argument("--url", help="server URL with CREATEDB (default: embedded server)")
     args = parser.parse_args()
 
-    server = None
-    url = args.url
-    if url is None:
-        from tenantry import embedded
-
-        server = embedded.start()
-        url = server.url
-    admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    db = f"tenantry_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {quote(db)}")
-    try:
-        run(sa.make_url(url).set(database=db), args)
-    finally:
+    with server(args.url) as url:
+        admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        db = f"tenantry_bench_{uuid.uuid4().hex[:8]}"
         with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(db)} WITH (FORCE)")
-        admin.dispose()
-        if server is not None:
-            server.stop()
+            conn.exec_driver_sql(f"CREATE DATABASE {quote(db)}")
+        try:
+            run(sa.make_url(url).set(database=db), args)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(db)} WITH (FORCE)")
+            admin.dispose()
 
 
 def run(url: sa.URL, args: argparse.Namespace) -> None:

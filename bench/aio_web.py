@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 import sqlalchemy as sa
+from _common import server, sized
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.applications import Starlette
@@ -32,7 +37,7 @@ from tenantry.aio import AsyncTenancy, async_url
 from tenantry.names import quote
 from tenantry.web import TenantMiddleware, WSGITenantMiddleware, header
 
-N = int(os.environ.get("BENCH_N", "2000"))
+N = int(os.environ.get("BENCH_N", sized(2000, 10)))
 
 
 class Base(DeclarativeBase):
@@ -44,7 +49,8 @@ class Item(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
 
 
-ROUNDS = 5
+ROUNDS = sized(5, 2)
+WARM_UP = sized(50, 2)
 
 
 async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> float:
@@ -58,8 +64,8 @@ async def compare(
     base: Callable[[], Awaitable[Any]], ours: Callable[[], Awaitable[Any]]
 ) -> tuple[float, float]:
     """Best per-call time of each over interleaved rounds (the machine is shared)."""
-    await timed(base, 50)
-    await timed(ours, 50)
+    await timed(base, WARM_UP)
+    await timed(ours, WARM_UP)
     rounds = [
         (await timed(base, N // ROUNDS), await timed(ours, N // ROUNDS)) for _ in range(ROUNDS)
     ]
@@ -74,8 +80,8 @@ def timed_sync(fn: Callable[[], Any], n: int) -> float:
 
 
 def compare_sync(base: Callable[[], Any], ours: Callable[[], Any]) -> tuple[float, float]:
-    timed_sync(base, 50)
-    timed_sync(ours, 50)
+    timed_sync(base, WARM_UP)
+    timed_sync(ours, WARM_UP)
     rounds = [(timed_sync(base, N // ROUNDS), timed_sync(ours, N // ROUNDS)) for _ in range(ROUNDS)]
     return min(r[0] for r in rounds), min(r[1] for r in rounds)
 
@@ -147,29 +153,21 @@ def bench_wsgi(url: str) -> None:
 
 
 def main() -> None:
-    root = os.environ.get("TENANTRY_BENCH_URL")
-    server = None
-    if root is None:
-        from tenantry import embedded
-
-        server = embedded.start()
-        root = server.url
-    admin = sa.create_engine(sa.make_url(root), isolation_level="AUTOCOMMIT")
-    name = "tenantry_bench_aio_web"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-        conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
-    url = sa.make_url(root).set(database=name).render_as_string(hide_password=False)
-    try:
-        print(f"{N} iterations each, best of {ROUNDS} interleaved rounds")
-        asyncio.run(bench_async(url))
-        bench_wsgi(url)
-    finally:
+    with server() as root:
+        admin = sa.create_engine(sa.make_url(root), isolation_level="AUTOCOMMIT")
+        name = "tenantry_bench_aio_web"
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
-        admin.dispose()
-        if server is not None:
-            server.stop()
+            conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
+        url = sa.make_url(root).set(database=name).render_as_string(hide_password=False)
+        try:
+            print(f"{N} iterations each, best of {ROUNDS} interleaved rounds")
+            asyncio.run(bench_async(url))
+            bench_wsgi(url)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+            admin.dispose()
 
 
 if __name__ == "__main__":

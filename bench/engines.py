@@ -19,9 +19,9 @@ Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embed
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -29,7 +29,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 import sqlalchemy as sa
+from _common import server, sized
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, make_engine
@@ -111,21 +114,18 @@ def run(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tenants", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=150, help="per thread and run")
-    parser.add_argument("--max-engines", type=int, default=20)
+    parser.add_argument("--tenants", type=int, default=sized(200, 3))
+    parser.add_argument("--threads", type=int, default=sized(8, 2))
+    parser.add_argument("--requests", type=int, default=sized(150, 3), help="per thread and run")
+    parser.add_argument("--max-engines", type=int, default=sized(20, 2))
     parser.add_argument("--max-parked", type=int, default=None,
                         help="evicted engines kept for revival (default: the library's)")
     args = parser.parse_args()
+    with server() as url:
+        bench(url, args)
 
-    server = None
-    url = os.environ.get("TENANTRY_BENCH_URL")
-    if not url:
-        from tenantry import embedded
 
-        server = embedded.start()
-        url = server.url
+def bench(url: str, args: argparse.Namespace) -> None:
     admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     main_db = f"bench_{uuid.uuid4().hex[:8]}"
     prefix = f"b{uuid.uuid4().hex[:5]}_"
@@ -235,8 +235,6 @@ def main() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(main_db)} WITH (FORCE)")
         admin.dispose()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import new_database, server, timed
+from _common import new_database, server, sized, timed
 
 from tenantry import Tenancy
 from tenantry.names import quote
@@ -122,9 +122,9 @@ def small_fleets(sizes: list[int], repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tenants", type=int, default=2000)
+    parser.add_argument("--tenants", type=int, default=sized(2000, 4))
     parser.add_argument("--sizes", help="comma-separated small fleet sizes: jobs=1 vs jobs=2")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=sized(3, 1))
     args = parser.parse_args()
     if args.sizes:
         small_fleets([int(x) for x in args.sizes.split(",")], args.repeats)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 import sqlalchemy as sa
+from _common import server, sized
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, make_engine
@@ -88,15 +91,13 @@ def baseline(url: sa.URL, schema: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=sized(100_000, 100))
     args = parser.parse_args()
-    url = os.environ.get("TENANTRY_BENCH_URL")
-    server = None
-    if not url:
-        from tenantry import embedded
+    with server() as url:
+        bench(url, args.rows)
 
-        server = embedded.start()
-        url = server.url
+
+def bench(url: str, rows: int) -> None:
     admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     main_db = f"bench_hybrid_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
@@ -107,7 +108,7 @@ def main() -> None:
     try:
         tenancy.migrate_shared()
         tenancy.create_tenant("acme")
-        fill(tenancy, args.rows)
+        fill(tenancy, rows)
         schema = tenancy.get_tenant("acme").schema
         base = baseline(tenancy.engine.url, schema)
         marks: dict[str, float] = {}
@@ -124,7 +125,7 @@ def main() -> None:
                 total = time.perf_counter() - start
                 window = marks["released"] - marks["locked"]
                 mode = "online" if online else "offline"
-                print(f"{label:8} {mode:7} {args.rows:>8} customers + orders: "
+                print(f"{label:8} {mode:7} {rows:>8} customers + orders: "
                       f"total {total * 1000:7.0f} ms, writes blocked {window * 1000:7.0f} ms "
                       f"({window / base:.2f}x a bare pg_dump|pg_restore: {base * 1000:.0f} ms)")
     finally:
@@ -134,8 +135,6 @@ def main() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(main_db)} WITH (FORCE)")
         admin.dispose()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import new_database, server, write_chain
+from _common import new_database, server, sized, write_chain
 from alembic import command
 from alembic.config import Config
 
@@ -50,16 +50,21 @@ with context.begin_transaction():
 '''
 
 
+#: The two chain lengths (revisions) compared; shorter in smoke mode, under the same labels.
+CHAINS = {30: sized(30, 3), 300: sized(300, 6)}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tenants", type=int, default=1000, help="tenants per template method")
-    parser.add_argument("--replay", type=int, default=1000,
+    parser.add_argument("--tenants", type=int, default=sized(1000, 2),
+                        help="tenants per template method")
+    parser.add_argument("--replay", type=int, default=sized(1000, 2),
                         help="tenants per 30-revision replay method")
-    parser.add_argument("--replay-300", type=int, default=200,
+    parser.add_argument("--replay-300", type=int, default=sized(200, 1),
                         help="tenants per 300-revision replay method")
     parser.add_argument("--plain", action="store_true",
                         help="plain tables (primary key, defaults) instead of tables with a "
@@ -70,8 +75,8 @@ def main() -> None:
     count: dict[str, int] = defaultdict(int)
     rss: list[tuple[int, float]] = []
     with server() as url, tempfile.TemporaryDirectory() as tmp:
-        streams = {c: write_chain(Path(tmp) / f"chain{c}", c, plain=args.plain)
-                   for c in (30, 300)}
+        streams = {c: write_chain(Path(tmp) / f"chain{c}", CHAINS[c], plain=args.plain)
+                   for c in CHAINS}
         for stream in streams.values():
             (stream / "env.py").write_text(ENV_PY)
         tenancies = {

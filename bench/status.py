@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import sqlalchemy as sa
-from _common import new_database, server
+from _common import new_database, server, sized
 
 from tenantry import Tenancy
 
@@ -40,7 +40,7 @@ def best(fn, runs: int = 5) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tenants", type=int, default=10_000)
+    parser.add_argument("--tenants", type=int, default=sized(10_000, 20))
     n = parser.parse_args().tenants
     with server() as url, tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / "tenant"

@@ -4,13 +4,14 @@
     PYTHONPATH=src python bench/strict.py [--url URL] [--tenants 20] [--transactions 3000]
         [--login-connections 100] [--cpu]
 
-Four modes run in the same process against the same server (an embedded one unless --url),
-each on its own fresh database, interleaved in rounds (each round starts with another mode):
+Four modes run in the same process against the same server (``--url``, else
+``TENANTRY_BENCH_URL``, else an embedded one), each on its own fresh database, interleaved in
+rounds (each round starts with another mode):
 normal, strict, strict without the check-in reset of connections that ran as a tenant role
 (the reset's cost, measured; strict mode always resets), and login. Figures are wall time (or,
 with ``--cpu``, this process's CPU time) per transaction (a short read and a short write, each
-its own session and transaction), best and median of rounds, and the ratios between them. On
-an embedded server, login roles must give a SCRAM password (as in production);
+its own session and transaction), best and median of rounds, and the ratios between them. Unless
+``--url``, login roles must give a SCRAM password (as in production) if pg_hba.conf is writable;
 ``--login-connections`` below the number of tenants makes login mode reconnect (budget churn).
 """
 
@@ -29,9 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
 
+from _common import server, sized
 from tests.app.models import Customer
-from tests.scram import PREFIX_START, require_scram
+from tests.support.scram import PREFIX_START, require_scram
 
 from tenantry import Tenancy, make_engine, poolreset
 from tenantry.names import quote
@@ -81,21 +84,21 @@ def workload(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="maintenance database URL (default: embedded server)")
-    parser.add_argument("--tenants", type=int, default=20)
-    parser.add_argument("--transactions", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tenants", type=int, default=sized(20, 2))
+    parser.add_argument("--transactions", type=int, default=sized(3000, 10))
+    parser.add_argument("--rounds", type=int, default=sized(3, 1))
     parser.add_argument("--login-connections", type=int, default=100)
     parser.add_argument("--cpu", action="store_true",
                         help="time this process's CPU (client side) instead of wall time")
     args = parser.parse_args()
-    server = None
-    if args.url is None:
-        from tenantry import embedded
+    with server(args.url) as url:
+        if args.url is None:  # embedded or TENANTRY_BENCH_URL: login roles need passwords
+            require_scram(url)
+        bench(url, args)
 
-        server = embedded.start()
-        args.url = server.url
-        require_scram(server.url)
-    admin = make_engine(args.url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+def bench(url: str, args: argparse.Namespace) -> None:
+    admin = make_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     tenants = [f"b{i}" for i in range(args.tenants)]
     made = []
     try:
@@ -106,7 +109,7 @@ def main() -> None:
             t, db = setup(admin, mode, tenants, **options)
             made.append((t, db))
             tenancies[mode] = t
-            workload(t, tenants, 200, 0)  # warm-up: pools, compiled caches
+            workload(t, tenants, sized(200, 4), 0)  # warm-up: pools, compiled caches
         times: dict[str, list[float]] = {mode: [] for mode in modes}
         labels = list(tenancies)
         clock = time.process_time if args.cpu else time.perf_counter
@@ -141,8 +144,6 @@ def main() -> None:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f"DROP DATABASE {quote(name)} WITH (FORCE)")
         admin.dispose()
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

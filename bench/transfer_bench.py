@@ -2,14 +2,15 @@
 
     PYTHONPATH=src python bench/transfer_bench.py [ROWS]
 
-Uses an embedded server (or TENANTRY_URL). Prints ratios against baselines measured in the
-same run: export time / ``pg_dump -Fc`` time of the same schema, and peak Python memory of a
-10x larger tenant / that of the smaller one (about 1.0 means streamed).
+Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embedded server.
+Prints ratios against baselines measured in the same run: export time / ``pg_dump -Fc`` time of
+the same schema, and peak Python memory of a 10x larger tenant / that of the smaller one (about
+1.0 means streamed).
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,10 +18,13 @@ import time
 import tracemalloc
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 import sqlalchemy as sa
+from _common import new_database, server, sized
 from sqlalchemy.dialects.postgresql import JSONB
 
-from tenantry import TENANT_SCHEMA, Tenancy, embedded
+from tenantry import TENANT_SCHEMA, Tenancy
 from tenantry.pgtools import find_program, libpq_env
 
 METADATA = sa.MetaData(schema=TENANT_SCHEMA)
@@ -55,9 +59,12 @@ def peak(fn):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    server = None if os.environ.get("TENANTRY_URL") else embedded.start()
-    url = os.environ.get("TENANTRY_URL") or server.url  # type: ignore[union-attr]
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else sized(200_000, 100)
+    with server() as url:
+        bench(new_database(url), rows)
+
+
+def bench(url: str, rows: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="tenantry-bench-"))
     try:
         with Tenancy(url, metadata=METADATA) as tenancy:
@@ -89,11 +96,7 @@ def main() -> None:
             print(f"peak Python memory: {rows // 10} rows {small_peak / 1e6:.2f} MB, {rows} rows "
                   f"{large_peak / 1e6:.2f} MB: ratio {large_peak / small_peak:.2f} for 10x rows")
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ embedded server is started once for the session (once per xdist worker).
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +16,9 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy
 from tenantry.embedded import server_url
-from tenantry.names import quote
 
 from .app import models  # noqa: F401  (registers the test models)
-
-MIGRATIONS = Path(__file__).parent / "app" / "migrations"
+from .support.databases import MIGRATIONS, drop_database, new_database
 
 
 @pytest.fixture(scope="session")
@@ -39,21 +36,6 @@ def admin_engine(pg_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     yield engine
     engine.dispose()
-
-
-def new_database(admin_engine: sa.Engine) -> str:
-    """Create an empty database; returns its URL."""
-    name = f"tenantry_test_{uuid.uuid4().hex[:12]}"
-    with admin_engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {quote(name)}")
-    return admin_engine.url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_engine: sa.Engine, url: str) -> None:
-    name = sa.make_url(url).database
-    assert name is not None
-    with admin_engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -85,8 +67,3 @@ def tenancy(database_url: str) -> Iterator[Tenancy]:
     t.dispose()
 
 
-def tenant_schemas(t: Tenancy) -> set[str]:
-    """Schemas named like tenant schemas (``tenant_...``; not tenantry's template)."""
-    with t.engine.connect() as conn:
-        query = sa.text(r"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\_%'")
-        return set(conn.scalars(query))

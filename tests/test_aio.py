@@ -15,6 +15,7 @@ from tenantry.aio import AsyncTenancy, async_url, sync_url
 from tenantry.errors import ConfigurationError
 
 from .app.models import Customer, User
+from .support.databases import MIGRATIONS
 
 DRIVERS = ["psycopg", "asyncpg"]
 
@@ -180,7 +181,6 @@ def test_changes_through_the_sync_facade_reach_the_async_routes(
 
 
 def test_admin_operations_from_async_code(database_url: str, driver: str) -> None:
-    from .conftest import MIGRATIONS
 
     async def main() -> None:
         at = AsyncTenancy(

@@ -12,7 +12,7 @@ from tenantry.cli import app
 from tenantry.strategies import DatabaseStrategy, SchemaStrategy
 from tenantry.strategies.hybrid import HybridStrategy
 
-from .conftest import MIGRATIONS
+from .support.databases import MIGRATIONS
 
 runner = CliRunner()
 

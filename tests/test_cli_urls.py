@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tenantry import ConfigurationError, Tenancy, make_engine
 from tenantry.cli import app
 
-from .conftest import MIGRATIONS
+from .support.databases import MIGRATIONS
 
 runner = CliRunner()
 PASSWORD = "pw-s3cret"

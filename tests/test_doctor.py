@@ -14,7 +14,8 @@ from tenantry.cli import app
 from tenantry.registry import update
 
 from .app.models import Customer
-from .conftest import MIGRATIONS
+from .support.databases import MIGRATIONS
+from .support.strict import drop_roles
 
 runner = CliRunner()
 
@@ -165,7 +166,6 @@ def test_provisioning_and_migration_steps_are_logged(
 
 
 def test_cli_doctor_strict_adopts_normal_tenants(env: dict[str, str], tenancy: Tenancy) -> None:
-    from .test_strict import drop_roles
 
     tenancy.create_tenant("plain")
     result = runner.invoke(app, ["doctor", "--strict", "--json"], env=env)

@@ -7,40 +7,37 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine, probe
 from tenantry.aio import AsyncTenancy
 from tenantry.denials import install_hooks
-from tenantry.models import TENANT_SCHEMA
 
 from .app.models import Customer, User
-from .conftest import MIGRATIONS
-from .test_strict import drop_roles
+from .support.databases import MIGRATIONS
+from .support.latency import (
+    COLD,
+    DRIVERS,
+    FAST,
+    POOL_TIMEOUT,
+    TRIES,
+    TYPO,
+    ahold,
+    atimed,
+    drop_schema,
+    quick,
+    timed,
+)
+from .support.strict import drop_roles
 
-#: What "in milliseconds" means here; the pool would make it POOL_TIMEOUT.
-FAST = 0.05
-POOL_TIMEOUT = 2
-#: The first error on a database that needs the probe opens it: one connection set-up (about
-#: 10 ms on an idle machine, up to ~80 ms on the loaded test machine), still no pool wait.
-COLD = POOL_TIMEOUT / 4
-#: Warm errors are timed this many times: the best is within FAST (a loaded machine may stall
-#: any one of them), and none comes near a pool wait.
-TRIES = 3
 TIGHT = {"pool_size": 1, "max_overflow": 0, "pool_timeout": POOL_TIMEOUT}
-DRIVERS = ["psycopg", "asyncpg"]
 
-# A tenant table that does not exist: the ORM routes it to the tenant's schema, so PostgreSQL
-# names the tenant's schema in its error, as it would if the schema had vanished.
-TYPO = sa.Table("custmers", sa.MetaData(), sa.Column("id", sa.Integer), schema=TENANT_SCHEMA)
 STATEMENTS = {
     "orm": sa.select(TYPO),  # -> tenant_a.custmers: ambiguous, the probe tells
     "text": sa.text("SELECT * FROM custmers"),  # unqualified: the message alone tells
@@ -71,36 +68,12 @@ def tight(database_url: str) -> Iterator[Tenancy]:
     t.dispose()
 
 
-def timed(call: Callable[[], object]) -> tuple[BaseException, float]:
-    start = time.perf_counter()
-    try:
-        call()
-    except Exception as error:
-        return error, time.perf_counter() - start
-    raise AssertionError("no error")
-
-
 def hold(session: Session) -> None:
     """Make ``session`` hold the pool's only connection (and no lock on tenant tables)."""
     session.execute(sa.text("SELECT 1"))
     pool = session.get_bind().pool
     assert isinstance(pool, sa.pool.QueuePool)
     assert pool.checkedout() == pool.size() + pool.overflow() >= 1  # nothing left
-
-
-def drop_schema(url: str, schema: str) -> None:
-    """Drop a tenant's schema behind tenantry's back (outside its pool)."""
-    engine = make_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        engine.dispose()
-
-
-def quick(times: list[float]) -> None:
-    """Best of the warm attempts within FAST; none near a pool wait."""
-    assert len(times) == TRIES and min(times) <= FAST and max(times) < COLD, times
 
 
 def typo(t: Tenancy, tenant: str = "a", limit: float = FAST) -> float:
@@ -214,22 +187,6 @@ def test_five_concurrent_errors_on_a_pool_of_five_are_all_right(database_url: st
 
 
 # -- asyncio -------------------------------------------------------------------------------
-
-
-async def ahold(session: AsyncSession) -> None:
-    await session.execute(sa.text("SELECT 1"))
-    pool = (await session.connection()).engine.sync_engine.pool
-    assert isinstance(pool, sa.pool.QueuePool)
-    assert pool.checkedout() == pool.size() + pool.overflow() >= 1
-
-
-async def atimed(call: Callable[[], Any]) -> tuple[BaseException, float]:
-    start = time.perf_counter()
-    try:
-        await call()
-    except Exception as error:
-        return error, time.perf_counter() - start
-    raise AssertionError("no error")
 
 
 @pytest.mark.parametrize("driver", DRIVERS)

@@ -12,8 +12,8 @@ from tenantry import ConfigurationError, InvalidTenantName, Tenancy, UnknownTena
 from tenantry.cli import app
 
 from .app.models import Customer
-from .conftest import MIGRATIONS
-from .evidence import Tally
+from .support.databases import MIGRATIONS
+from .support.evidence import Tally
 
 runner = CliRunner()
 tally = Tally()

@@ -21,9 +21,9 @@ from tenantry import Problem, Tenancy
 from tenantry.rolecatalog import role_exists
 
 from .app.models import Customer
-from .conftest import tenant_schemas
-from .evidence import Tally
-from .test_strict import drop_roles
+from .support.databases import tenant_schemas
+from .support.evidence import Tally
+from .support.strict import drop_roles
 
 tally = Tally()
 

@@ -31,8 +31,8 @@ from tenantry import (
 from tenantry.names import quote
 
 from .app.models import Customer
-from .evidence import Tally
-from .test_strict import drop_roles, strict_tenancy
+from .support.evidence import Tally
+from .support.strict import drop_roles, strict_tenancy
 
 NAMES = st.sampled_from(["a", "b", "c"])
 # Core statements naming only the columns every revision has (t001 lacks customers.email).

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tenantry import InvalidTenantName, Tenancy
 
 from .app.models import Setting
-from .evidence import Tally
+from .support.evidence import Tally
 
 INJECTIONS = [
     'a"; DROP SCHEMA public; --',

@@ -20,8 +20,8 @@ from tenantry import Tenancy, TenantIsolationError
 from tenantry.names import quote
 
 from .app.models import Customer
-from .evidence import Tally
-from .test_strict import drop_roles, strict_tenancy
+from .support.evidence import Tally
+from .support.strict import drop_roles, strict_tenancy
 
 TENANTS = [f"s{i}" for i in range(6)]
 SECONDS = 8.0

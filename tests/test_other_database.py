@@ -15,7 +15,7 @@ from tenantry.registry import Location, tenants
 from tenantry.strategies import SchemaStrategy
 
 from .app.models import Customer
-from .conftest import drop_database, new_database
+from .support.databases import drop_database, new_database
 
 
 class TwoDatabases(SchemaStrategy):

@@ -13,7 +13,7 @@ from tenantry import (
     UnknownTenant,
 )
 
-from .conftest import MIGRATIONS, tenant_schemas
+from .support.databases import MIGRATIONS, tenant_schemas
 
 
 def test_create_registers_and_migrates(tenancy: Tenancy) -> None:

@@ -14,29 +14,7 @@ from tenantry.rolecatalog import role_exists
 from tenantry.rolenames import group_name, role_name
 
 from .app.models import Customer, Order, User
-from .conftest import MIGRATIONS
-
-
-def strict_tenancy(url: str) -> Tenancy:
-    t = Tenancy(
-        url,
-        strict=True,
-        tenant_migrations=MIGRATIONS / "tenant",
-        shared_migrations=MIGRATIONS / "shared",
-    )
-    t.migrate_shared()
-    t.grant_shared(User.__table__)  # read: tenant orders reference users
-    return t
-
-
-def drop_roles(t: Tenancy, engine: sa.Engine | None = None) -> None:
-    """Roles are cluster-wide: remove this database's so the shared test server stays clean."""
-    assert t.strict_roles is not None
-    with (engine or t.engine).begin() as conn:
-        for role in [*t.strict_roles.roles(conn), t.strict_roles.group(conn)]:
-            if role_exists(conn, role):
-                conn.exec_driver_sql(f'DROP OWNED BY "{role}" CASCADE')
-                conn.exec_driver_sql(f'DROP ROLE "{role}"')
+from .support.strict import drop_roles, strict_tenancy
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from tenantry.instrumentation import instrumented
 from tenantry.jobs import ContextExecutor
 
 from .app.models import Customer, User
-from .conftest import MIGRATIONS, drop_database, new_database
+from .support.databases import MIGRATIONS, drop_database, new_database
 
 T = TypeVar("T")
 

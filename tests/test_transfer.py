@@ -20,6 +20,13 @@ from tenantry.pgtools import find_program
 from tenantry.transfer import Manifest
 
 from .app.models import Customer, Order, Setting, User
+from .support.transfer import (
+    FIDELITY_MIGRATION,
+    TYPE_CASES,
+    exact_snapshot,
+    fidelity_ddl,
+    fill_fidelity,
+)
 
 KINDS_MIGRATION = '''"""tenant: a table of many types"""
 
@@ -383,202 +390,11 @@ def test_failed_export_leaves_no_partial_files(
 
 # -- fidelity: every value comes back exactly (format version 2) ----------------------------
 
-#: (column type, SQL literals of its values): each column gets its values in rows 1, 2, ...
-#: and NULL in the rows after them; row 0 is all NULL. Every value once lost something in
-#: some JSON encoding (row_to_json / json_populate_recordset) or is a classic edge case.
-TYPE_CASES: list[tuple[str, list[str]]] = [
-    ("jsonb", ["'null'", "'\"null\"'", "'{\"a\": null}'", "'[null, [null], {\"b\": null}]'",
-               "'{}'", "'[]'", "'0.10'", "'1e-400'", "'\"\\u00e9\\n\"'"]),
-    ("json", ["'null'", "' null '", "'{\"a\" :  null,\n \"a\": 1}'", "'[1.50, 1e400]'",
-              "'\"\\u0000\"'", "'{\"k\":\"v\"}'"]),
-    ("jsonb[]", ["ARRAY['null'::jsonb, NULL]", "'{}'"]),
-    ("json_doc", ["'null'", "'{\"x\": null}'"]),  # a domain over jsonb
-    ("bytea", ["'\\x'", "'\\x00ff10'", "decode(repeat('00', 40), 'hex')"]),
-    ("int[]", ["'{}'", "'{NULL}'", "'{NULL,NULL}'", "'{1,NULL,3}'", "'{{1,2},{3,4}}'",
-               "'[0:1]={7,8}'"]),
-    ("text[]", ["'{NULL,\"NULL\",\"\",\"a,b\",\"c\\\"d\"}'", "ARRAY[NULL]::text[]"]),
-    ("numeric", ["'NaN'", "'Infinity'", "'-Infinity'", "'0.000000000000000000000000000001'",
-                 "'123456789012345678901234567890.123456789'", "'1.10'", "'-0'"]),
-    ("numeric(30,10)", ["'1.5'", "'-0.0000000001'"]),
-    ("float8", ["'-0'", "'NaN'", "'Infinity'", "'-Infinity'", "'0.1'", "'5e-324'",
-                "'1.7976931348623157e308'", "'2.2250738585072014e-308'", "'0.30000000000000004'"]),
-    ("float4", ["'-0'", "'NaN'", "'0.1'", "'3.4028235e38'", "'1e-45'"]),
-    ("timestamptz", ["'2024-03-01 12:34:56.789+05:30'", "'2024-10-27 02:30:00 Europe/Berlin'",
-                     "'infinity'", "'-infinity'", "'4713-01-01 00:00:00+00 BC'",
-                     "'294276-12-31 23:59:59.999999+00'"]),
-    ("timestamp(3)", ["'2000-02-29 23:59:59.999'", "'infinity'", "'0044-03-15 12:00 BC'"]),
-    ("timestamp", ["'1999-12-31 23:59:59.999999'"]),
-    ("date", ["'infinity'", "'-infinity'", "'4713-01-01 BC'", "'5874897-12-31'"]),
-    ("time", ["'24:00:00'", "'00:00:00.000001'"]),
-    ("timetz", ["'23:59:59.999999+14:59'", "'12:00:00-03:30'"]),
-    ("interval", ["'1 year 2 months -3 days 04:05:06.5'", "'-178000000 years'",
-                  "'1 mon -1 sec'", "'-00:00:00.000001'"]),
-    ("interval day to second", ["'3 days 04:05:06'"]),
-    ("int4range", ["'empty'", "'[1,5)'", "'(,)'"]),
-    ("tstzrange", ["'[2024-01-01 00:00+02,infinity)'"]),
-    ("numrange", ["'[1.50,2.5]'"]),
-    ("int4multirange", ["'{[1,3), [5,7)}'", "'{}'"]),
-    ("mood", ["'happy'", "'o''k'", "'with \"quote\"'", "'NULL'"]),
-    ("mood[]", ["'{NULL,\"NULL\",happy}'"]),
-    ("positive", ["1"]),  # a domain with a CHECK
-    ("pair", ["ROW(1, NULL, 'null')::pair", "ROW(NULL, '', NULL)::pair",
-              "ROW(NULL, NULL, NULL)::pair"]),
-    ("pair[]", ["ARRAY[ROW(NULL, NULL, NULL)::pair, NULL]"]),
-    ("money", ["'-12.34'"]),
-    ("bit(3)", ["B'101'"]),
-    ("varbit", ["B''", "B'1'"]),
-    ("char(5)", ["'ab'"]),
-    ("varchar(3)", ["'abc'"]),
-    ('"char"', ["'x'"]),
-    ("uuid", ["'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"]),
-    ("inet", ["'::1/128'", "'10.1.2.3/8'"]),
-    ("cidr", ["'10.0.0.0/8'"]),
-    ("macaddr8", ["'08:00:2b:01:02:03:04:05'"]),
-    ("point", ["'(-0,NaN)'", "'(0.1,1e300)'"]),
-    ("box", ["'(1,1),(0,0)'"]),
-    ("path", ["'[(0,0),(1,1)]'"]),
-    ("tsvector", ["'a:1A fat:2,4 cat'"]),
-    ("tsquery", ["'fat & (rat | !cat)'"]),
-    ("pg_lsn", ["'16/B374D848'"]),
-    ("bool", ["true", "false"]),
-    ("text", ["E'line\\nbreak\\r\\n'", "''", "'NULL'", "E'\\\\'", "'\"'", "E'\\t'",
-              "'\U0001f980 é'"]),
-]
-
-FIDELITY_MIGRATION = '''"""tenant: tables that test value fidelity and foreign-key cycles"""
-
-from alembic import op
-
-revision = "t003"
-down_revision = "t002"
-
-DDL = {ddl!r}
-
-
-def upgrade() -> None:
-    op.get_bind().exec_driver_sql(DDL.replace("%", "%%"))
-
-
-def downgrade() -> None:
-    raise NotImplementedError
-'''
-
-ODD_NAMES = ["it's", 'say "hi"', "100%", "Mixed Case"]
-
-
-def fidelity_ddl() -> str:
-    columns = ",\n".join(f"    c{i} {sql_type}" for i, (sql_type, _) in enumerate(TYPE_CASES))
-    odd = ", ".join(f'"{n.replace(chr(34), chr(34) * 2)}" text' for n in ODD_NAMES)
-    return f"""
-CREATE TYPE mood AS ENUM ('sad', 'o''k', 'with "quote"', 'NULL', 'happy');
-CREATE TYPE pair AS (a int, b text, j jsonb);
-CREATE DOMAIN positive AS int CHECK (VALUE > 0);
-CREATE DOMAIN json_doc AS jsonb;
-CREATE TABLE values_ (
-    id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    by_default bigint GENERATED BY DEFAULT AS IDENTITY,
-    shouted text GENERATED ALWAYS AS (upper(c{len(TYPE_CASES) - 1})) STORED,
-{columns}
-);
-CREATE TABLE "odd 'table"" 100%" (id int PRIMARY KEY, n int GENERATED BY DEFAULT AS IDENTITY,
-    {odd});
--- legacy inheritance: the parent's rows only, the child's rows only
-CREATE TABLE animal (id int PRIMARY KEY, name text);
-CREATE TABLE dog (good bool) INHERITS (animal);
--- a cycle of two tables (one key deferrable, one commented) and a self-reference
-CREATE TABLE a (id int PRIMARY KEY, b_id int);
-CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a(id));
-ALTER TABLE a ADD CONSTRAINT a_b FOREIGN KEY (b_id) REFERENCES b(id)
-    DEFERRABLE INITIALLY DEFERRED;
-COMMENT ON CONSTRAINT b_a_id_fkey ON b IS 'b''s link to a';
-CREATE TABLE node (id int PRIMARY KEY, parent_id int REFERENCES node(id) ON DELETE CASCADE);
-"""
-
-
-FIDELITY_ROWS = """
-INSERT INTO b (id, a_id) VALUES (1, NULL), (2, NULL);
-INSERT INTO a (id, b_id) VALUES (1, 2), (2, 1), (3, NULL);
-UPDATE b SET a_id = 3 WHERE id = 1;
-UPDATE b SET a_id = 1 WHERE id = 2;
-INSERT INTO node (id, parent_id) VALUES (10, NULL), (9, 10), (8, 9), (7, 8), (6, 7), (5, 6),
-    (4, 5), (3, 4), (2, 3), (1, 2);
-UPDATE node SET parent_id = 1 WHERE id = 10;
-INSERT INTO animal VALUES (1, 'cat');
-INSERT INTO dog VALUES (2, 'rex', true);
-"""
-
-
-def fidelity_rows() -> str:
-    depth = max(len(values) for _, values in TYPE_CASES)
-    columns = ", ".join(f"c{i}" for i in range(len(TYPE_CASES)))
-    rows = ["(" + ", ".join("NULL" for _ in TYPE_CASES) + ")"]
-    for row in range(depth):
-        cells = [values[row] if row < len(values) else "NULL" for _, values in TYPE_CASES]
-        rows.append("(" + ", ".join(cells) + ")")
-    odd = ", ".join(f'"{n.replace(chr(34), chr(34) * 2)}"' for n in ODD_NAMES)
-    return (  # test data, not user input
-        f"INSERT INTO values_ ({columns}) VALUES\n" + ",\n".join(rows) + ";\n"  # noqa: S608
-        "DELETE FROM values_ WHERE id = 3;\n"  # a gap
-        f"INSERT INTO \"odd 'table\"\" 100%\" (id, {odd}) VALUES "
-        "(1, 'x''', 'y\"', '%s', NULL), (2, NULL, '', '%%', 'z');\n" + FIDELITY_ROWS
-    )
-
 
 @pytest.fixture
 def fidelity(database_url: str, migrations_dir: Path) -> Iterator[Tenancy]:
     migration = FIDELITY_MIGRATION.format(ddl=fidelity_ddl())
     yield from with_third_revision(database_url, migrations_dir, "t003_fidelity.py", migration)
-
-
-def exact_snapshot(tenancy: Tenancy, name: str) -> dict[str, Any]:
-    """Per table, every row as the tuple of each column's text form (None only for SQL NULL),
-    plus every sequence's state and every constraint's definition and comment."""
-    schema = tenancy.get_tenant(name).schema
-    out: dict[str, Any] = {}
-    with tenancy.connection(name) as conn:
-        conn.exec_driver_sql("SET extra_float_digits = 3")
-        tables = conn.exec_driver_sql(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,)
-        ).scalars().all()
-        for table in tables:
-            columns = conn.exec_driver_sql(
-                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
-                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                (f'"{schema}"."{table.replace(chr(34), chr(34) * 2)}"',),
-            ).scalars().all()
-            texts = ", ".join(f't."{c.replace(chr(34), chr(34) * 2)}"::text' for c in columns)
-            quoted = table.replace('"', '""').replace("%", "%%")
-            rows = conn.exec_driver_sql(
-                f'SELECT {texts.replace("%", "%%")} FROM "{schema}"."{quoted}" AS t'  # noqa: S608
-            ).all()
-            out[table] = sorted((tuple(r) for r in rows), key=repr)
-        out["constraints"] = conn.exec_driver_sql(
-            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(c.oid), "
-            "obj_description(c.oid, 'pg_constraint') FROM pg_constraint c "
-            "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %s ORDER BY 1, 2",
-            (schema,),
-        ).all()
-        out["constraints"] = [  # without the schema name, which differs
-            (t.split(".")[-1], n, d.replace(f"{schema}.", ""), c)
-            for t, n, d, c in out["constraints"]
-        ]
-        for seq in conn.exec_driver_sql(
-            "SELECT sequencename FROM pg_sequences WHERE schemaname = %s ORDER BY 1", (schema,)
-        ).scalars():
-            quoted_seq = seq.replace('"', '""').replace("%", "%%")
-            out[f"seq:{seq}"] = conn.exec_driver_sql(
-                f'SELECT last_value, is_called FROM "{schema}"."{quoted_seq}"'  # noqa: S608
-            ).one()
-    return out
-
-
-def fill_fidelity(tenancy: Tenancy, name: str) -> None:
-    schema = tenancy.create_tenant(name).schema
-    with tenancy.connection(name) as conn:
-        conn.exec_driver_sql(f'SET search_path TO "{schema}"')
-        conn.exec_driver_sql(fidelity_rows().replace("%", "%%"))
-        conn.exec_driver_sql("RESET search_path")
-        conn.commit()
 
 
 def test_every_value_round_trips_exactly(fidelity: Tenancy, tmp_path: Path) -> None:

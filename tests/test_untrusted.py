@@ -35,8 +35,8 @@ from tenantry.rolecatalog import role_exists
 from tenantry.rolenames import group_name
 
 from .app.models import Customer, User
-from .conftest import MIGRATIONS
-from .scram import require_scram
+from .support.databases import MIGRATIONS
+from .support.scram import require_scram
 
 SECRET = "test-login-secret-" + uuid.uuid4().hex
 PREFIX = "ul_"

@@ -22,7 +22,7 @@ from tenantry import (
 from tenantry.cli import app
 
 from ..app.models import Customer, Order
-from .conftest import MIGRATIONS, TENANT_DB
+from ..support.databases import MIGRATIONS, TENANT_DB
 
 STRATEGIES = ["schema", "database"]
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tenantry import Tenancy
 from tenantry.cli import app
 
-from .conftest import MIGRATIONS, TENANT_DB, cleanup
+from ..support.databases import MIGRATIONS, TENANT_DB, cleanup
 
 
 def test_cli_creates_moves_and_drops_database_tenants(

@@ -28,8 +28,8 @@ from sqlalchemy.pool import NullPool
 from tenantry import Tenancy, make_engine
 from tenantry.names import quote
 
-from ..evidence import Tally
-from .conftest import MIGRATIONS, TENANT_DB
+from ..support.databases import MIGRATIONS, TENANT_DB
+from ..support.evidence import Tally
 
 tally = Tally()
 #: At most this many kill points per operation (a stride over the statements beyond it).

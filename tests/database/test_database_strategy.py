@@ -20,7 +20,7 @@ from tenantry import (
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Setting
-from .conftest import database_names
+from ..support.databases import database_names
 
 NOTES = sa.Table("notes", sa.MetaData(), sa.Column("id", sa.Integer), schema="__tenant__")
 

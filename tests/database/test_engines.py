@@ -18,7 +18,7 @@ from sqlalchemy.pool import Pool
 from tenantry import ConnectionBudgetExceeded, Tenancy
 
 from ..app.models import Customer
-from .conftest import backend_pids, connections_to
+from ..support.databases import backend_pids, connections_to
 
 
 class BackendLog:

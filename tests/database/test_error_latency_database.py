@@ -17,17 +17,7 @@ from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, UnknownTen
 from tenantry.aio import AsyncTenancy
 
 from ..app.models import Customer
-from ..test_error_latency import (
-    COLD,
-    DRIVERS,
-    TRIES,
-    TYPO,
-    ahold,
-    atimed,
-    drop_schema,
-    quick,
-    timed,
-)
+from ..support.latency import COLD, DRIVERS, TRIES, TYPO, ahold, atimed, drop_schema, quick, timed
 
 BUDGET_TIMEOUT = 2.0
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError
 
 from .. import test_evidence_model, test_evidence_soak
-from .conftest import database_names
+from ..support.databases import database_names
 
 REFUSED = (TenantIsolationError, sa.exc.ProgrammingError)
 TENANTS = test_evidence_soak.TENANTS[:4]  # 4 databases over 2 servers (creating one is slow)

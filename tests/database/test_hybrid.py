@@ -29,8 +29,8 @@ from tenantry.cli import app
 from tenantry.promotion import Promotion
 
 from ..app.models import Customer, Order, Setting, User
-from .conftest import MIGRATIONS, TENANT_DB, database_names
-from .test_move import count_while_writes_wait, sequences, snapshot
+from ..support.databases import MIGRATIONS, TENANT_DB, database_names
+from ..support.moves import count_while_writes_wait, sequences, snapshot
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from tenantry import Tenancy
 from tenantry.names import quote
 from tenantry.template import templates
 
-from ..fleet.catalog import snapshot
-from ..fleet.conftest import FLEET_MIGRATIONS
+from ..support.catalog import snapshot
+from ..support.databases import FLEET_MIGRATIONS
 
 
 def _snap(t: Tenancy, name: str) -> dict[str, object]:

@@ -28,7 +28,7 @@ from tenantry.web import TenantMiddleware, WSGITenantMiddleware, header
 
 from .. import test_jobs
 from ..app.models import Customer, Order, Setting
-from .conftest import MIGRATIONS, TENANT_DB, connections_to, database_names
+from ..support.databases import MIGRATIONS, TENANT_DB, connections_to, database_names
 
 pytest_plugins = ["pytester"]
 

@@ -11,7 +11,7 @@ from tenantry import DatabaseStrategy, Problem, Tenancy, UnfinishedOperation
 from tenantry.intents import Intent, Operation, all_intents, begin
 from tenantry.names import quote
 
-from .conftest import database_names
+from ..support.databases import database_names
 
 
 def admin(t: Tenancy) -> DatabaseStrategy:

@@ -42,9 +42,8 @@ from tenantry.replication import move_name
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer
-from .conftest import MIGRATIONS, TENANT_DB, database_names
-from .test_move import snapshot
-from .test_online_move import assert_no_replication, leave_an_interrupted_move, prepare
+from ..support.databases import MIGRATIONS, TENANT_DB, database_names
+from ..support.moves import assert_no_replication, leave_an_interrupted_move, prepare, snapshot
 
 DEADLINE = 60.0
 

@@ -15,36 +15,8 @@ from tenantry.pgtools import libpq_env
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Order, Setting
-from .conftest import database_names
-
-
-def snapshot(tenancy: Tenancy, name: str) -> dict[str, object]:
-    with tenancy.session(name) as s:
-        return {
-            "customers": [(c.id, c.name, c.email) for c in s.scalars(
-                sa.select(Customer).order_by(Customer.id))],
-            "orders": [(o.id, o.customer_id, o.total) for o in s.scalars(
-                sa.select(Order).order_by(Order.id))],
-            "settings": sorted((x.key, x.value) for x in s.scalars(sa.select(Setting))),
-        }
-
-
-def count_while_writes_wait(conn: sa.Connection, lock_timeout: str) -> int:
-    """On a connection to a tenant whose writes are blocked: a read answers (the customers
-    counted) while a write gives up on its lock after ``lock_timeout``."""
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_timeout}'")
-    reads = conn.scalar(sa.select(sa.func.count()).select_from(Customer))
-    with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
-        conn.execute(sa.insert(Setting).values(key="k", value="v"))
-    return int(reads or 0)
-
-
-def sequences(tenancy: Tenancy, name: str) -> dict[str, int]:
-    with tenancy.connection(name) as conn:
-        rows = conn.execute(sa.text(
-            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = :s"
-        ), {"s": tenancy.get_tenant(name).schema})
-        return {n: v for n, v in rows}
+from ..support.databases import database_names
+from ..support.moves import sequences, snapshot
 
 
 @pytest.mark.parametrize("online", [None, False], ids=["online", "offline"])

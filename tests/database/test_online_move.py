@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -26,11 +24,20 @@ from tenantry.doctor import Problem
 from tenantry.embedded import start
 from tenantry.moving import Move
 from tenantry.replication import Replication, move_name
-from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Setting
-from .conftest import database_names
-from .test_move import count_while_writes_wait, sequences, snapshot
+from ..support.databases import database_names
+from ..support.moves import (
+    assert_no_replication,
+    count_while_writes_wait,
+    leave_an_interrupted_move,
+    notes_of,
+    notes_table,
+    prepare,
+    schema_of,
+    sequences,
+    snapshot,
+)
 
 KINDS = ["move", "promote", "demote"]
 
@@ -46,45 +53,6 @@ def _logical_wal(pg_url: str, second_url: str) -> None:
         engine.dispose()
         if level != "logical":
             pytest.skip(f"the test server has wal_level={level}, not logical")
-
-
-def prepare(make_tenancy: Callable[..., Tenancy], kind: str) -> tuple[Tenancy, Callable[[], Any]]:
-    """A tenant ``acme`` with rows (and a table without primary key), and the operation."""
-    if kind == "move":
-        tenancy = make_tenancy(placement=lambda tenant, load: "main")
-        tenancy.create_tenant("acme")
-        op = functools.partial(tenancy.move_tenant, "acme", to="second", online=True)
-    else:
-        tenancy = make_tenancy(strategy="hybrid")
-        tenancy.create_tenant("acme")
-        if kind == "demote":
-            tenancy.promote_tenant("acme", to_server="second", online=False)
-            op = functools.partial(tenancy.demote_tenant, "acme", online=True)
-        else:
-            op = functools.partial(tenancy.promote_tenant, "acme", online=True)
-    with tenancy.session("acme") as s:
-        s.add_all([Customer(name=f"c{i}", email=f"{i}@x") for i in range(20)])
-        s.add(Setting(key="plan", value="free"))
-        s.commit()
-    with tenancy.connection("acme") as conn:
-        conn.exec_driver_sql(f"CREATE TABLE {notes_of(tenancy)} (body text)")  # no primary key
-        conn.execute(notes_table(tenancy).insert(), [{"body": b} for b in ("one", "two", "three")])
-        conn.execute(sa.select(sa.func.setval(f"{schema_of(tenancy)}.customers_id_seq", 500)))
-        conn.commit()
-    return tenancy, op
-
-
-def schema_of(tenancy: Tenancy) -> str:
-    return tenancy.get_tenant("acme").schema
-
-
-def notes_of(tenancy: Tenancy) -> str:
-    """The tenant's table without a primary key (raw SQL is not routed: qualified)."""
-    return f"{schema_of(tenancy)}.notes"
-
-
-def notes_table(tenancy: Tenancy) -> sa.TableClause:
-    return sa.table("notes", sa.column("body", sa.Text), schema=schema_of(tenancy))
 
 
 def write(tenancy: Tenancy, step: str) -> None:
@@ -153,20 +121,6 @@ def test_writes_go_on_during_the_copy_and_arrive(
         assert not conn.exec_driver_sql(
             "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'tenantry_move%%'").scalar()
     assert_no_replication(tenancy)
-
-
-def assert_no_replication(tenancy: Tenancy) -> None:
-    """No subscription, publication or slot is left on any server."""
-    strategy = tenancy.strategy
-    for url in {tenancy.engine.url, *getattr(strategy, "servers", {}).values()}:
-        engine = make_engine(url, poolclass=NullPool)
-        with engine.connect() as conn:
-            assert not conn.exec_driver_sql("SELECT count(*) FROM pg_subscription").scalar()
-            assert not conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_replication_slots").scalar()
-        engine.dispose()
-    with tenancy.engine.connect() as conn:
-        assert not conn.exec_driver_sql("SELECT count(*) FROM pg_publication").scalar()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -266,20 +220,6 @@ def test_without_logical_wal_online_refuses_and_auto_copies_offline(
     assert "offline" in caplog.text and "wal_level" in caplog.text
     with tenancy.session("acme") as s:
         assert s.scalars(sa.select(Customer.name)).all() == ["kept"]
-
-
-def leave_an_interrupted_move(tenancy: Tenancy, to: str) -> None:
-    """What a move killed (``kill -9``) while replicating leaves: the target database,
-    subscription, slot, publication and marker tables, still running."""
-    info = tenancy.get_tenant("acme")
-    strategy = tenancy.strategy
-    assert isinstance(strategy, DatabaseStrategy)
-    move = Move(strategy, "acme", info.location, replace(info.location, server=to))
-    move._make_target()
-    move._dump_restore(schema_only=True)
-    replication = Replication("acme", info.schema, move._url(move.source), move._url(move.target))
-    replication.start()
-    replication.wait_synced()  # then abandoned, never stopped
 
 
 def test_doctor_finds_and_drops_what_an_interrupted_online_move_left(

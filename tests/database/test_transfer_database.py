@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tenantry import Tenancy
 
-from ..test_transfer import FIDELITY_MIGRATION, exact_snapshot, fidelity_ddl, fill_fidelity
+from ..support.transfer import FIDELITY_MIGRATION, exact_snapshot, fidelity_ddl, fill_fidelity
 
 
 def test_every_value_and_cycle_round_trips_on_database_tenants(

@@ -18,8 +18,8 @@ from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, TenantLogi
 from tenantry.logins import LoginSecret
 
 from ..app.models import Customer
-from ..scram import PREFIX_START, require_scram
-from .conftest import MIGRATIONS, TENANT_DB, cleanup
+from ..support.databases import MIGRATIONS, TENANT_DB, cleanup
+from ..support.scram import PREFIX_START, require_scram
 
 SECRET = "database-login-secret-" + uuid.uuid4().hex
 

@@ -10,7 +10,7 @@ import pytest
 
 from tenantry import Tenancy
 
-FLEET_MIGRATIONS = Path(__file__).parent / "migrations" / "tenant"
+from ..support.databases import FLEET_MIGRATIONS
 
 
 @pytest.fixture

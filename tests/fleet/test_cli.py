@@ -15,7 +15,7 @@ from tenantry import Tenancy, TenantOutcome
 from tenantry.cli import app
 from tenantry.progress import MigrationProgress
 
-from .test_migrate import add_revision
+from ..support.fleet import add_revision
 
 MakeTenancy = Callable[..., Tenancy]
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from tenantry import MigrationError, Tenancy, executors
 from tenantry.cli import app
 
-from .test_migrate import add_revision
+from ..support.fleet import add_revision
 
 WORTH = executors.HELPER_WORTH
 

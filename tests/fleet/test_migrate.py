@@ -15,27 +15,11 @@ import sqlalchemy as sa
 
 from tenantry import ConfirmationRequired, State, Tenancy, UnknownTenant
 
+from ..support.catalog import snapshot
+from ..support.fleet import add_revision
+
 MakeTenancy = Callable[..., Tenancy]
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-NEW_REVISION = '''
-import os
-from alembic import op
-revision = "f004"
-down_revision = "f003"
-def upgrade():
-    op.execute("CREATE TABLE notes (body text)")
-    op.execute(f"INSERT INTO notes VALUES ('{{os.getpid()}}')")  # which process migrated it
-    op.execute("""DO $$ BEGIN
-        IF current_schema() LIKE 'tenant_bad%' THEN RAISE EXCEPTION 'bad tenant'; END IF;
-        PERFORM pg_sleep({sleep}); END $$""")
-def downgrade():
-    op.execute("DROP TABLE notes")
-'''
-
-
-def add_revision(directory: Path, sleep: float = 0.0) -> None:
-    (directory / "versions" / "f004_notes.py").write_text(NEW_REVISION.format(sleep=sleep))
 
 
 def schema_state(t: Tenancy) -> dict[str, tuple[str, str | None, str | None, bool]]:
@@ -174,7 +158,6 @@ def test_kill_9_mid_run_then_resume(fleet: Tenancy, fleet_migrations: Path) -> N
 
 
 def test_compiled_upgrade_matches_ordinary(make_tenancy: MakeTenancy) -> None:
-    from .catalog import snapshot
 
     t = make_tenancy(provisioning="migrations")
     for name in ("c1", "c2", "o1", "stale"):

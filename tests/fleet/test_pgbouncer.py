@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from tenantry import Tenancy
 
 from ..app.models import Customer
-from ..conftest import MIGRATIONS
-from .pgbouncer import pgbouncer
+from ..support.databases import MIGRATIONS
+from ..support.pgbouncer import pgbouncer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pgbouncer") is None and not Path("/usr/sbin/pgbouncer").exists(),

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tenantry import State, Tenancy
 
-from .catalog import snapshot
+from ..support.catalog import snapshot
 
 MakeTenancy = Callable[..., Tenancy]
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from tenantry import Tenancy
 from tenantry.template import TEMPLATE_SCHEMA, split_dump, templates
 
-from .catalog import snapshot
+from ..support.catalog import snapshot
 
 MakeTenancy = Callable[..., Tenancy]
 
