@@ -44,7 +44,8 @@ def downgrade():
 '''
 CHILD = '''
 import json, resource, sys, time
-from tenantry import Tenancy, executors
+from tenantry import Tenancy
+from tenantry.migrations import executors
 chosen = []  # what jobs="auto" decided
 decide = executors.auto_processes
 def counted(seconds, cpus=None):

@@ -31,7 +31,7 @@ from sqlalchemy.pool import NullPool
 from tenantry import Tenancy, make_engine
 from tenantry.names import quote
 from tenantry.pgtools import find_program, libpq_env
-from tenantry.promotion import Demotion, Promotion
+from tenantry.relocation.promotion import Demotion, Promotion
 
 MIGRATIONS = Path(__file__).parent.parent / "tests" / "app" / "migrations"
 

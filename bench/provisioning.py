@@ -34,7 +34,7 @@ from alembic.config import Config
 
 from tenantry import Tenancy
 from tenantry.names import quote
-from tenantry.scripts import execute_script
+from tenantry.provisioning.sqlscript import execute_script
 
 # The env.py of the "alembic upgrade head per tenant" baseline (Alembic's documented recipe for
 # sharing a connection, plus the tenant schema on the search path and as version table schema).

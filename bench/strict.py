@@ -36,7 +36,8 @@ from _common import server, sized
 from tests.app.models import Customer
 from tests.support.scram import PREFIX_START, require_scram
 
-from tenantry import Tenancy, make_engine, poolreset
+from tenantry import Tenancy, make_engine
+from tenantry.hooks import poolreset
 from tenantry.names import quote
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "tests" / "app" / "migrations"

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tenantry import NotReadOnly, Tenancy, UnknownTenant
-from tenantry.across import DEFAULT_CHUNK
 from tenantry.cli import app
+from tenantry.crosstenant.across import DEFAULT_CHUNK
 
 from .app.models import Customer, Order, User
 

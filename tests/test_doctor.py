@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tenantry import Problem, State, Tenancy, TenantFilter, use
 from tenantry.cli import app
-from tenantry.registry import update
+from tenantry.core.registry import update
 
 from .app.models import Customer
 from .support.databases import MIGRATIONS
@@ -90,7 +90,7 @@ def test_orphan_schema_at_known_revision_is_registered(tenancy: Tenancy) -> None
 def test_busy_tenant_is_not_reported_stuck(tenancy: Tenancy) -> None:
     tenancy.create_tenant("busy")
     set_state(tenancy, "busy", state=State.MIGRATING)
-    from tenantry.registry import lock_tenants
+    from tenantry.core.registry import lock_tenants
 
     with tenancy.engine.begin() as conn:
         lock_tenants(conn, ["busy"])  # an operation is running on it

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine, probe
+from tenantry import Tenancy, TenantIsolationError, UnknownTenant, make_engine
 from tenantry.aio import AsyncTenancy
-from tenantry.denials import install_hooks
+from tenantry.hooks import probe
+from tenantry.strict.denials import install_hooks
 
 from .app.models import Customer, User
 from .support.databases import MIGRATIONS

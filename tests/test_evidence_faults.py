@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import Problem, Tenancy
-from tenantry.rolecatalog import role_exists
+from tenantry.strict.rolecatalog import role_exists
 
 from .app.models import Customer
 from .support.databases import tenant_schemas

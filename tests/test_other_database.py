@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tenantry import Tenancy, TenantElsewhere, assign, make_engine, tenant_of
+from tenantry.core.registry import Location, tenants
 from tenantry.models import shared_tables, tenant_tables
-from tenantry.registry import Location, tenants
 from tenantry.strategies import SchemaStrategy
 
 from .app.models import Customer

@@ -28,7 +28,7 @@ from tenantry import (
 )
 from tenantry.aio import AsyncTenancy
 from tenantry.errors import ConfigurationError
-from tenantry.instrumentation import instrumented
+from tenantry.hooks.instrumentation import instrumented
 
 from .app.models import Customer
 
@@ -40,8 +40,8 @@ PLAIN = textwrap.dedent(
     """
     import asyncio, sys
 
-    import tenantry, tenantry.aio, tenantry.across, tenantry.jobs, tenantry.orm
-    import tenantry.pytest_plugin, tenantry.statements, tenantry.web
+    import tenantry, tenantry.aio, tenantry.crosstenant.across, tenantry.jobs, tenantry.hooks.orm
+    import tenantry.pytest_plugin, tenantry.hooks.statements, tenantry.web
 
     import sqlalchemy as sa
     from sqlalchemy.events import ConnectionEvents, DialectEvents, PoolEvents

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import ConfigurationError, Tenancy, TenantIsolationError, UnknownTenant
-from tenantry.rolecatalog import role_exists
-from tenantry.rolenames import group_name, role_name
+from tenantry.strict.rolecatalog import role_exists
+from tenantry.strict.rolenames import group_name, role_name
 
 from .app.models import Customer, Order, User
 from .support.strict import drop_roles, strict_tenancy

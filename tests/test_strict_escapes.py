@@ -38,7 +38,7 @@ from tenantry import (
     make_engine,
 )
 from tenantry.aio import AsyncTenancy
-from tenantry.instrumentation import instrumented
+from tenantry.hooks.instrumentation import instrumented
 from tenantry.jobs import ContextExecutor
 
 from .app.models import Customer, User
@@ -155,7 +155,7 @@ def world(request: pytest.FixtureRequest, admin_engine: sa.Engine) -> Iterator[W
 
 
 def group_of(url: str) -> str:
-    from tenantry.rolenames import group_name
+    from tenantry.strict.rolenames import group_name
 
     return group_name(sa.make_url(url).database or "")
 

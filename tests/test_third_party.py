@@ -24,7 +24,7 @@ from sqlalchemy.orm.context import QueryContext
 from sqlalchemy.sql.compiler import IdentifierPreparer
 
 from tenantry import TENANT_SCHEMA
-from tenantry.migrations import MigrationStream, is_revision_name, upgrade_revs
+from tenantry.migrations.stream import MigrationStream, is_revision_name, upgrade_revs
 
 TENANT_MIGRATIONS = Path(__file__).parent / "app" / "migrations" / "tenant"
 
@@ -52,10 +52,10 @@ def parameters(function: Any) -> list[str]:
 def test_alembic_script_directory_steps(name: str, expected: list[str]) -> None:
     function = getattr(ScriptDirectory, name, None)
     assert callable(function), broken(
-        f"ScriptDirectory.{name}", "tenantry.migrations", "alembic", "is gone"
+        f"ScriptDirectory.{name}", "tenantry.migrations.stream", "alembic", "is gone"
     )
     assert parameters(function) == expected, broken(
-        f"ScriptDirectory.{name}", "tenantry.migrations", "alembic",
+        f"ScriptDirectory.{name}", "tenantry.migrations.stream", "alembic",
         f"takes {parameters(function)}, not {expected}",
     )
 
@@ -65,19 +65,19 @@ def test_alembic_steps_run_through_the_wrappers() -> None:
     assert stream.head is not None
     steps = list(upgrade_revs(stream.script, stream.head, ()))
     assert steps and all(hasattr(s, "migration_fn") for s in steps), broken(
-        "ScriptDirectory._upgrade_revs", "tenantry.migrations", "alembic",
+        "ScriptDirectory._upgrade_revs", "tenantry.migrations.stream", "alembic",
         "no longer returns steps with a migration_fn",
     )
 
 
 def test_alembic_environment_context_slot() -> None:
     assert "_migration_context" in vars(EnvironmentContext), broken(
-        "EnvironmentContext._migration_context", "tenantry.migrations", "alembic",
+        "EnvironmentContext._migration_context", "tenantry.migrations.stream", "alembic",
         "is no longer a class attribute that get_context() reads",
     )
     source = inspect.getsource(EnvironmentContext.get_context)
     assert "self._migration_context" in source, broken(
-        "EnvironmentContext.get_context", "tenantry.migrations", "alembic",
+        "EnvironmentContext.get_context", "tenantry.migrations.stream", "alembic",
         "no longer returns _migration_context",
     )
 
@@ -85,14 +85,14 @@ def test_alembic_environment_context_slot() -> None:
 def test_alembic_migration_context_version_table() -> None:
     ctx = MigrationContext.configure(dialect_name="postgresql", opts={"as_sql": True})
     assert isinstance(getattr(ctx, "_version", None), sa.Table), broken(
-        "MigrationContext._version", "tenantry.migrations (KnownHeadsContext)", "alembic",
+        "MigrationContext._version", "tenantry.migrations.stream (KnownHeadsContext)", "alembic",
         "is no longer the version Table",
     )
 
 
 def test_alembic_revision_map_keys() -> None:
     assert hasattr(RevisionMap, "_revision_map"), broken(
-        "RevisionMap._revision_map", "tenantry.fleet (via migrations.is_revision_name)",
+        "RevisionMap._revision_map", "tenantry.migrations.tenant (via is_revision_name)",
         "alembic", "is gone",
     )
     config = Config()
@@ -101,7 +101,7 @@ def test_alembic_revision_map_keys() -> None:
     revisions = script.revision_map._revision_map
     head = script.get_current_head()
     assert isinstance(revisions, Mapping) and head in revisions, broken(
-        "RevisionMap._revision_map", "tenantry.fleet (via migrations.is_revision_name)",
+        "RevisionMap._revision_map", "tenantry.migrations.tenant (via is_revision_name)",
         "alembic", "is no longer a mapping keyed by revision id",
     )
     assert head is not None and is_revision_name(script, head)
@@ -110,7 +110,7 @@ def test_alembic_revision_map_keys() -> None:
 
 def test_sqlalchemy_load_identity_token() -> None:
     assert hasattr(QueryContext.default_load_options, "_identity_token"), broken(
-        "QueryContext.default_load_options._identity_token", "tenantry.orm",
+        "QueryContext.default_load_options._identity_token", "tenantry.hooks.orm",
         "sqlalchemy", "is gone",
     )
 
@@ -118,11 +118,11 @@ def test_sqlalchemy_load_identity_token() -> None:
 def test_sqlalchemy_schema_translate_rendering() -> None:
     function = getattr(IdentifierPreparer, "_render_schema_translates", None)
     assert callable(function), broken(
-        "IdentifierPreparer._render_schema_translates", "tenantry.across", "sqlalchemy",
+        "IdentifierPreparer._render_schema_translates", "tenantry.crosstenant.across", "sqlalchemy",
         "is gone",
     )
     assert parameters(function) == ["statement", "schema_translate_map"], broken(
-        "IdentifierPreparer._render_schema_translates", "tenantry.across", "sqlalchemy",
+        "IdentifierPreparer._render_schema_translates", "tenantry.crosstenant.across", "sqlalchemy",
         f"takes {parameters(function)}",
     )
     table = sa.Table("items", sa.MetaData(schema=TENANT_SCHEMA), sa.Column("id", sa.Integer))
@@ -131,7 +131,7 @@ def test_sqlalchemy_schema_translate_rendering() -> None:
     )
     sql = compiled.preparer._render_schema_translates(compiled.string, {TENANT_SCHEMA: "acme"})
     assert "acme.items" in sql and TENANT_SCHEMA not in sql, broken(
-        "IdentifierPreparer._render_schema_translates", "tenantry.across", "sqlalchemy",
+        "IdentifierPreparer._render_schema_translates", "tenantry.crosstenant.across", "sqlalchemy",
         f"rendered {sql!r}",
     )
 

@@ -291,7 +291,7 @@ def test_progress_is_drawn_on_a_terminal_only(tenancy: Tenancy, tmp_path: Path) 
 
     from rich.console import Console
 
-    from tenantry.progress import table_progress
+    from tenantry.cli.progress import table_progress
 
     fill(tenancy, "acme", "ACME", kinds=False)
     with table_progress(Console(file=io.StringIO()), "exporting") as progress:

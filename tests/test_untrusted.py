@@ -30,9 +30,9 @@ from tenantry import (
     TenantLoginRefused,
 )
 from tenantry.aio import AsyncTenancy
-from tenantry.logins import LoginRoles, LoginSecret, scram_verifier
-from tenantry.rolecatalog import role_exists
-from tenantry.rolenames import group_name
+from tenantry.strict.logins import LoginRoles, LoginSecret, scram_verifier
+from tenantry.strict.rolecatalog import role_exists
+from tenantry.strict.rolenames import group_name
 
 from .app.models import Customer, User
 from .support.databases import MIGRATIONS

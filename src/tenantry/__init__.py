@@ -1,10 +1,9 @@
 """tenantry: multi-tenancy for SQLAlchemy 2 + Alembic applications on PostgreSQL."""
 
-from .across import TenantRow
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
+from .core.registry import Location, State, TenantInfo
+from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
-from .enginemetrics import EngineMetrics
-from .engines import EngineRegistry
 from .errors import (
     AdminSessionRequired,
     ClientProgramNotFound,
@@ -32,14 +31,15 @@ from .errors import (
     UnknownTenant,
     WrongTenantKind,
 )
-from .fleet import Drift
+from .hooks.orm import AdminSession, TenantSession, assign, tenant_of
 from .jobs import TenantProcessPool
 from .logs import TenantFilter
-from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations.fleet import Drift
+from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
-from .orm import AdminSession, TenantSession, assign, tenant_of
-from .registry import Location, State, TenantInfo
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
+from .strategies.enginemetrics import EngineMetrics
+from .strategies.engines import EngineRegistry
 from .strategies.hybrid import HybridStrategy
 from .tenancy import Tenancy, TenancyConfig, make_engine
 from .transfer import Manifest

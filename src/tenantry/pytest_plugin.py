@@ -205,7 +205,7 @@ def tenantry_session(
     rolled back too).
     """
     from .context import current_tenant, use
-    from .orm import TenantSession
+    from .hooks.orm import TenantSession
 
     def joined(**kwargs: Any) -> Session:
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=tenantry_tenant)

@@ -12,25 +12,28 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import fleet, lifecycle, relocate, transfer
-from .across import DEFAULT_CHUNK, TenantRow
-from .across import across as run_across
+from . import transfer
 from .context import current_tenant
 from .context import use as use_context
 from .core import Core, make_engine
+from .core.registry import Location, TenantInfo
+from .crosstenant.across import DEFAULT_CHUNK, TenantRow
+from .crosstenant.across import across as run_across
 from .doctor import Doctor, DoctorReport
-from .enginemetrics import EngineMetrics
-from .executors import Jobs
-from .logins import LoginSecret
-from .migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
-from .migrations import MigrationStream
+from .hooks.orm import AdminSession, TenantSession
+from .hooks.statements import StatementSchemas
+from .migrations import fleet
+from .migrations.executors import Jobs
+from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations.stream import MigrationStream
 from .names import DEFAULT_PREFIX
-from .orm import AdminSession, TenantSession
-from .registry import Location, TenantInfo
-from .statements import StatementSchemas
+from .provisioning import lifecycle
+from .relocation import relocate
 from .strategies import Strategy
 from .strategies.database import Placement
-from .strict import StrictRoles
+from .strategies.enginemetrics import EngineMetrics
+from .strict.logins import LoginSecret
+from .strict.roles import StrictRoles
 from .transfer import Manifest, Progress
 
 __all__ = ["Tenancy", "TenancyConfig", "make_engine"]
@@ -272,7 +275,8 @@ class Tenancy:
         ``on_outcome`` sees each result.
         A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
         ``compiled=True`` renders each upgrade step's SQL once and runs it per tenant in one
-        round trip (for migrations that do not query the database: see tenantry.compiled).
+        round trip (for migrations that do not query the database: see
+        tenantry.migrations.compiled).
         """
         return fleet.migrate_all(self.core, target, tenants, jobs=jobs, on_outcome=on_outcome,
                                  on_plan=on_plan, confirm=confirm, compiled=compiled)

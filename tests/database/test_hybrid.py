@@ -26,7 +26,7 @@ from tenantry import (
 )
 from tenantry.aio import AsyncTenancy
 from tenantry.cli import app
-from tenantry.promotion import Promotion
+from tenantry.relocation.promotion import Promotion
 
 from ..app.models import Customer, Order, Setting, User
 from ..support.databases import MIGRATIONS, TENANT_DB, database_names

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from tenantry import Tenancy
 from tenantry.names import quote
-from tenantry.template import templates
+from tenantry.provisioning.template import templates
 
 from ..support.catalog import snapshot
 from ..support.databases import FLEET_MIGRATIONS

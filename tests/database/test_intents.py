@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import DatabaseStrategy, Problem, Tenancy, UnfinishedOperation
-from tenantry.intents import Intent, Operation, all_intents, begin
+from tenantry.core.intents import Intent, Operation, all_intents, begin
 from tenantry.names import quote
 
 from ..support.databases import database_names

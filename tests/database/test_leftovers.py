@@ -25,20 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
-from tenantry import (
-    DoctorReport,
-    MoveError,
-    Problem,
-    State,
-    Tenancy,
-    make_engine,
-    registry,
-)
+from tenantry import DoctorReport, MoveError, Problem, State, Tenancy, make_engine
 from tenantry.cli import app
-from tenantry.moving import Move
-from tenantry.promotion import Demotion, Promotion
-from tenantry.registry import Location
-from tenantry.replication import move_name
+from tenantry.core import registry
+from tenantry.core.registry import Location
+from tenantry.relocation.moving import Move
+from tenantry.relocation.promotion import Demotion, Promotion
+from tenantry.relocation.replication import move_name
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer

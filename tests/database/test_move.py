@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import ConfigurationError, MoveError, Tenancy, UnknownTenant
-from tenantry.moving import Move
 from tenantry.pgtools import libpq_env
+from tenantry.relocation.moving import Move
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Order, Setting

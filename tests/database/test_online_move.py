@@ -12,18 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tenantry import (
-    ConfigurationError,
-    MoveError,
-    Tenancy,
-    TenantryError,
-    make_engine,
-    registry,
-)
+from tenantry import ConfigurationError, MoveError, Tenancy, TenantryError, make_engine
+from tenantry.core import registry
 from tenantry.doctor import Problem
 from tenantry.embedded import start
-from tenantry.moving import Move
-from tenantry.replication import Replication, move_name
+from tenantry.relocation.moving import Move
+from tenantry.relocation.replication import Replication, move_name
 
 from ..app.models import Customer, Setting
 from ..support.databases import database_names
@@ -183,7 +177,7 @@ def test_the_password_never_shows_when_subscribing_fails(
 ) -> None:
     tenancy, op = prepare(make_tenancy, "move")
     monkeypatch.setattr(
-        "tenantry.replication.conninfo",
+        "tenantry.relocation.replication.conninfo",
         lambda url: f"host={url.query['host']} dbname=no_such_db password=sekrit-42",
     )
     with caplog.at_level(logging.DEBUG), pytest.raises(MoveError) as caught:

@@ -11,7 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, make_engine
 from tenantry.doctor import Problem
-from tenantry.rolecatalog import role_exists
+from tenantry.strict.rolecatalog import role_exists
 
 from ..app.models import Customer
 

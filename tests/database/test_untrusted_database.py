@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tenantry import DatabaseStrategy, Tenancy, TenantIsolationError, TenantLoginRefused
-from tenantry.logins import LoginSecret
+from tenantry.strict.logins import LoginSecret
 
 from ..app.models import Customer
 from ..support.databases import MIGRATIONS, TENANT_DB, cleanup

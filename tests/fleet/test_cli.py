@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tenantry import Tenancy, TenantOutcome
 from tenantry.cli import app
-from tenantry.progress import MigrationProgress
+from tenantry.cli.progress import MigrationProgress
 
 from ..support.fleet import add_revision
 

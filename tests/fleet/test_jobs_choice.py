@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tenantry import MigrationError, Tenancy, executors
+from tenantry import MigrationError, Tenancy
 from tenantry.cli import app
+from tenantry.migrations import executors
 
 from ..support.fleet import add_revision
 

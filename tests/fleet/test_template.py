@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tenantry import Tenancy
-from tenantry.template import TEMPLATE_SCHEMA, split_dump, templates
+from tenantry.provisioning.template import TEMPLATE_SCHEMA, split_dump, templates
 
 from ..support.catalog import snapshot
 

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tenantry import Tenancy, make_engine
-from tenantry.moving import Move
-from tenantry.replication import Replication
+from tenantry.relocation.moving import Move
+from tenantry.relocation.replication import Replication
 from tenantry.strategies.database import DatabaseStrategy
 
 from ..app.models import Customer, Order, Setting

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tenantry import Tenancy
-from tenantry.strict import role_exists
+from tenantry.strict.roles import role_exists
 
 from ..app.models import User
 from .databases import MIGRATIONS

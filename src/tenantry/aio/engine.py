@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .. import instrumentation
 from ..errors import ConfigurationError
+from ..hooks import instrumentation
 from ..urls import ASYNCPG_ONLY, sync_url
 
 __all__ = ["DRIVERS", "Driver", "async_url", "make_async_engine", "sync_url"]

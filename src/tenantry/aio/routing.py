@@ -10,11 +10,11 @@ from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core import Route, Router
+from ..core.registry import Location
 from ..errors import UnknownTenant
-from ..logins import LoginRoles
-from ..registry import Location
 from ..strategies import DatabaseStrategy
 from ..strategies.database import MAIN_SERVER
+from ..strict.logins import LoginRoles
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine
 
@@ -42,7 +42,7 @@ class AsyncRouting:
         """The async engine reaching ``location``'s database, as the strategy places it.
 
         With the database strategy, tenant databases' async engines come from the strategy's
-        :class:`~tenantry.engines.EngineRegistry` (``get_async``): one LRU and one
+        :class:`~tenantry.strategies.engines.EngineRegistry` (``get_async``): one LRU and one
         ``max_connections`` budget with the sync engines.
         """
         strategy, roles = self.admin.strategy, self.admin.strict_roles

@@ -14,20 +14,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from .. import instrumentation
-from ..across import DEFAULT_CHUNK, TenantRow
 from ..context import current_tenant
 from ..context import use as use_context
 from ..core import Router
+from ..core.registry import Location, TenantInfo
+from ..crosstenant.across import DEFAULT_CHUNK, TenantRow
 from ..doctor import DoctorReport
-from ..enginemetrics import EngineMetrics
 from ..errors import ConfigurationError
-from ..executors import Jobs
-from ..fleet import Drift
-from ..logins import LoginSecret
-from ..migrationresults import MigrationReport, Step, TenantOutcome, TenantStatus
-from ..orm import TenantSession
-from ..registry import Location, TenantInfo
+from ..hooks import instrumentation
+from ..hooks.orm import TenantSession
+from ..migrations.executors import Jobs
+from ..migrations.fleet import Drift
+from ..migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
+from ..strategies.enginemetrics import EngineMetrics
+from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
 from ..transfer import Manifest, Progress
 from .engine import Driver, make_async_engine, sync_url

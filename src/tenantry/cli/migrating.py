@@ -10,20 +10,14 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigurationError
-from ..executors import parse_jobs
-from ..fleet import Drift
-from ..migrationresults import MigrationReport
-from ..progress import (
-    MigrationProgress,
-    drift_tables,
-    failures_table,
-    report_json,
-    summary_table,
-)
-from ..revisions import matches
+from ..migrations.executors import parse_jobs
+from ..migrations.fleet import Drift
+from ..migrations.results import MigrationReport
+from ..migrations.revisions import matches
 from .console import out
 from .exits import handle_errors
 from .options import JobsOpt, JsonOpt
+from .progress import MigrationProgress, drift_tables, failures_table, report_json, summary_table
 from .settings import tenancy_of
 
 

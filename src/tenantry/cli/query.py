@@ -12,7 +12,7 @@ import typer
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 
-from ..across import DEFAULT_CHUNK
+from ..crosstenant.across import DEFAULT_CHUNK
 from ..errors import ConfigurationError
 from .console import err, out
 from .exits import handle_errors

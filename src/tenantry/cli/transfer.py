@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfirmationRequired
-from ..progress import table_progress
 from .console import err, out
 from .exits import handle_errors
+from .progress import table_progress
 from .settings import tenancy_of
 
 

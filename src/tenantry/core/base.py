@@ -18,24 +18,24 @@ from typing import Any, Literal, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from .. import probe
 from ..context import working_on
-from ..enginemetrics import EngineMetrics
 from ..errors import ConfigurationError, MigrationError, NotConfiguredFor, UnknownTenant
-from ..instrumentation import instrument
-from ..logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
-from ..migrations import MigrationStream
+from ..hooks import probe
+from ..hooks.instrumentation import instrument
+from ..hooks.statements import statement_tables
+from ..migrations.stream import MigrationStream
 from ..models import TenantBase, tenant_tables
 from ..names import DEFAULT_PREFIX, validate_name, validate_prefix
-from ..registry import Location, TenantInfo
-from ..scripts import execute_script
-from ..statements import statement_tables
+from ..provisioning.sqlscript import execute_script
+from ..provisioning.template import Templates
 from ..strategies import SchemaStrategy, Strategy
 from ..strategies.database import DatabaseStrategy, Placement
+from ..strategies.enginemetrics import EngineMetrics
 from ..strategies.hybrid import HybridStrategy, kind_of
-from ..strict import StrictRoles
-from ..template import Templates
+from ..strict.logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
+from ..strict.roles import StrictRoles
 from ..urls import sync_engine_url
+from .registry import Location, TenantInfo
 from .router import Route, Router
 from .store import TenantStore
 

@@ -13,14 +13,14 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from .. import registry
 from ..errors import UnknownTenant
-from ..logins import LOGIN_OPTION, LoginRoles
 from ..names import validate_name
-from ..registry import TenantInfo
-from ..rolenames import ROLE_OPTION
 from ..strategies import routing_options
-from ..strict import StrictRoles
+from ..strict.logins import LOGIN_OPTION, LoginRoles
+from ..strict.rolenames import ROLE_OPTION
+from ..strict.roles import StrictRoles
+from . import registry
+from .registry import TenantInfo
 
 E = TypeVar("E")
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from .. import intents, registry
 from ..errors import UnfinishedOperation, UnknownTenant
-from ..intents import Intent, Operation
-from ..registry import Location, State, TenantInfo
+from . import intents, registry
+from .intents import Intent, Operation
+from .registry import Location, State, TenantInfo
 
 
 class TenantStore:

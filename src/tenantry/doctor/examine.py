@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import intents, registry, shapes
+from ..core import intents, registry
+from ..core.intents import Intent, Operation
+from ..core.registry import State, TenantInfo
 from ..errors import TenantryError
-from ..intents import Intent, Operation
-from ..registry import State, TenantInfo
+from ..relocation import shapes
 from ..strategies.database import DatabaseStrategy
-from ..strict import RoleProblem
+from ..strict.roles import RoleProblem
 from .findings import (
     ROLE_PROBLEMS,
     TRANSIENT_STATES,

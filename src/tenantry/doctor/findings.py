@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from ..core.registry import Location, State
 from ..errors import InvalidTenantName
 from ..names import validate_name
-from ..registry import Location, State
 
 #: States a tenant is only in while an operation runs: seen unlocked, the operation died.
 TRANSIENT_STATES = frozenset({State.PROVISIONING, State.MIGRATING, State.DROPPING})

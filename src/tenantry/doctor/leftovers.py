@@ -3,7 +3,7 @@
 What a killed operation can leave behind:
 
 * an online move, promotion or demotion: its subscription, slot, publication and marker tables
-  (all named :func:`~tenantry.replication.move_name`);
+  (all named :func:`~tenantry.relocation.replication.move_name`);
 * a move, promotion or demotion: the copy it was making, never registered;
 * a rename: a tenant database that refuses connections (``ALLOW_CONNECTIONS false``);
 * a template build: a template database never finished (no head in its comment). A finished
@@ -31,11 +31,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import DropSchema
 
-from .. import proof, registry, replication
-from ..core import Core
+from ..core import Core, registry
+from ..core.registry import Location, TenantInfo
 from ..errors import InvalidTenantName, TenantryError
 from ..names import quote, validate_name
-from ..registry import Location, TenantInfo
+from ..relocation import proof, replication
 from ..strategies.database import MAIN_SERVER, DatabaseStrategy, creator_lock, template_mark
 
 log = logging.getLogger("tenantry.doctor")

@@ -9,11 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import DropSchema
 
-from .. import fleet, intents, lifecycle, recovery, registry
+from ..core import intents, registry
+from ..core.intents import Operation
+from ..core.registry import Location, State
 from ..errors import TenantryError
-from ..intents import Operation
+from ..migrations import fleet
 from ..names import quote
-from ..registry import Location, State
+from ..provisioning import lifecycle
+from ..relocation import recovery
 from ..strategies.database import DatabaseStrategy
 from .examine import Examination
 from .findings import (
@@ -202,7 +205,7 @@ class Doctor(Examination):
 
     def _still_proven(self, conn: Connection, tenant: str, location: Location) -> bool:
         """Under the tenant's lock: still unregistered and still empty (copies of registered
-        tenants are :mod:`tenantry.leftovers`')."""
+        tenants are :mod:`tenantry.doctor.leftovers`')."""
         return registry.get(conn, tenant) is None and self._empty(conn, location)
 
     @staticmethod

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .. import proof
 from ..core import Core
+from ..core.intents import Intent
+from ..core.registry import Location, TenantInfo
 from ..errors import TenantryError
-from ..intents import Intent
 from ..names import quote
-from ..registry import Location, TenantInfo
+from ..relocation import proof
 from ..strategies.database import DatabaseStrategy
 from .findings import (
     Finding,

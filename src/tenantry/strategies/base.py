@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..core.registry import Location
 from ..models import TENANT_SCHEMA
 from ..names import identifier, quote
-from ..registry import Location
 
 
 def routing_options(tenant: str, schema: str) -> dict[str, Any]:

@@ -21,15 +21,16 @@ from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema
 
-from .. import instrumentation, probe, registry
-from ..engines import EngineRegistry
+from ..core import registry
+from ..core.registry import Location
 from ..errors import TenantExists, UnknownServer, UnknownTenant, WrongTenantKind
-from ..migrations import MigrationStream
+from ..hooks import instrumentation, probe
+from ..migrations.stream import MigrationStream
 from ..names import identifier, quote
-from ..registry import Location
-from ..scripts import rename_schema
+from ..provisioning.sqlscript import rename_schema
 from ..urls import sync_engine_url, sync_url
 from .base import Strategy, prepared, schema_exists
+from .engines import EngineRegistry
 
 log = logging.getLogger("tenantry")
 
@@ -59,8 +60,8 @@ def fewest_tenants(tenant: str, load: Mapping[str, int]) -> str:
 class DatabaseStrategy(Strategy):
     """One database per tenant, on a server chosen by a placement policy.
 
-    Tenant engines come from an :class:`~tenantry.engines.EngineRegistry` (lazy, LRU, global
-    connection budget). Creating, dropping and renaming databases goes through an AUTOCOMMIT
+    Tenant engines come from an :class:`~tenantry.strategies.engines.EngineRegistry` (lazy, LRU,
+    global connection budget). Creating, dropping and renaming databases goes through an AUTOCOMMIT
     connection (no pool) to each server's maintenance database: the database of its URL.
     """
 
@@ -149,7 +150,7 @@ class DatabaseStrategy(Strategy):
         """Whether the database of tenant engine URL ``url`` is missing from its server.
 
         Asked on the server's maintenance database, with the server's URL (whoever ``url``
-        logs in as), through a probe (:mod:`tenantry.probe`), outside every pool and the
+        logs in as), through a probe (:mod:`tenantry.hooks.probe`), outside every pool and the
         budget; ``False`` when it cannot tell.
         """
         url = sync_url(url)

@@ -16,10 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .. import instrumentation, registry
+from ..core import registry
+from ..core.registry import Location
 from ..errors import ConfigurationError
+from ..hooks import instrumentation
 from ..names import identifier
-from ..registry import Location
 from .database import DatabaseStrategy
 from .schema import SchemaStrategy
 
@@ -37,7 +38,7 @@ class HybridStrategy(DatabaseStrategy):
 
     ``default_kind`` (``schema`` or ``database``) is where :meth:`locate` puts new
     tenants; ``Tenancy.create_tenant(name, strategy=...)`` chooses per tenant. Every other
-    operation dispatches on the tenant's :class:`~tenantry.registry.Location`.
+    operation dispatches on the tenant's :class:`~tenantry.core.registry.Location`.
     """
 
     kind = "hybrid"

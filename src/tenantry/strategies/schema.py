@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from ..registry import Location
-from ..scripts import rename_schema
+from ..core.registry import Location
+from ..provisioning.sqlscript import rename_schema
 from .base import Strategy, prepared, schema_exists
 
 

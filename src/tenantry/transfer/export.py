@@ -12,13 +12,13 @@ from pathlib import Path
 from sqlalchemy.engine import Connection, Engine
 
 from ..core import Core, HasCore, core_of
+from ..core.registry import TenantInfo
 from ..errors import (
     ClientProgramNotFound,
     TransferError,
 )
 from ..names import quote
 from ..pgtools import find_program, libpq_env
-from ..registry import TenantInfo
 from .manifest import (
     DUMP_FILE,
     MANIFEST,

@@ -9,17 +9,18 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from .. import lifecycle, recovery, sequences
 from ..core import Core, HasCore, core_of
+from ..core.intents import Intent, Operation
+from ..core.registry import Location, TenantInfo
 from ..errors import (
     TenantExists,
     TransferError,
     UnfinishedOperation,
     UnknownTenant,
 )
-from ..intents import Intent, Operation
 from ..names import quote, validate_name
-from ..registry import Location, TenantInfo
+from ..provisioning import lifecycle
+from ..relocation import recovery, sequences
 from ..strategies.database import DatabaseStrategy
 from .manifest import (
     Manifest,

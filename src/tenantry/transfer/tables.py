@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
-from .. import sequences
 from ..core import Core
 from ..errors import (
     TransferError,
 )
 from ..names import quote
+from ..relocation import sequences
 from .manifest import (
     SequenceEntry,
 )

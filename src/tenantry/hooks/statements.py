@@ -1,0 +1,124 @@
+"""Per-statement tenants: ``stmt.execution_options(tenant="acme")``.
+
+* A session or connection bound to a tenant accepts statements naming that same tenant and
+  raises :class:`~tenantry.TenantMismatch` for any other one.
+* An admin session (:meth:`Tenancy.admin_session`) routes each ORM statement to the tenant it
+  names (see :mod:`tenantry.hooks.orm`). An admin Core connection (:meth:`Tenancy.admin_connection`)
+  routes each statement by rewriting its own per-connection ``schema_translate_map`` just before
+  execution; a tenant living in another database cannot be reached from that connection and
+  raises :class:`~tenantry.TenantElsewhere`.
+* Anywhere else (a session or connection without a tenant), naming a tenant in a statement on
+  tenant tables raises :class:`~tenantry.AdminSessionRequired`.
+
+The Core hook is a ``before_execute`` listener that
+:func:`tenantry.hooks.instrumentation.instrument` adds to each engine tenantry hands out (engines
+derived with ``execution_options()`` share it; other engines get nothing). It only acts on
+statements that carry the ``tenant`` option.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import util as sql_util
+
+from ..core.registry import TenantInfo
+from ..errors import AdminSessionRequired, TenantElsewhere, TenantMismatch
+from ..models import TENANT_SCHEMA
+from ..strict.rolenames import ROLE_OPTION
+
+#: The execution option that names a statement's tenant.
+TENANT_OPTION = "tenant"
+#: Execution option set on connections/engines routed to one tenant (see ``routing_options``).
+BOUND_OPTION = "tenantry_tenant"
+
+
+def statement_tables(statement: Any) -> list[str]:
+    """Names of the tables a statement reads or writes (tenant tables unqualified)."""
+    try:
+        tables = sql_util.find_tables(statement, include_crud=True)
+    except Exception:  # text() and exotic constructs: nothing to report
+        return []
+    names = {t.name if t.schema in (None, TENANT_SCHEMA) else f"{t.schema}.{t.name}"
+             for t in tables}
+    return sorted(names)
+
+
+def touches_tenant_tables(statement: Any) -> bool:
+    """Whether ``statement`` reads or writes a tenant table."""
+    try:
+        return any(t.schema == TENANT_SCHEMA for t in
+                   sql_util.find_tables(statement, include_crud=True))
+    except Exception:
+        return False
+
+
+class Resolver(Protocol):
+    """What routes a statement's tenant (the core of a Tenancy)."""
+
+    engine: Engine  # the main database's
+
+    def resolve(self, tenant: str, statement: Any = None) -> tuple[Engine, TenantInfo]:
+        """The routed engine of ``tenant`` and its registry row."""
+        ...
+
+    def same_database(self, info: TenantInfo, engine: Engine) -> bool:
+        """Whether ``info``'s tables are reachable through ``engine``'s database."""
+        ...
+
+
+def describe_location(info: TenantInfo) -> str:
+    loc = info.location
+    where = f"database {loc.database!r}" if loc.database else "the main database"
+    return where + (f" on server {loc.server!r}" if loc.server else "")
+
+
+class StatementSchemas(dict[str, str]):
+    """The ``schema_translate_map`` of an admin connection, set per statement by the hook.
+
+    ``role`` is the strict-mode role of the statement's tenant (``None``: no tenant, or not
+    strict); :mod:`tenantry.hooks.roleswitch` switches to it.
+    """
+
+    def __init__(self, resolver: Resolver) -> None:
+        super().__init__({TENANT_SCHEMA: TENANT_SCHEMA})
+        self.resolver = resolver
+        self.role: str | None = None
+
+
+def _route_core(
+    conn: Connection, elem: Any, multiparams: Any, params: Any, options: Any
+) -> tuple[Any, Any, Any]:
+    schemas = options.get("schema_translate_map")
+    per_statement = schemas if isinstance(schemas, StatementSchemas) else None
+    if per_statement is not None:
+        per_statement[TENANT_SCHEMA] = TENANT_SCHEMA  # unrouted unless this statement names one
+        per_statement.role = None
+    wanted = options.get(TENANT_OPTION)
+    if wanted is None:
+        return elem, multiparams, params
+    bound = options.get(BOUND_OPTION)
+    if bound is not None:
+        if wanted != bound:
+            raise TenantMismatch(bound, wanted, statement_tables(elem))
+    elif per_statement is not None:
+        routed, info = per_statement.resolver.resolve(wanted, elem)
+        if not per_statement.resolver.same_database(info, conn.engine):
+            raise TenantElsewhere(wanted, describe_location(info), statement_tables(elem))
+        per_statement[TENANT_SCHEMA] = info.schema
+        per_statement.role = routed.get_execution_options().get(ROLE_OPTION)
+    elif touches_tenant_tables(elem):
+        raise AdminSessionRequired(wanted, statement_tables(elem))
+    return elem, multiparams, params
+
+
+def install(engine: Engine) -> None:
+    """Add the Core hook to ``engine`` (idempotent)."""
+    if not installed(engine):
+        event.listen(engine, "before_execute", _route_core, retval=True)
+
+
+def installed(engine: Engine) -> bool:
+    return _route_core in engine.dispatch.before_execute
