@@ -17,7 +17,7 @@ MIGRATIONS = TESTS / "app" / "migrations"
 #: The tenant stream without the FK to the shared ``users`` table (another database).
 TENANT_DB = MIGRATIONS / "tenant_db"
 #: The fleet tests' tenant stream (seed rows, an enum, a trigger and a view).
-FLEET_MIGRATIONS = TESTS / "fleet" / "migrations" / "tenant"
+FLEET_MIGRATIONS = TESTS / "app" / "fleet_migrations" / "tenant"
 
 
 def new_database(admin_engine: sa.Engine) -> str:

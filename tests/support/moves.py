@@ -16,8 +16,7 @@ from tenantry import Tenancy, make_engine
 from tenantry.relocation.moving import Move
 from tenantry.relocation.replication import Replication
 from tenantry.strategies.database import DatabaseStrategy
-
-from ..app.models import Customer, Order, Setting
+from tests.app.models import Customer, Order, Setting
 
 
 def snapshot(tenancy: Tenancy, name: str) -> dict[str, object]:

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 
 from tenantry import Tenancy
 from tenantry.strict.roles import role_exists
+from tests.app.models import User
 
-from ..app.models import User
 from .databases import MIGRATIONS
 
 

@@ -155,7 +155,7 @@ class AsyncTenancy(AsyncRouting):
             yield tenant
 
     # -- admin, delegated to the sync Tenancy in a worker thread ---------------------------
-    # Each method is the sync one of the same name and parameters (tests/test_parity.py);
+    # Each method is the sync one of the same name and parameters (tests/core/test_parity.py);
     # route changes reach this facade through the store (``on_change``).
 
     async def setup(self) -> None:
