@@ -95,7 +95,7 @@ def main() -> None:
             print(f"{key}: template built in {(time.perf_counter() - start) * 1000:.0f} ms")
         raw_db = Tenancy(new_database(url))
         alembic_dbs = {c: Tenancy(new_database(url)) for c in (30, 300)}
-        sql = tenancies["template_30"]._templates.sql  # type: ignore[union-attr]
+        sql = tenancies["template_30"].core.templates.sql  # type: ignore[union-attr]
 
         def raw(i: int) -> None:
             schema = f"raw_{i}"

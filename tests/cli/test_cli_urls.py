@@ -9,18 +9,29 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from tenantry import ConfigurationError, Tenancy, make_engine
+from tenantry import ConfigurationError, Tenancy, TenantBase, make_engine
 from tenantry.cli import app
 from tests.support.databases import MIGRATIONS
 
 runner = CliRunner()
 PASSWORD = "pw-s3cret"
+
+
+@pytest.fixture(autouse=True)
+def shared_metadata_unchanged() -> Iterator[None]:
+    """The ``demo`` command imports the demo's models onto the shared TenantBase metadata:
+    take them off again, so later tests in this process see only the test models."""
+    before = set(TenantBase.metadata.tables)
+    yield
+    for key in set(TenantBase.metadata.tables) - before:
+        TenantBase.metadata.remove(TenantBase.metadata.tables[key])
 
 BAD_URLS = {
     "port not a number": f"postgresql://u:{PASSWORD}@127.0.0.1:notaport/db",

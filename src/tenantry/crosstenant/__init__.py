@@ -1,1 +1,1 @@
-"""crosstenant."""
+"""Queries across many tenants."""

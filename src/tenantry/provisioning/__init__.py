@@ -1,1 +1,1 @@
-"""provisioning."""
+"""Making, filling, renaming and dropping tenant storage."""

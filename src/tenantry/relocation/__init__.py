@@ -1,1 +1,1 @@
-"""relocation."""
+"""Moving tenants between servers and databases, and finishing interrupted operations."""
