@@ -24,6 +24,7 @@ from sqlalchemy.orm.context import QueryContext
 from sqlalchemy.sql.compiler import IdentifierPreparer
 
 from tenantry import TENANT_SCHEMA
+from tenantry.hooks.statements import cache_key_of
 from tenantry.migrations.stream import MigrationStream, is_revision_name, upgrade_revs
 
 TENANT_MIGRATIONS = Path(__file__).parent / "app" / "migrations" / "tenant"
@@ -113,6 +114,23 @@ def test_sqlalchemy_load_identity_token() -> None:
         "QueryContext.default_load_options._identity_token", "tenantry.hooks.orm",
         "sqlalchemy", "is gone",
     )
+
+
+def test_sqlalchemy_cache_key_is_memoized_and_leaves_values_out() -> None:
+    table = sa.Table("items", sa.MetaData(schema=TENANT_SCHEMA), sa.Column("id", sa.Integer))
+    other = sa.Table("items", sa.MetaData(schema="public"), sa.Column("id", sa.Integer))
+    one = sa.select(table).where(table.c.id == 1)
+    assert one._generate_cache_key() is one._generate_cache_key(), broken(
+        "Select._generate_cache_key", "tenantry.hooks.statements", "sqlalchemy",
+        "is no longer memoized on the statement",
+    )
+    two = sa.select(table).where(table.c.id == 2)
+    elsewhere = sa.select(other).where(other.c.id == 1)
+    assert cache_key_of(one) == cache_key_of(two) != cache_key_of(elsewhere), broken(
+        "CacheKey.key", "tenantry.hooks.statements", "sqlalchemy",
+        "no longer tells statement shapes apart without their values",
+    )
+    assert cache_key_of("SELECT 1") is None
 
 
 def test_sqlalchemy_schema_translate_rendering() -> None:

@@ -37,6 +37,8 @@ THIRD_PARTY_PRIVATE = {
     "_stamp_revs": "Alembic: as _upgrade_revs, for stamping",
     "_revision_map": "Alembic: whether a revision id exists, without resolving it",
     "_migration_context": "Alembic: the environment's context, to run scripts in ours",
+    "_generate_cache_key": "SQLAlchemy: a statement's cache key, memoized on it (the tenant-table "
+    "check is decided once per statement shape)",
     "_identity_token": "SQLAlchemy: the identity token a lazy load carries (ORM load options)",
     "_render_schema_translates": "SQLAlchemy: the schema_translate_map substitution of a "
     "compiled statement's text",

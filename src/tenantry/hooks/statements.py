@@ -46,8 +46,42 @@ def statement_tables(statement: Any) -> list[str]:
     return sorted(names)
 
 
+#: Statement shapes (cache keys) already seen, and whether they touch tenant tables; cleared
+#: when full (SQLAlchemy's compiled cache is bounded the same way).
+_SHAPES: dict[Any, bool] = {}
+SHAPES_KEPT = 4096
+
+
 def touches_tenant_tables(statement: Any) -> bool:
-    """Whether ``statement`` reads or writes a tenant table."""
+    """Whether ``statement`` reads or writes a tenant table.
+
+    Decided once per statement shape: statements with the same cache key compile to the same
+    SQL, so they name the same tables. The key is memoized on the statement, and SQLAlchemy's
+    compile reuses it (:func:`cache_key_of`); statements without one are walked each time.
+    """
+    key = cache_key_of(statement)
+    if key is None:
+        return _walk(statement)
+    known = _SHAPES.get(key)
+    if known is None:
+        if len(_SHAPES) >= SHAPES_KEPT:
+            _SHAPES.clear()
+        known = _SHAPES[key] = _walk(statement)
+    return known
+
+
+def cache_key_of(statement: Any) -> Any:
+    """The structure of ``statement``'s SQLAlchemy cache key (its bound values left out), or
+    ``None``: SQLAlchemy's ``_generate_cache_key``, memoized on the statement
+    (tests/test_third_party.py checks it)."""
+    try:
+        key = statement._generate_cache_key()
+    except Exception:  # not a SQLAlchemy construct, or an uncacheable one: walk it
+        return None
+    return key.key if key is not None else None
+
+
+def _walk(statement: Any) -> bool:
     try:
         return any(t.schema == TENANT_SCHEMA for t in
                    sql_util.find_tables(statement, include_crud=True))
