@@ -11,8 +11,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from ..core.registry import Location, State
-from ..errors import InvalidTenantName
-from ..names import validate_name
 
 #: States a tenant is only in while an operation runs: seen unlocked, the operation died.
 TRANSIENT_STATES = frozenset({State.PROVISIONING, State.MIGRATING, State.DROPPING})
@@ -119,16 +117,6 @@ def database_place(location: Location) -> tuple[str | None, str | None]:
     if location.database is None:
         return (None, None)
     return (location.server or "main", location.database)
-
-
-def tenant_name_of(schema: str, prefix: str) -> str | None:
-    """The tenant name a schema would belong to, or ``None`` when it is not a tenant's."""
-    if not schema.startswith(prefix):
-        return None
-    try:
-        return validate_name(schema[len(prefix):], prefix)
-    except InvalidTenantName:
-        return None
 
 
 def known_revision(stream: Any, revision: str) -> bool:

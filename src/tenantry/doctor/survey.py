@@ -18,9 +18,8 @@ from .findings import (
     database_place,
     known_revision,
     storage_place,
-    tenant_name_of,
 )
-from .leftovers import Leftover, Leftovers, first_line, place_of
+from .leftovers import Leftover, Leftovers, first_line, place_of, tenant_of
 
 
 class Survey:
@@ -50,7 +49,7 @@ class Survey:
         found: list[Location] = []
         if kind != "database":
             names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars()
-            found += [Location(schema=n) for n in names if tenant_name_of(n, t.prefix) is not None]
+            found += [Location(schema=n) for n in names if tenant_of(n, t.prefix) is not None]
         if isinstance(t.strategy, DatabaseStrategy):
             found += self._stored_databases(t.strategy)
         return found
@@ -64,7 +63,7 @@ class Survey:
                 names = admin.execute(sa.text("SELECT datname FROM pg_database")).scalars()
                 found += [
                     Location(schema=n, database=n, server=server)
-                    for n in names if tenant_name_of(n, self.core.prefix) is not None
+                    for n in names if tenant_of(n, self.core.prefix) is not None
                 ]
         return found
 
@@ -96,7 +95,7 @@ class Survey:
                 location.database is not None and database_place(location) in self._busy
             ):
                 continue
-            name = tenant_name_of(location.database or location.schema, self.core.prefix)
+            name = tenant_of(location.database or location.schema, self.core.prefix)
             location = self._inner_schema(location)
             self._orphans[location.database or location.schema] = location
             subject = location.database or location.schema
