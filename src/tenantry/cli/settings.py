@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 import typer
 
 from .. import urls
+from ..aio import AsyncTenancy
 from ..errors import ConfigurationError
 from ..loading import import_spec
 from ..tenancy import Tenancy
@@ -61,12 +64,19 @@ def admin_url(url: str) -> sa.URL:
 
 
 def load_app(spec: str) -> Tenancy:
-    """Import ``module:attribute`` naming a Tenancy (or a callable returning one)."""
+    """Import ``module:attribute`` naming a Tenancy or an AsyncTenancy (or a callable returning
+    one), from the current directory as ``uvicorn``, ``flask`` and ``alembic`` do."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     target = import_spec(spec, "--app")
-    if callable(target) and not isinstance(target, Tenancy):
+    if callable(target) and not isinstance(target, Tenancy | AsyncTenancy):
         target = target()
+    if isinstance(target, AsyncTenancy):
+        target = target.admin  # the CLI's work is admin work: the sync Tenancy it wraps
     if not isinstance(target, Tenancy):
-        raise ConfigurationError(f"--app {spec!r} is a {type(target).__name__}, not a Tenancy")
+        raise ConfigurationError(
+            f"--app {spec!r} is a {type(target).__name__}, not a Tenancy or an AsyncTenancy"
+        )
     return target
 
 

@@ -104,8 +104,13 @@ class MigrationStream:
 
     def __init__(self, script_location: str | Path, *, version_table: str = "alembic_version"):
         path = Path(script_location)
-        if not (path / "versions").is_dir() and not path.is_dir():
+        if not path.is_dir():
             raise MigrationError(f"migration directory {str(path)!r} does not exist")
+        if not (path / "versions").is_dir():
+            raise MigrationError(
+                f"migration directory {str(path)!r} has no versions/ folder: a stream is a "
+                "folder whose versions/ holds the revision files (env.py is not used)"
+            )
         self.config = Config()
         self.config.set_main_option("script_location", str(path))
         self.version_table = version_table
@@ -114,6 +119,11 @@ class MigrationStream:
             self._head = _one(self.script.get_heads())
         except CommandError as exc:
             raise MigrationError(f"cannot load migrations from {str(path)!r}: {exc}") from exc
+        except (ImportError, SyntaxError) as exc:  # a revision file that does not import
+            raise MigrationError(
+                f"cannot load migrations from {str(path)!r}: a revision does not import: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         self._online_opts: dict[str, Any] | None = None  # see _run_known
         self._routed_version: Table | None = None
         self._steps: dict[tuple[str, tuple[str, ...]], list[Any]] = {}

@@ -1,0 +1,39 @@
+"""A stream that cannot be what the user meant says so, instead of loading empty or crashing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tenantry import MigrationError, Tenancy
+from tenantry.migrations.stream import MigrationStream
+from tests.support.databases import MIGRATIONS
+
+
+def test_a_folder_without_versions_is_refused(tmp_path: Path, database_url: str) -> None:
+    """e.g. an app's alembic/ folder given as the stream: not an empty stream."""
+    (tmp_path / "alembic").mkdir()
+    (tmp_path / "alembic" / "env.py").write_text("# an application's env.py\n")
+    with pytest.raises(MigrationError, match="has no versions/ folder"):
+        MigrationStream(tmp_path / "alembic")
+    with pytest.raises(MigrationError, match="has no versions/ folder"):
+        Tenancy(database_url, tenant_migrations=tmp_path / "alembic")
+
+
+def test_an_empty_versions_folder_is_an_empty_stream(tmp_path: Path) -> None:
+    (tmp_path / "tenant" / "versions").mkdir(parents=True)
+    assert MigrationStream(tmp_path / "tenant").head is None
+
+
+def test_a_revision_that_does_not_import_is_a_migration_error(tmp_path: Path) -> None:
+    stream = tmp_path / "tenant"
+    shutil.copytree(MIGRATIONS / "tenant", stream, ignore=shutil.ignore_patterns("__pycache__"))
+    (stream / "versions" / "t003_broken.py").write_text(
+        "import no_such_module_anywhere\n"
+        "revision = 't003'\ndown_revision = 't002'\n"
+        "def upgrade():\n    pass\n"
+    )
+    with pytest.raises(MigrationError, match=r"does not import.*no_such_module_anywhere"):
+        MigrationStream(stream)
