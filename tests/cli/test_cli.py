@@ -140,3 +140,37 @@ def test_strategy_help_names_every_strategy() -> None:
     assert "Isolation: schema, database or hybrid." in help_text
     for kind in (SchemaStrategy.kind, DatabaseStrategy.kind, HybridStrategy.kind):
         assert kind in help_text.split("Isolation:")[1].split(".")[0]
+
+
+def test_piped_tables_are_not_cut(env: dict[str, str]) -> None:
+    """Results written to a pipe keep every column whole (rich would cut them at 80)."""
+    long = "a_tenant_with_a_rather_long_name_for_the_table_x"
+    assert run(env, "migrate")[0] == 0
+    assert run(env, "create", long)[0] == 0
+    code, out, _ = run(env, "list")
+    assert code == 0
+    assert any(f"tenant_{long}" in line and long in line for line in out.splitlines()), out
+
+
+def test_import_takes_the_exported_name_without_as(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "migrate")[0] == 0
+    assert run(env, "create", "acme")[0] == 0
+    assert run(env, "export", "acme", str(tmp_path / "acme"))[0] == 0
+    assert run(env, "drop", "acme", "--yes")[0] == 0
+    code, out, err = run(env, "import", str(tmp_path / "acme"))
+    assert code == 0, err
+    assert "tenant acme: imported" in out
+
+
+def test_status_without_a_tenant_stream_reports_no_one_behind(env: dict[str, str]) -> None:
+    assert run(env, "migrate")[0] == 0
+    assert run(env, "create", "acme")[0] == 0  # at t002
+    bare = {"TENANTRY_URL": env["TENANTRY_URL"]}
+    code, out, err = run(bare, "status", "--each")
+    assert code == 0
+    assert "head unknown" in out and "behind" not in out
+    assert "no tenant migrations configured" in err
+    code, out, _ = run(bare, "status", "--json")
+    assert json.loads(out)[0]["current"] is None
+    code, out, _ = run(env, "status")
+    assert "0 behind" in out

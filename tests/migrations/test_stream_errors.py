@@ -37,3 +37,19 @@ def test_a_revision_that_does_not_import_is_a_migration_error(tmp_path: Path) ->
     )
     with pytest.raises(MigrationError, match=r"does not import.*no_such_module_anywhere"):
         MigrationStream(stream)
+
+
+@pytest.mark.parametrize("provisioning", ["migrations", "auto"])
+def test_creating_a_tenant_before_the_shared_stream_says_what_to_run(
+    database_url: str, provisioning: str
+) -> None:
+    """The tenant stream refers to public.users; the shared stream that makes it never ran
+    (with a template, building the template is where it fails)."""
+    with Tenancy(database_url, tenant_migrations=MIGRATIONS / "tenant",
+                 shared_migrations=MIGRATIONS / "shared", provisioning=provisioning) as t:
+        with pytest.raises(MigrationError, match=r"run the shared stream first") as caught:
+            t.create_tenant("acme")
+        assert "public.users" in str(caught.value)
+        assert not t.tenant_exists("acme")
+        t.migrate_shared()
+        assert t.create_tenant("acme").revision is not None

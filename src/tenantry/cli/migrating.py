@@ -11,10 +11,9 @@ from rich.table import Table
 
 from ..errors import ConfigurationError
 from ..migrations.executors import parse_jobs
-from ..migrations.fleet import Drift
 from ..migrations.results import MigrationReport
 from ..migrations.revisions import matches
-from .console import out
+from .console import err, out
 from .exits import handle_errors
 from .options import JobsOpt, JsonOpt
 from .progress import MigrationProgress, drift_tables, failures_table, report_json, summary_table
@@ -81,24 +80,30 @@ def status(
     """Revision drift at a glance: tenants per revision and state, failed/migrating ones."""
     tenancy = tenancy_of(ctx)
     rows = tenancy.status()
+    known = tenancy.tenant_stream is not None  # without the stream, the head is unknown
+    if not known:
+        err.print("no tenant migrations configured (--tenant-migrations, "
+                  "TENANTRY_TENANT_MIGRATIONS or --app): revisions are not compared with a "
+                  "head", highlight=False)
     if as_json:
         out.print_json(json.dumps([
             {"tenant": r.tenant, "state": r.state, "revision": r.revision, "head": r.head,
-             "current": r.current, "error": r.error}
+             "current": r.current if known else None, "error": r.error}
             for r in rows
         ]))
         return
     if each:
         table = Table("tenant", "state", "revision", "head", "")
         for r in rows:
-            mark = "[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
+            mark = ("[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
+                    ) if known else "-"
             table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
         out.print(table)
-    head = tenancy.tenant_stream.head if tenancy.tenant_stream is not None else None
-    drift = Drift.of(head, rows)
-    for table in drift_tables(drift):
+    drift = tenancy.drift()
+    for table in drift_tables(drift, head_known=known):
         out.print(table)
-    out.print(f"{drift.total} tenant(s), {drift.behind} behind, {len(drift.attention)} "
+    behind = f"{drift.behind} behind" if known else "head unknown"
+    out.print(f"{drift.total} tenant(s), {behind}, {len(drift.attention)} "
               "failed or migrating", highlight=False)
 
 

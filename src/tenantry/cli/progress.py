@@ -141,11 +141,14 @@ def failures_table(report: MigrationReport, limit: int = 50) -> Table | None:
     return table
 
 
-def drift_tables(drift: Drift, limit: int = 50) -> list[Table]:
-    """Counts per revision and per state, and the tenants that need attention."""
-    revisions = Table("revision", "tenants", "", title=f"head: {drift.head or '-'}")
+def drift_tables(drift: Drift, limit: int = 50, *, head_known: bool = True) -> list[Table]:
+    """Counts per revision and per state, and the tenants that need attention
+    (``head_known=False``: no tenant stream, revisions are listed but not compared)."""
+    title = f"head: {drift.head or '-'}" if head_known else "head: unknown"
+    revisions = Table("revision", "tenants", "", title=title)
     for revision, count in drift.by_revision.items():
-        mark = "[green]head[/green]" if revision == drift.head else "[yellow]behind[/yellow]"
+        mark = ("[green]head[/green]" if revision == drift.head else "[yellow]behind[/yellow]"
+                ) if head_known else "-"
         revisions.add_row(revision or "-", str(count), mark)
     states = Table("state", "tenants")
     for state, count in drift.by_state.items():

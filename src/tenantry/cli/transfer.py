@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfirmationRequired
+from ..transfer import Manifest
 from .console import err, out
 from .exits import handle_errors
 from .progress import table_progress
@@ -40,8 +41,10 @@ def import_(
     ctx: typer.Context,
     src: Annotated[Path, typer.Argument(help="Directory written by export.", show_default=False)],
     as_name: Annotated[
-        str, typer.Option("--as", help="Name of the new tenant.", show_default=False)
-    ],
+        str | None,
+        typer.Option("--as", help="Name of the new tenant (default: the exported tenant's).",
+                     show_default=False),
+    ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop an existing tenant of that name first.")
     ] = False,
@@ -50,6 +53,8 @@ def import_(
     ] = False,
 ) -> None:
     """Create a tenant from an export (refuses an existing name without --replace --yes)."""
+    if as_name is None:
+        as_name = Manifest.read(src).tenant
     if replace and not yes:
         raise ConfirmationRequired(
             f"--replace drops tenant {as_name!r} and its data if it exists: add --yes"

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from ..core import Core, TenantWork
 from ..core.intents import Intent, Operation
 from ..core.registry import Location, TenantInfo
-from ..errors import ConfirmationRequired, NotConfiguredFor, TenantExists, UnknownTenant
+from ..errors import (
+    ConfirmationRequired,
+    MigrationError,
+    NotConfiguredFor,
+    TenantExists,
+    UnknownTenant,
+)
 from ..names import validate_name
 from ..relocation import recovery
 from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LoginRoles
+from .template import TEMPLATE_SCHEMA
 
 log = logging.getLogger("tenantry")
+
+UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation ... does not exist"
 
 
 def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
@@ -26,7 +37,13 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
     """
     validate_name(name, core.prefix)
     if core.schema_kind(kind):  # builds it, if needed, before a connection is held
-        core.warm_template()
+        try:
+            core.warm_template()
+        except DBAPIError as exc:
+            explained = missing_shared_table(exc, TEMPLATE_SCHEMA)
+            if explained is None:
+                raise
+            raise explained from exc
     if core.strict_roles is not None:
         core.strict_roles.ensure_group()
     with core.store.work([name], Operation.CREATE) as work:
@@ -45,12 +62,32 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
 
         def fill(conn: Connection, location: Location) -> str | None:
             with core.as_tenant(conn, name, location):
-                return core.build_tenant_tables(conn, location.schema)
+                try:
+                    return core.build_tenant_tables(conn, location.schema)
+                except DBAPIError as exc:
+                    explained = missing_shared_table(exc, location.schema)
+                    if explained is None:
+                        raise
+                    raise explained from exc
 
         info = provision(core, work, name, location, fill)
     log.info("created tenant %s in %s (revision %s)", name, location.schema, info.revision,
              extra={"tenant": name})
     return info
+
+
+def missing_shared_table(exc: DBAPIError, schema: str) -> MigrationError | None:
+    """What to say when a new tenant's tables refer to a relation outside its schema that does
+    not exist: most often a shared table whose stream has not run yet."""
+    if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
+        return None
+    found = re.search(r'relation "([^"]+)" does not exist', str(exc.orig))
+    if found is None or found.group(1).startswith(f"{schema}."):
+        return None
+    return MigrationError(
+        f"relation {found.group(1)!r} does not exist: if it is a shared table, run the shared "
+        "stream first (Tenancy.migrate_shared(), CLI: tenantry migrate), then create the tenant"
+    )
 
 
 def provision(
