@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,15 @@ def test_creating_a_tenant_before_the_shared_stream_says_what_to_run(
         assert not t.tenant_exists("acme")
         t.migrate_shared()
         assert t.create_tenant("acme").revision is not None
+
+
+def test_a_database_tenant_stream_referring_to_shared_tables_says_why(
+    make_tenancy: Callable[..., Tenancy],
+) -> None:
+    """A database tenant has no shared tables in its database: the error says so (not "run the
+    shared stream", which has run), and no half tenant is left."""
+    t = make_tenancy(tenant_migrations=MIGRATIONS / "tenant", template=False)
+    with pytest.raises(MigrationError, match="cannot refer to the main database's shared"):
+        t.create_tenant("acme")
+    assert not t.tenant_exists("acme")
+    assert t.doctor().findings == []

@@ -65,7 +65,8 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
                 try:
                     return core.build_tenant_tables(conn, location.schema)
                 except DBAPIError as exc:
-                    explained = missing_shared_table(exc, location.schema)
+                    explained = missing_shared_table(exc, location.schema,
+                                                     location.database is not None)
                     if explained is None:
                         raise
                     raise explained from exc
@@ -76,7 +77,9 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
     return info
 
 
-def missing_shared_table(exc: DBAPIError, schema: str) -> MigrationError | None:
+def missing_shared_table(
+    exc: DBAPIError, schema: str, own_database: bool = False
+) -> MigrationError | None:
     """What to say when a new tenant's tables refer to a relation outside its schema that does
     not exist: most often a shared table whose stream has not run yet."""
     if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
@@ -84,6 +87,12 @@ def missing_shared_table(exc: DBAPIError, schema: str) -> MigrationError | None:
     found = re.search(r'relation "([^"]+)" does not exist', str(exc.orig))
     if found is None or found.group(1).startswith(f"{schema}."):
         return None
+    if own_database:
+        return MigrationError(
+            f"relation {found.group(1)!r} does not exist in the tenant's own database: a "
+            "tenant in a database of its own cannot refer to the main database's shared "
+            "tables (no foreign keys across databases); keep such tenants' streams free of them"
+        )
     return MigrationError(
         f"relation {found.group(1)!r} does not exist: if it is a shared table, run the shared "
         "stream first (Tenancy.migrate_shared(), CLI: tenantry migrate), then create the tenant"
