@@ -24,9 +24,6 @@ from .registry import TenantInfo
 
 E = TypeVar("E")
 
-#: Options naming the role a route runs as (strict mode: switched to, or logged in as).
-ROLE_OPTIONS = (ROLE_OPTION, LOGIN_OPTION)
-
 
 @dataclass(frozen=True, slots=True)
 class Route(Generic[E]):
@@ -35,12 +32,6 @@ class Route(Generic[E]):
     info: TenantInfo
     options: dict[str, Any]
     engine: E
-
-    @property
-    def login_role(self) -> str | None:
-        """The role the route logs in as (``strict="login"``), else ``None``."""
-        role = self.options.get(LOGIN_OPTION)
-        return str(role) if role is not None else None
 
 
 class Router(Generic[E]):
