@@ -80,21 +80,23 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
 def missing_shared_table(
     exc: DBAPIError, schema: str, own_database: bool = False
 ) -> MigrationError | None:
-    """What to say when a new tenant's tables refer to a relation outside its schema that does
-    not exist: most often a shared table whose stream has not run yet."""
+    """What to say when a new tenant's tables refer to a relation of another schema that does
+    not exist: most often a shared table whose stream has not run yet (``None``: another
+    error, left as it is)."""
     if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
         return None
     found = re.search(r'relation "([^"]+)" does not exist', str(exc.orig))
-    if found is None or found.group(1).startswith(f"{schema}."):
-        return None
+    relation = found.group(1) if found is not None else ""
+    if "." not in relation or relation.startswith(f"{schema}."):
+        return None  # a table of the tenant's own schema: the migration's own error
     if own_database:
         return MigrationError(
-            f"relation {found.group(1)!r} does not exist in the tenant's own database: a "
+            f"relation {relation!r} does not exist in the tenant's own database: a "
             "tenant in a database of its own cannot refer to the main database's shared "
             "tables (no foreign keys across databases); keep such tenants' streams free of them"
         )
     return MigrationError(
-        f"relation {found.group(1)!r} does not exist: if it is a shared table, run the shared "
+        f"relation {relation!r} does not exist: if it is a shared table, run the shared "
         "stream first (Tenancy.migrate_shared(), CLI: tenantry migrate), then create the tenant"
     )
 
