@@ -234,3 +234,21 @@ def test_pgbouncer_safe_settings_work(acme_globex: Tenancy, driver: str) -> None
                         assert names == [f"{name}-seed"]
 
     asyncio.run(main())
+
+
+def test_async_twins_answer_as_the_sync_methods(acme_globex: Tenancy, driver: str) -> None:
+    """The async counterparts added for parity give what the sync methods give."""
+    query = sa.select(Customer.name).order_by(Customer.name)
+
+    async def main() -> None:
+        async with AsyncTenancy(acme_globex, driver=driver) as at:  # type: ignore[arg-type]
+            rows = [(r.tenant, tuple(r.row)) async for r in at.across(query)]
+            assert sorted(rows) == sorted((r.tenant, tuple(r.row))
+                                          for r in acme_globex.across(query))
+            assert rows  # both tenants have a seed row
+            assert await at.locate("acme") == acme_globex.locate("acme")
+            assert (await at.drift()).total == acme_globex.drift().total == 2
+            renamed = await at.rename_tenant("globex", "initech")
+            assert renamed.name == "initech" and acme_globex.tenant_exists("initech")
+
+    asyncio.run(main())
