@@ -215,3 +215,15 @@ def test_an_interrupted_drop_is_finished_only_when_nothing_is_left_to_lose(
     assert finding.destructive and finding.fix == "finish the drop"
     assert tenancy.doctor(fix=True, destructive=True).ok
     assert not tenancy.tenant_exists("leaving")
+
+
+def test_a_lone_tenant_missing_a_table_is_found_against_the_template(tenancy: Tenancy) -> None:
+    """With one tenant there is no other tenant to compare with: the template (kept at the
+    head) is the reference."""
+    assert tenancy.core.templates is not None  # the default provisioning: from the template
+    tenancy.create_tenant("solo")
+    assert tenancy.doctor().findings == []
+    sql(tenancy, "DROP TABLE tenant_solo.orders")
+    findings = tenancy.doctor().findings
+    assert [(f.problem, f.tenant) for f in findings] == [(Problem.MISSING_TABLES, "solo")]
+    assert "lacks orders" in findings[0].detail and "template" in findings[0].detail

@@ -9,6 +9,7 @@ from ..core import intents, registry
 from ..core.intents import Intent, Operation
 from ..core.registry import State, TenantInfo
 from ..errors import TenantryError
+from ..provisioning.template import TEMPLATE_SCHEMA
 from ..relocation import shapes
 from ..strategies.database import DatabaseStrategy
 from ..strict.roles import RoleProblem
@@ -23,6 +24,10 @@ from .findings import (
 )
 from .leftovers import Kind, Leftovers, first_line, place_of
 from .survey import Survey
+
+#: The template's place among the tenants compared by :meth:`Examination._lost_tables` (never
+#: a tenant name: names are lowercase letters, digits and underscores).
+_TEMPLATE = "<template>"
 
 
 class Examination(Survey):
@@ -50,7 +55,7 @@ class Examination(Survey):
             for info in infos:
                 if info.name not in involved:  # the intent's finding covers it
                     findings.extend(self._examined(conn, info))
-            findings.extend(self._lost_tables(infos, findings))
+            findings.extend(self._lost_tables(infos, findings, self._template_shape(conn)))
             findings.extend(orphans)
             findings.extend(self._orphan_roles(conn, infos))
         return findings
@@ -230,20 +235,41 @@ class Examination(Survey):
         self._tables[info.name] = tables
         return True
 
-    def _lost_tables(self, infos: list[TenantInfo], findings: list[Finding]) -> list[Finding]:
-        """Tenants without a table every other ready tenant at their revision has (tenants
-        whose registered revision is in doubt are left out)."""
+    def _template_shape(self, conn: Connection) -> tuple[str | None, set[str]] | None:
+        """The template's revision and tables, if there is a template (a reference even for a
+        lone tenant at its revision)."""
+        stream = self.core.tenant_stream
+        if self.core.templates is None or stream is None:
+            return None
+        tables = shapes.tables_in(conn, TEMPLATE_SCHEMA)
+        if tables is None:
+            return None
+        with conn.begin_nested():
+            return stream.current(conn, TEMPLATE_SCHEMA), tables
+
+    def _lost_tables(
+        self,
+        infos: list[TenantInfo],
+        findings: list[Finding],
+        template: tuple[str | None, set[str]] | None,
+    ) -> list[Finding]:
+        """Tenants without a table that every other ready tenant at their revision has, and the
+        template if it is at that revision (tenants whose registered revision is in doubt are
+        left out)."""
         doubtful = {f.tenant for f in findings if f.problem == Problem.REVISION_MISMATCH}
         ready = {i.name: i for i in infos if i.state == State.READY
                  and i.name in self._tables and i.name not in doubtful}
         tables = {name: self._tables[name] for name in ready}
         revisions = {name: info.revision for name, info in ready.items()}
+        if template is not None:
+            revisions[_TEMPLATE], tables[_TEMPLATE] = template
         return [
             Finding(Problem.MISSING_TABLES, name, ready[name].schema,
-                    f"lacks {', '.join(lacking)}, which the {others} other tenant(s) at "
-                    f"revision {revisions[name] or 'base'} have (dropped by hand?): needs you "
-                    "(restore it from a backup or an export)")
+                    f"lacks {', '.join(lacking)}, which the {others} other tenant(s) or "
+                    f"template at revision {revisions[name] or 'base'} have (dropped by hand?): "
+                    "needs you (restore it from a backup or an export)")
             for name, (lacking, others) in shapes.missing(tables, revisions).items()
+            if name != _TEMPLATE
         ]
 
     def _role_problems(self, conn: Connection, info: TenantInfo) -> list[RoleProblem]:
