@@ -186,3 +186,12 @@ def test_tenantry_app_naming_a_tenancy_is_cloned_onto_the_test_database(
         assert test_tenancy.tenant_stream.head == app_tenancy.tenant_stream.head  # type: ignore[union-attr]
         test_tenancy.migrate_shared()
         assert test_tenancy.create_tenant("x").schema == "t_x"
+
+
+def test_the_pytest_extra_brings_xdist() -> None:
+    """``pip install tenantry[pytest]`` is all a project needs for parallel test runs."""
+    from importlib.metadata import requires
+
+    pytest_extra = [r for r in requires("tenantry") or []
+                    if "extra == 'pytest'" in r.replace('"', "'")]
+    assert any(r.startswith("pytest-xdist") for r in pytest_extra), pytest_extra
