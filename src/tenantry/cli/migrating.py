@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..errors import ConfigurationError
 from ..migrations.executors import parse_jobs
+from ..migrations.fleet import Drift
 from ..migrations.results import MigrationReport
 from ..migrations.revisions import matches
 from .console import err, out
@@ -99,7 +100,8 @@ def status(
                     ) if known else "-"
             table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
         out.print(table)
-    drift = tenancy.drift()
+    head = tenancy.tenant_stream.head if tenancy.tenant_stream is not None else None
+    drift = Drift.of(head, rows)  # from the rows read above: one registry query
     for table in drift_tables(drift, head_known=known):
         out.print(table)
     behind = f"{drift.behind} behind" if known else "head unknown"

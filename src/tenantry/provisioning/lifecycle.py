@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -37,13 +38,8 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
     """
     validate_name(name, core.prefix)
     if core.schema_kind(kind):  # builds it, if needed, before a connection is held
-        try:
+        with explaining_missing_shared_tables(TEMPLATE_SCHEMA):
             core.warm_template()
-        except DBAPIError as exc:
-            explained = missing_shared_table(exc, TEMPLATE_SCHEMA)
-            if explained is None:
-                raise
-            raise explained from exc
     if core.strict_roles is not None:
         core.strict_roles.ensure_group()
     with core.store.work([name], Operation.CREATE) as work:
@@ -61,20 +57,27 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
         location = core.locate_new(name, work.main, kind)
 
         def fill(conn: Connection, location: Location) -> str | None:
-            with core.as_tenant(conn, name, location):
-                try:
-                    return core.build_tenant_tables(conn, location.schema)
-                except DBAPIError as exc:
-                    explained = missing_shared_table(exc, location.schema,
-                                                     location.database is not None)
-                    if explained is None:
-                        raise
-                    raise explained from exc
+            with core.as_tenant(conn, name, location), explaining_missing_shared_tables(
+                location.schema, own_database=location.database is not None
+            ):
+                return core.build_tenant_tables(conn, location.schema)
 
         info = provision(core, work, name, location, fill)
     log.info("created tenant %s in %s (revision %s)", name, location.schema, info.revision,
              extra={"tenant": name})
     return info
+
+
+@contextmanager
+def explaining_missing_shared_tables(schema: str, own_database: bool = False) -> Iterator[None]:
+    """Raise :func:`missing_shared_table`'s explanation instead of the error it explains."""
+    try:
+        yield
+    except DBAPIError as exc:
+        explained = missing_shared_table(exc, schema, own_database)
+        if explained is None:
+            raise
+        raise explained from exc
 
 
 def missing_shared_table(
