@@ -18,6 +18,8 @@ from .errors import (
     NoTenantSelected,
     NotReadOnly,
     OnlineMoveUnavailable,
+    StorageNotFound,
+    StorageRegistered,
     TemplateError,
     TenantElsewhere,
     TenantExists,
@@ -29,6 +31,7 @@ from .errors import (
     UnfinishedOperation,
     UnknownServer,
     UnknownTenant,
+    UnversionedStorage,
     WrongTenantKind,
 )
 from .hooks.orm import AdminSession, TenantSession, assign, tenant_of
@@ -37,6 +40,7 @@ from .logs import TenantFilter
 from .migrations.fleet import Drift
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
+from .provisioning.adoption import Adoption, adopt_all
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
 from .strategies.enginemetrics import EngineMetrics
 from .strategies.engines import EngineRegistry
@@ -49,6 +53,7 @@ __all__ = [
     "TENANT_SCHEMA",
     "AdminSession",
     "AdminSessionRequired",
+    "Adoption",
     "ClientProgramNotFound",
     "ConfigurationError",
     "ConfirmationRequired",
@@ -77,6 +82,8 @@ __all__ = [
     "SharedBase",
     "State",
     "Step",
+    "StorageNotFound",
+    "StorageRegistered",
     "TemplateError",
     "Tenancy",
     "TenancyConfig",
@@ -98,7 +105,9 @@ __all__ = [
     "UnfinishedOperation",
     "UnknownServer",
     "UnknownTenant",
+    "UnversionedStorage",
     "WrongTenantKind",
+    "adopt_all",
     "assign",
     "carry",
     "current_tenant",

@@ -36,6 +36,14 @@ class TenantExists(TenantryError):
     """The operation would create a tenant (or storage) that already exists."""
 
 
+class StorageNotFound(TenantryError, LookupError):
+    """Storage to adopt (a schema, a database, or a schema in it) does not exist."""
+
+
+class StorageRegistered(TenantExists):
+    """Storage to adopt is registered already, to another tenant."""
+
+
 class UnfinishedOperation(TenantryError):
     """Another operation on the tenant stopped part-way: finish it first (run it again, or
     ``tenantry doctor --fix``)."""
@@ -47,6 +55,11 @@ class ConfirmationRequired(TenantryError):
 
 class MigrationError(TenantryError):
     """Migrations are misconfigured, or a migration failed."""
+
+
+class UnversionedStorage(MigrationError):
+    """Storage to adopt holds tables but no revision of the tenant stream: tenantry cannot
+    tell which migrations it has had."""
 
 
 class ConfigurationError(TenantryError):

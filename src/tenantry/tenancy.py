@@ -27,7 +27,7 @@ from .migrations.executors import Jobs
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
 from .migrations.stream import MigrationStream
 from .names import DEFAULT_PREFIX
-from .provisioning import lifecycle
+from .provisioning import adoption, lifecycle
 from .relocation import relocate
 from .strategies import Strategy
 from .strategies.database import Placement
@@ -167,6 +167,11 @@ class Tenancy:
         running the same rename again (or ``doctor --fix``) finishes one that stopped part-way.
         """
         return lifecycle.rename(self.core, old, new)
+
+    def adopt_tenant(self, name: str, *, schema: str | None = None, database: str | None = None,
+                     server: str | None = None, rename: bool = False) -> TenantInfo:
+        """Register an existing schema or database as tenant ``name``: see docs/adopting.md."""
+        return adoption.adopt(self.core, name, schema, database, server, rename)
 
     def rebuild_template(self) -> None:
         """Drop the stored template of the head revision; the next tenant rebuilds it."""
@@ -392,6 +397,4 @@ class Tenancy:
         with ``destructive=True`` as well. The report's ``findings`` are what remains.
         """
         doctor = Doctor(self.core)
-        if fix:
-            return doctor.repair(destructive=destructive)
-        return DoctorReport(doctor.examine())
+        return doctor.repair(destructive=destructive) if fix else DoctorReport(doctor.examine())

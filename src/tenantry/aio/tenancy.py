@@ -191,6 +191,14 @@ class AsyncTenancy(AsyncRouting):
         """See :meth:`Tenancy.rename_tenant`."""
         return await asyncio.to_thread(self.admin.rename_tenant, old, new)
 
+    async def adopt_tenant(
+        self, name: str, *, schema: str | None = None, database: str | None = None,
+        server: str | None = None, rename: bool = False,
+    ) -> TenantInfo:
+        """See :meth:`Tenancy.adopt_tenant`."""
+        return await asyncio.to_thread(self.admin.adopt_tenant, name, schema=schema,
+                                       database=database, server=server, rename=rename)
+
     async def rebuild_template(self) -> None:
         """See :meth:`Tenancy.rebuild_template`."""
         await asyncio.to_thread(self.admin.rebuild_template)

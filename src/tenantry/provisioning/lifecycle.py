@@ -164,7 +164,8 @@ def rename(core: Core, old: str, new: str) -> TenantInfo:
     """Rename tenant ``old`` to ``new`` (its storage too); idempotent and resumable.
 
     A database tenant's rename takes several commits; its intent records each, so that running
-    the same rename again (or ``doctor --fix``) finishes one that stopped part-way.
+    the same rename again (or ``doctor --fix``) finishes one that stopped part-way. ``new ==
+    old`` gives an adopted tenant's storage its conventional name (prefix + name).
     """
     validate_name(old, core.prefix)
     validate_name(new, core.prefix)
@@ -175,9 +176,11 @@ def rename(core: Core, old: str, new: str) -> TenantInfo:
             if target is not None:
                 return target
             raise UnknownTenant(old)
-        if target is not None:
+        if target is not None and new != old:
             raise TenantExists(f"cannot rename {old!r} to {new!r}: {new!r} exists")
         location = core.strategy.renamed(info.location, new)
+        if location == info.location:
+            return info  # already there (the storage of a tenant renamed to itself)
         if pending is None and core.strategy.exists(work.main, location):
             raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
         step: Callable[[str], None] | None = None
