@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..names import DEFAULT_PREFIX
-from . import demo, doctor, migrating, query, relocation, tenants, transfer
+from . import adopting, demo, doctor, migrating, query, relocation, tenants, transfer
 from .options import UrlOpt
 from .settings import Settings
 
@@ -58,6 +58,7 @@ def options(
 app.command()(tenants.create)
 app.command()(tenants.drop)
 app.command()(tenants.rename)
+app.command()(adopting.adopt)
 app.command("list")(tenants.list_)
 app.command()(migrating.migrate)
 app.command()(migrating.status)
