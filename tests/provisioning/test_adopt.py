@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -18,9 +19,13 @@ from tenantry import (
     StorageRegistered,
     Tenancy,
     TenantExists,
+    TenantInfo,
+    UnknownServer,
     UnversionedStorage,
+    WrongTenantKind,
     adopt_all,
 )
+from tenantry.aio import AsyncTenancy
 from tenantry.core import TenantWork
 from tenantry.names import quote
 from tenantry.strategies.base import prepared
@@ -71,6 +76,13 @@ def test_a_uuid_named_schema_is_adopted_where_it_is(tenancy: Tenancy) -> None:
         s.commit()
     assert names_in(tenancy, "acme") == ["Ada", "Grace", "Hedy"]
     assert tenancy.doctor().ok
+    tenancy.create_tenant("globex")
+    rows = tenancy.across(sa.select(Customer.name).order_by(Customer.name))
+    assert [(r.tenant, r.row[0]) for r in rows] == [
+        ("acme", "Ada"), ("acme", "Grace"), ("acme", "Hedy")
+    ]
+    assert tenancy.drop_tenant("acme", confirm=True)
+    assert version_row(tenancy, UUID_SCHEMA) is None and tenancy.doctor().ok
 
 
 def test_adoption_is_idempotent_and_storage_belongs_to_one_tenant(tenancy: Tenancy) -> None:
@@ -262,6 +274,10 @@ def test_database_tenants_are_adopted(
         t.adopt_tenant("other", database=here, schema="nope")
     with pytest.raises(InvalidTenantName):
         t.adopt_tenant("other", database=t.engine.url.database)  # the main database
+    with pytest.raises(UnknownServer):
+        t.adopt_tenant("other", database=here, server="nowhere")
+    with pytest.raises(WrongTenantKind):
+        t.adopt_tenant("other", schema="public")
     renamed = t.adopt_tenant("acme", database=here, rename=True)
     assert renamed.location.database == renamed.schema == f"{t.prefix}acme"
     assert names_in(t, "acme") == ["Ada", "Grace"]
@@ -321,3 +337,13 @@ def test_a_database_rename_that_stopped_part_way_is_finished(
     assert t.get_tenant("globex").location.database == f"{t.prefix}globex"
     assert names_in(t, "acme") == names_in(t, "globex") == ["Ada", "Grace"]
     assert t.doctor().ok
+
+
+def test_the_async_twin_adopts(tenancy: Tenancy) -> None:
+    build_schema(tenancy, UUID_SCHEMA)
+
+    async def main() -> TenantInfo:
+        async with AsyncTenancy(tenancy) as at:
+            return await at.adopt_tenant("acme", schema=UUID_SCHEMA)
+
+    assert asyncio.run(main()) == tenancy.get_tenant("acme")
