@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -61,7 +62,7 @@ def version_row(t: Tenancy, schema: str) -> str | None:
         return t.tenant_stream.current(conn, schema)
 
 
-def test_a_uuid_named_schema_is_adopted_where_it_is(tenancy: Tenancy) -> None:
+def test_a_uuid_named_schema_is_adopted_where_it_is(tenancy: Tenancy, tmp_path: Path) -> None:
     build_schema(tenancy, UUID_SCHEMA, "t001")
     info = tenancy.adopt_tenant("acme", schema=UUID_SCHEMA)
     assert (info.name, info.schema, info.state, info.revision, info.strategy) == (
@@ -81,6 +82,9 @@ def test_a_uuid_named_schema_is_adopted_where_it_is(tenancy: Tenancy) -> None:
     assert [(r.tenant, r.row[0]) for r in rows] == [
         ("acme", "Ada"), ("acme", "Grace"), ("acme", "Hedy")
     ]
+    tenancy.export_tenant("acme", tmp_path / "acme")
+    tenancy.import_tenant(tmp_path / "acme", "acme2")
+    assert names_in(tenancy, "acme2") == ["Ada", "Grace", "Hedy"]
     assert tenancy.drop_tenant("acme", confirm=True)
     assert version_row(tenancy, UUID_SCHEMA) is None and tenancy.doctor().ok
 
