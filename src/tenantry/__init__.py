@@ -18,6 +18,8 @@ from .errors import (
     NoTenantSelected,
     NotReadOnly,
     OnlineMoveUnavailable,
+    RevisionImportError,
+    StreamConfigError,
     TemplateError,
     TenantElsewhere,
     TenantExists,
@@ -36,6 +38,7 @@ from .jobs import TenantProcessPool
 from .logs import TenantFilter
 from .migrations.fleet import Drift
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations.streamconfig import Stream
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
 from .strategies.enginemetrics import EngineMetrics
@@ -74,9 +77,12 @@ __all__ = [
     "OnlineMoveUnavailable",
     "Placement",
     "Problem",
+    "RevisionImportError",
     "SharedBase",
     "State",
     "Step",
+    "Stream",
+    "StreamConfigError",
     "TemplateError",
     "Tenancy",
     "TenancyConfig",
