@@ -96,7 +96,8 @@ def checked_table(name: object, where: str) -> str:
 
 def load(source: StreamSource, version_table: str | None = None) -> Loaded:
     """Resolve and load ``source``; ``version_table`` applies if the source names none."""
-    default = checked_table(version_table or DEFAULT_VERSION_TABLE, "version_table=")
+    default = DEFAULT_VERSION_TABLE if version_table is None else version_table
+    default = checked_table(default, "version_table=")
     if isinstance(source, Config):
         return _from_config(source, None, default, _describe(source))
     if not isinstance(source, Stream):
