@@ -23,7 +23,7 @@ from tenantry import (
 from tenantry.cli import app
 from tenantry.migrations import streamconfig
 from tenantry.migrations.stream import MigrationStream
-from tests.support.databases import MIGRATIONS
+from tests.support.databases import MIGRATIONS, drop_database, new_database
 
 TENANT, SHARED = MIGRATIONS / "tenant", MIGRATIONS / "shared"
 TENANT_REVISIONS = {"t001", "t002"}
@@ -147,6 +147,25 @@ def test_each_stream_records_its_revision_in_its_own_table(database_url: str) ->
         found = tables(database_url, schema)
         assert "tenant_versions" in found and "customers" in found, schema
         assert not {"alembic_version", "unused_default", "shared_versions"} & found
+
+
+def test_templates_of_one_folder_with_other_version_tables_are_not_shared(
+    database_url: str, admin_engine: sa.Engine
+) -> None:
+    """Two databases of one server, one folder, two version tables: each tenant gets its own
+    stream's table (templates reused across a server must not mix them)."""
+    other_url = new_database(admin_engine)
+    try:
+        for url, table in ((database_url, "alembic_version"), (other_url, "tenant_versions")):
+            with Tenancy(url, tenant_migrations=Stream(script_location=TENANT,
+                                                       version_table=table),
+                         shared_migrations=SHARED) as t:
+                t.migrate_shared()
+                t.create_tenant("acme")  # from the template
+            assert table in tables(url, "tenant_acme"), table
+        assert "alembic_version" not in tables(other_url, "tenant_acme")
+    finally:
+        drop_database(admin_engine, other_url)
 
 
 def test_the_tenancy_version_table_is_both_streams_default(database_url: str) -> None:
