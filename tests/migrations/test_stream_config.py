@@ -23,6 +23,7 @@ from tenantry import (
 from tenantry.cli import app
 from tenantry.migrations import streamconfig
 from tenantry.migrations.stream import MigrationStream
+from tenantry.pytest_plugin import clone
 from tests.support.databases import MIGRATIONS, drop_database, new_database
 
 TENANT, SHARED = MIGRATIONS / "tenant", MIGRATIONS / "shared"
@@ -121,6 +122,17 @@ def test_the_recipe_rebuilds_each_stream_from_plain_paths(database_url: str,
             assert rebuilt.shared_stream.version_table == "shared_versions"  # type: ignore[union-attr]
         finally:
             rebuilt.dispose()
+
+
+def test_the_pytest_plugin_clone_keeps_each_stream(database_url: str, tmp_path: Path) -> None:
+    """tenantry_app naming a Tenancy: the test database's copy has the same streams, each
+    with its own version table."""
+    ini = write_ini(tmp_path)
+    with Tenancy(database_url, tenant_migrations=Stream(ini=ini, section="tenant"),
+                 shared_migrations=Config(str(ini), ini_section="shared")) as t, \
+            clone(t, database_url) as copy:
+        assert copy.tenant_stream.spec == t.tenant_stream.spec  # type: ignore[union-attr]
+        assert copy.shared_stream.version_table == "shared_versions"  # type: ignore[union-attr]
 
 
 # -- per-stream version tables in the database --
