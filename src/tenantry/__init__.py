@@ -18,8 +18,10 @@ from .errors import (
     NoTenantSelected,
     NotReadOnly,
     OnlineMoveUnavailable,
+    RevisionImportError,
     StorageNotFound,
     StorageRegistered,
+    StreamConfigError,
     TemplateError,
     TenantElsewhere,
     TenantExists,
@@ -39,6 +41,7 @@ from .jobs import TenantProcessPool
 from .logs import TenantFilter
 from .migrations.fleet import Drift
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
+from .migrations.streamconfig import Stream
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, SharedBase, TenantBase
 from .provisioning.adoption import Adoption, adopt_all
 from .strategies.database import DatabaseStrategy, Placement, fewest_tenants
@@ -79,11 +82,14 @@ __all__ = [
     "OnlineMoveUnavailable",
     "Placement",
     "Problem",
+    "RevisionImportError",
     "SharedBase",
     "State",
     "Step",
     "StorageNotFound",
     "StorageRegistered",
+    "Stream",
+    "StreamConfigError",
     "TemplateError",
     "Tenancy",
     "TenancyConfig",

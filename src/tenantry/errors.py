@@ -66,6 +66,21 @@ class ConfigurationError(TenantryError):
     """Tenancy was set up with options that cannot work together."""
 
 
+class StreamConfigError(MigrationError, ConfigurationError):
+    """A migration stream cannot be loaded from where it points: nothing there, no revision
+    found, an unreadable file or folder, or an Alembic configuration missing what it needs."""
+
+
+class RevisionImportError(StreamConfigError):
+    """A revision file of a stream does not import (its ``path``; the cause is chained)."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        self.path = path
+        super().__init__(
+            f"revision file {path!r} does not import: {type(cause).__name__}: {cause}"
+        )
+
+
 class ClientProgramNotFound(ConfigurationError):
     """No usable PostgreSQL client program (``pg_dump``, ``pg_restore``, ``psql``): missing,
     not runnable, or older than the server (see :mod:`tenantry.pgtools`)."""

@@ -110,21 +110,16 @@ def clone(tenancy: Tenancy, url: str) -> Tenancy:
     """A Tenancy configured like ``tenancy`` (strategy, prefix, models, migrations) on ``url``."""
     from .tenancy import Tenancy
 
-    def location(stream: Any) -> str | None:
-        return None if stream is None else stream.config.get_main_option("script_location")
+    def spec(stream: Any) -> Any:  # each stream as plain paths, with its own version table
+        return None if stream is None else stream.spec
 
-    version_table = next(
-        (s.version_table for s in (tenancy.tenant_stream, tenancy.shared_stream) if s),
-        "alembic_version",
-    )
     return Tenancy(
         url,
         strategy=tenancy.strategy.kind,
         prefix=tenancy.prefix,
         metadata=tenancy.metadata,
-        tenant_migrations=location(tenancy.tenant_stream),
-        shared_migrations=location(tenancy.shared_stream),
-        version_table=version_table,
+        tenant_migrations=spec(tenancy.tenant_stream),
+        shared_migrations=spec(tenancy.shared_stream),
     )
 
 

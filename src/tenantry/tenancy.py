@@ -26,6 +26,7 @@ from .migrations import fleet
 from .migrations.executors import Jobs
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
 from .migrations.stream import MigrationStream
+from .migrations.streamconfig import StreamSource
 from .names import DEFAULT_PREFIX
 from .provisioning import adoption, lifecycle
 from .relocation import relocate
@@ -55,8 +56,10 @@ class Tenancy:
     ``bind`` is an :class:`~sqlalchemy.engine.Engine` or a URL (then tenantry owns the engine
     and :meth:`dispose` closes it). ``metadata`` holds the models (default: that of
     :class:`~tenantry.TenantBase` / :class:`~tenantry.SharedBase`); ``tenant_migrations`` and
-    ``shared_migrations`` are Alembic script directories. Without ``tenant_migrations``, new
-    tenants get their tables from ``metadata`` (``create_all``).
+    ``shared_migrations`` are Alembic streams: a folder holding ``versions/``, an alembic.ini,
+    an ``alembic.config.Config`` or a :class:`~tenantry.Stream` (docs/alembic.md). Each records
+    its revision in its own version table if it names one, else in ``version_table``. Without
+    ``tenant_migrations``, new tenants get their tables from ``metadata`` (``create_all``).
 
     ``strict=True`` gives each tenant a role its transactions switch to; ``strict="login"``
     (for tenants running untrusted SQL) makes those roles log in, with passwords derived from
@@ -70,8 +73,8 @@ class Tenancy:
         strategy: str = "schema",
         prefix: str = DEFAULT_PREFIX,
         metadata: sa.MetaData | None = None,
-        tenant_migrations: str | Path | None = None,
-        shared_migrations: str | Path | None = None,
+        tenant_migrations: StreamSource | None = None,
+        shared_migrations: StreamSource | None = None,
         version_table: str = "alembic_version",
         engine_options: dict[str, Any] | None = None,
         servers: dict[str, str | URL] | None = None,

@@ -23,9 +23,11 @@ def test_a_folder_without_versions_is_refused(tmp_path: Path, database_url: str)
         Tenancy(database_url, tenant_migrations=tmp_path / "alembic")
 
 
-def test_an_empty_versions_folder_is_an_empty_stream(tmp_path: Path) -> None:
+def test_an_empty_versions_folder_is_refused(tmp_path: Path) -> None:
+    """No revision found is a misconfiguration (a wrong folder), not an empty stream."""
     (tmp_path / "tenant" / "versions").mkdir(parents=True)
-    assert MigrationStream(tmp_path / "tenant").head is None
+    with pytest.raises(MigrationError, match="no revisions in"):
+        MigrationStream(tmp_path / "tenant")
 
 
 def test_a_revision_that_does_not_import_is_a_migration_error(tmp_path: Path) -> None:

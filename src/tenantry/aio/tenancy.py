@@ -26,6 +26,7 @@ from ..hooks.orm import TenantSession
 from ..migrations.executors import Jobs
 from ..migrations.fleet import Drift
 from ..migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
+from ..migrations.streamconfig import StreamSource
 from ..strategies.enginemetrics import EngineMetrics
 from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
@@ -57,8 +58,8 @@ class AsyncTenancy(AsyncRouting):
         strategy: str = "schema",
         prefix: str | None = None,
         metadata: Any = None,
-        tenant_migrations: str | Path | None = None,
-        shared_migrations: str | Path | None = None,
+        tenant_migrations: StreamSource | None = None,
+        shared_migrations: StreamSource | None = None,
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
     ) -> None:

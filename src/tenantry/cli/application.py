@@ -9,7 +9,15 @@ import typer
 
 from ..names import DEFAULT_PREFIX
 from . import adopting, demo, doctor, migrating, query, relocation, tenants, transfer
-from .options import UrlOpt
+from .options import (
+    AlembicIniOpt,
+    SharedSectionOpt,
+    SharedVersionTableOpt,
+    TenantSectionOpt,
+    TenantVersionTableOpt,
+    UrlOpt,
+    VersionTableOpt,
+)
 from .settings import Settings
 
 app = typer.Typer(
@@ -35,12 +43,20 @@ def options(
     ] = DEFAULT_PREFIX,
     tenant_migrations: Annotated[
         Path | None,
-        typer.Option(envvar="TENANTRY_TENANT_MIGRATIONS", help="Tenant Alembic directory."),
+        typer.Option(envvar="TENANTRY_TENANT_MIGRATIONS",
+                     help="Tenant stream: a folder holding versions/, or an alembic.ini."),
     ] = None,
     shared_migrations: Annotated[
         Path | None,
-        typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS", help="Shared Alembic directory."),
+        typer.Option(envvar="TENANTRY_SHARED_MIGRATIONS",
+                     help="Shared stream: a folder holding versions/, or an alembic.ini."),
     ] = None,
+    alembic_ini: AlembicIniOpt = None,
+    tenant_section: TenantSectionOpt = None,
+    shared_section: SharedSectionOpt = None,
+    version_table: VersionTableOpt = None,
+    tenant_version_table: TenantVersionTableOpt = None,
+    shared_version_table: SharedVersionTableOpt = None,
     strategy: Annotated[
         str, typer.Option(envvar="TENANTRY_STRATEGY", help="Isolation: schema, database or hybrid.")
     ] = "schema",
@@ -52,7 +68,10 @@ def options(
     ] = None,
 ) -> None:
     ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations,
-                       strategy=strategy, servers=list(server or []))
+                       strategy=strategy, servers=list(server or []), alembic_ini=alembic_ini,
+                       tenant_section=tenant_section, shared_section=shared_section,
+                       version_table=version_table, tenant_version_table=tenant_version_table,
+                       shared_version_table=shared_version_table)
 
 
 app.command()(tenants.create)

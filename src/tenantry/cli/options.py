@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,4 +27,38 @@ OnlineOpt = Annotated[
         "the source server allows it.",
         show_default=False,
     ),
+]
+
+# -- where the migration streams are (global options; see docs/alembic.md) --
+
+AlembicIniOpt = Annotated[
+    Path | None,
+    typer.Option("--alembic-ini", envvar="TENANTRY_ALEMBIC_INI", show_default=False,
+                 help="The alembic.ini that --tenant-section/--shared-section read "
+                      "[default: alembic.ini]."),
+]
+TenantSectionOpt = Annotated[
+    str | None,
+    typer.Option("--tenant-section", envvar="TENANTRY_TENANT_SECTION", show_default=False,
+                 help="The ini section of the tenant stream (as alembic -n)."),
+]
+SharedSectionOpt = Annotated[
+    str | None,
+    typer.Option("--shared-section", envvar="TENANTRY_SHARED_SECTION", show_default=False,
+                 help="The ini section of the shared stream (as alembic -n)."),
+]
+VersionTableOpt = Annotated[
+    str | None,
+    typer.Option("--version-table", envvar="TENANTRY_VERSION_TABLE", show_default=False,
+                 help="Version table of both streams [default: alembic_version]."),
+]
+TenantVersionTableOpt = Annotated[
+    str | None,
+    typer.Option("--tenant-version-table", envvar="TENANTRY_TENANT_VERSION_TABLE",
+                 show_default=False, help="Version table of the tenant stream."),
+]
+SharedVersionTableOpt = Annotated[
+    str | None,
+    typer.Option("--shared-version-table", envvar="TENANTRY_SHARED_VERSION_TABLE",
+                 show_default=False, help="Version table of the shared stream."),
 ]

@@ -1,4 +1,5 @@
-"""The global options and the Tenancy they describe (``--url``, ``--app``, ``--server``)."""
+"""The global options and the Tenancy they describe (``--url``, ``--app``, ``--server``, the
+migration streams and their version tables)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .. import urls
 from ..aio import AsyncTenancy
 from ..errors import ConfigurationError
 from ..loading import import_spec
+from ..migrations.streamconfig import Stream
 from ..tenancy import Tenancy
 
 
@@ -30,6 +32,12 @@ class Settings:
     _tenancy: Tenancy | None = field(default=None, repr=False)
     strategy: str = "schema"  # schema, database or hybrid
     servers: list[str] = field(default_factory=list)
+    alembic_ini: Path | None = None  # the ini file that the sections below are read from
+    tenant_section: str | None = None
+    shared_section: str | None = None
+    version_table: str | None = None  # both streams' unless one names its own
+    tenant_version_table: str | None = None
+    shared_version_table: str | None = None
 
     def tenancy(self) -> Tenancy:
         if self._tenancy is None:
@@ -44,10 +52,25 @@ class Settings:
         return Tenancy(
             admin_url(self.url),
             prefix=self.prefix,
-            tenant_migrations=self.tenant_migrations,
-            shared_migrations=self.shared_migrations,
+            **self.stream_options(),
             **database_options(self.strategy, self.servers),
         )
+
+    def stream_options(self) -> dict[str, Any]:
+        """Tenancy keyword arguments for the options naming the streams and version tables."""
+        if self.alembic_ini is not None and not (self.tenant_section or self.shared_section):
+            raise ConfigurationError(
+                "--alembic-ini (TENANTRY_ALEMBIC_INI) needs --tenant-section or --shared-section"
+            )
+        options: dict[str, Any] = {
+            "tenant_migrations": stream_of("tenant", self.tenant_migrations, self.alembic_ini,
+                                           self.tenant_section, self.tenant_version_table),
+            "shared_migrations": stream_of("shared", self.shared_migrations, self.alembic_ini,
+                                           self.shared_section, self.shared_version_table),
+        }
+        if self.version_table is not None:
+            options["version_table"] = self.version_table
+        return options
 
     def close(self) -> None:
         if self._tenancy is not None:
@@ -92,6 +115,31 @@ def database_options(strategy: str, servers: list[str]) -> dict[str, Any]:
     if parsed:
         options["servers"] = parsed
     return options
+
+
+def stream_of(
+    kind: str, path: Path | None, ini: Path | None, section: str | None, version_table: str | None
+) -> Stream | None:
+    """The ``kind`` stream that ``--{kind}-migrations``, ``--{kind}-section`` (of ``path`` if it
+    is an ini file, else of ``--alembic-ini``) and ``--{kind}-version-table`` describe."""
+    if section is not None:
+        if path is not None and path.is_dir():
+            raise ConfigurationError(
+                f"--{kind}-section names a section of an alembic.ini, but --{kind}-migrations "
+                f"{str(path)!r} is a folder"
+            )
+        return Stream(ini=path or ini or Path("alembic.ini"), section=section,
+                      version_table=version_table)
+    if path is None:
+        if version_table is not None:
+            raise ConfigurationError(
+                f"--{kind}-version-table without a {kind} stream (--{kind}-migrations or "
+                f"--{kind}-section)"
+            )
+        return None
+    if path.is_file() or path.suffix == ".ini":
+        return Stream(ini=path, version_table=version_table)
+    return Stream(script_location=path, version_table=version_table)
 
 
 def tenancy_of(ctx: typer.Context) -> Tenancy:

@@ -24,6 +24,7 @@ from ..hooks import probe
 from ..hooks.instrumentation import instrument
 from ..hooks.statements import statement_tables
 from ..migrations.stream import MigrationStream
+from ..migrations.streamconfig import StreamSource
 from ..models import TenantBase, tenant_tables
 from ..names import DEFAULT_PREFIX, validate_name, validate_prefix
 from ..provisioning.sqlscript import execute_script
@@ -69,8 +70,8 @@ class Core:
         strategy: str = "schema",
         prefix: str = DEFAULT_PREFIX,
         metadata: sa.MetaData | None = None,
-        tenant_migrations: str | Path | None = None,
-        shared_migrations: str | Path | None = None,
+        tenant_migrations: StreamSource | None = None,
+        shared_migrations: StreamSource | None = None,
         version_table: str = "alembic_version",
         engine_options: dict[str, Any] | None = None,
         servers: dict[str, str | URL] | None = None,
@@ -110,6 +111,10 @@ class Core:
             if shared_migrations is not None
             else None
         )
+        for key, stream in (("tenant_migrations", self.tenant_stream),
+                            ("shared_migrations", self.shared_stream)):
+            if stream is not None:  # worker processes get plain paths (a Config won't pickle)
+                self.options[key] = stream.spec
         strategy_options = {  # database per tenant; None: the strategy's default
             k: v
             for k, v in dict(servers=servers, placement=placement, max_engines=max_engines,

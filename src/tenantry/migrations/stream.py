@@ -13,10 +13,8 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
@@ -28,7 +26,9 @@ from sqlalchemy.engine import Connection
 
 from ..errors import MigrationError
 from ..models import TENANT_SCHEMA
+from . import streamconfig
 from .results import Step
+from .streamconfig import Stream, StreamSource
 
 log = logging.getLogger("tenantry.migrations")
 _alembic_log = logging.getLogger("alembic.runtime.migration")  # Alembic's "Running ..." lines
@@ -100,30 +100,18 @@ class KnownHeadsContext(MigrationContext):
 
 
 class MigrationStream:
-    """One Alembic script directory (``shared`` or ``tenant``), loaded once."""
+    """One Alembic stream of revisions (``shared`` or ``tenant``), loaded once."""
 
-    def __init__(self, script_location: str | Path, *, version_table: str = "alembic_version"):
-        path = Path(script_location)
-        if not path.is_dir():
-            raise MigrationError(f"migration directory {str(path)!r} does not exist")
-        if not (path / "versions").is_dir():
-            raise MigrationError(
-                f"migration directory {str(path)!r} has no versions/ folder: a stream is a "
-                "folder whose versions/ holds the revision files (env.py is not used)"
-            )
-        self.config = Config()
-        self.config.set_main_option("script_location", str(path))
-        self.version_table = version_table
-        try:
-            self.script = ScriptDirectory.from_config(self.config)
-            self._head = _one(self.script.get_heads())
-        except CommandError as exc:
-            raise MigrationError(f"cannot load migrations from {str(path)!r}: {exc}") from exc
-        except (ImportError, SyntaxError) as exc:  # a revision file that does not import
-            raise MigrationError(
-                f"cannot load migrations from {str(path)!r}: a revision does not import: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    def __init__(self, source: StreamSource, *, version_table: str | None = None):
+        """``source``: a folder holding ``versions/``, an alembic.ini, an Alembic ``Config``
+        or a :class:`~tenantry.Stream` (see :mod:`tenantry.migrations.streamconfig`);
+        ``version_table`` applies if the source names none."""
+        loaded = streamconfig.load(source, version_table)
+        #: The stream as plain paths and its version table (rebuilds it in other processes).
+        self.spec: Stream = loaded.spec
+        self.config, self.script = loaded.config, loaded.script
+        self.version_table: str = loaded.spec.version_table or streamconfig.DEFAULT_VERSION_TABLE
+        self._head = _one(self.script.get_heads())
         self._online_opts: dict[str, Any] | None = None  # see _run_known
         self._routed_version: Table | None = None
         self._steps: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
@@ -134,7 +122,7 @@ class MigrationStream:
 
     @property
     def head(self) -> str | None:
-        """The head revision (``None`` for an empty stream)."""
+        """The head revision (a stream has at least one revision)."""
         return self._head
 
     def current(self, conn: Connection, schema: str | None) -> str | None:
