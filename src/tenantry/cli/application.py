@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..names import DEFAULT_PREFIX
-from . import demo, doctor, migrating, query, relocation, tenants, transfer
+from . import demo, doctor, init, migrating, query, relocation, revision, tenants, transfer
 from .options import UrlOpt
 from .settings import Settings
 
@@ -28,7 +28,8 @@ def options(
     app_spec: Annotated[
         str | None,
         typer.Option("--app", envvar="TENANTRY_APP",
-                     help="module:attribute of your Tenancy (overrides the options below)."),
+                     help="module:attribute of your Tenancy (overrides the options below; "
+                          "default: alembic.ini's [tenantry] app, unless --url is given)."),
     ] = None,
     prefix: Annotated[
         str, typer.Option(envvar="TENANTRY_PREFIX", help="Schema/database name prefix.")
@@ -51,10 +52,15 @@ def options(
                           "variable holds several separated by spaces)."),
     ] = None,
 ) -> None:
+    url_source = getattr(ctx.get_parameter_source("url"), "name", None)  # typer's click or click
+    if app_spec is None and url_source != "COMMANDLINE":
+        app_spec = revision.project_app()  # alembic.ini's [tenantry] app, as `tenantry init` writes
     ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations,
                        strategy=strategy, servers=list(server or []))
 
 
+app.command()(init.init)
+app.command()(revision.revision)
 app.command()(tenants.create)
 app.command()(tenants.drop)
 app.command()(tenants.rename)
