@@ -23,11 +23,18 @@ def test_a_folder_without_versions_is_refused(tmp_path: Path, database_url: str)
         Tenancy(database_url, tenant_migrations=tmp_path / "alembic")
 
 
-def test_an_empty_versions_folder_is_refused(tmp_path: Path) -> None:
-    """No revision found is a misconfiguration (a wrong folder), not an empty stream."""
+def test_a_versions_folder_without_revisions_is_refused(tmp_path: Path) -> None:
+    """Python files but no revision among them: a wrong folder, not an empty stream."""
     (tmp_path / "tenant" / "versions").mkdir(parents=True)
+    (tmp_path / "tenant" / "versions" / "helpers.py").write_text("X = 1\n")
     with pytest.raises(MigrationError, match="no revisions in"):
         MigrationStream(tmp_path / "tenant")
+
+
+def test_a_new_empty_versions_folder_is_a_stream_without_revisions(tmp_path: Path) -> None:
+    """A project's first steps (``tenantry init``): the folder exists, no revision yet."""
+    (tmp_path / "tenant" / "versions").mkdir(parents=True)
+    assert MigrationStream(tmp_path / "tenant").head is None
 
 
 def test_a_revision_that_does_not_import_is_a_migration_error(tmp_path: Path) -> None:

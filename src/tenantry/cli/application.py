@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from ..names import DEFAULT_PREFIX
-from . import adopting, demo, doctor, migrating, query, relocation, tenants, transfer
+from . import (
+    adopting,
+    demo,
+    doctor,
+    init,
+    migrating,
+    query,
+    relocation,
+    revision,
+    tenants,
+    transfer,
+)
 from .options import (
     AlembicIniOpt,
     SharedSectionOpt,
@@ -36,7 +47,8 @@ def options(
     app_spec: Annotated[
         str | None,
         typer.Option("--app", envvar="TENANTRY_APP",
-                     help="module:attribute of your Tenancy (overrides the options below)."),
+                     help="module:attribute of your Tenancy (overrides the options below; "
+                          "default: alembic.ini's [tenantry] app, unless --url is given)."),
     ] = None,
     prefix: Annotated[
         str, typer.Option(envvar="TENANTRY_PREFIX", help="Schema/database name prefix.")
@@ -67,6 +79,9 @@ def options(
                           "variable holds several separated by spaces)."),
     ] = None,
 ) -> None:
+    url_source = getattr(ctx.get_parameter_source("url"), "name", None)  # typer's click or click
+    if app_spec is None and url_source != "COMMANDLINE":
+        app_spec = revision.project_app()  # alembic.ini's [tenantry] app, as `tenantry init` writes
     ctx.obj = Settings(url, app_spec, prefix, tenant_migrations, shared_migrations,
                        strategy=strategy, servers=list(server or []), alembic_ini=alembic_ini,
                        tenant_section=tenant_section, shared_section=shared_section,
@@ -74,6 +89,8 @@ def options(
                        shared_version_table=shared_version_table)
 
 
+app.command()(init.init)
+app.command()(revision.revision)
 app.command()(tenants.create)
 app.command()(tenants.drop)
 app.command()(tenants.rename)

@@ -180,7 +180,7 @@ def _loaded(script: ScriptDirectory, config: Config, table: str, where: str) -> 
         if path is None and not isinstance(exc, ImportError | SyntaxError):
             raise
         raise RevisionImportError(path or f"(a file of {where})", exc) from exc
-    if not heads:
+    if not heads and any(any(p.glob("*.py")) for p in locations):
         raise StreamConfigError(
             f"no revisions in {where}: looked for revision files (*.py declaring `revision`) in "
             + ", ".join(repr(str(p)) for p in locations)
