@@ -394,10 +394,7 @@ class Tenancy:
     # -- doctor --------------------------------------------------------------------------
 
     def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
-        """Compare the registry with the database; with ``fix=True`` repair what is safe.
-
-        Destructive repairs (dropping an orphan schema, finishing an interrupted drop) run only
-        with ``destructive=True`` as well. The report's ``findings`` are what remains.
-        """
+        """Compare the registry with the database; ``fix=True`` repairs what is safe, dropping
+        orphans or finishing interrupted drops only with ``destructive=True`` too."""
         doctor = Doctor(self.core)
         return doctor.repair(destructive=destructive) if fix else DoctorReport(doctor.examine())

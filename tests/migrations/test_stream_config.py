@@ -196,7 +196,7 @@ def test_nothing_found_is_an_error_that_says_where(tmp_path: Path, database_url:
     (tmp_path / "alembic").mkdir()
     (tmp_path / "alembic" / "env.py").write_text("# an application's env.py\n")
     (tmp_path / "empty" / "versions").mkdir(parents=True)
-    (tmp_path / "empty" / "versions" / "notes.py").write_text("# not a revision\n")
+    (tmp_path / "empty" / "versions" / "__init__.py").write_text("")
     cases: list[tuple[object, str]] = [
         (tmp_path / "missing", "migration directory .*missing.* does not exist"),
         (tmp_path / "alembic", "alembic.* has no versions/ folder"),

@@ -24,9 +24,9 @@ def test_a_folder_without_versions_is_refused(tmp_path: Path, database_url: str)
 
 
 def test_a_versions_folder_without_revisions_is_refused(tmp_path: Path) -> None:
-    """Python files but no revision among them: a wrong folder, not an empty stream."""
+    """A package file but no revision: a wrong folder, not an empty stream."""
     (tmp_path / "tenant" / "versions").mkdir(parents=True)
-    (tmp_path / "tenant" / "versions" / "helpers.py").write_text("X = 1\n")
+    (tmp_path / "tenant" / "versions" / "__init__.py").write_text("")
     with pytest.raises(MigrationError, match="no revisions in"):
         MigrationStream(tmp_path / "tenant")
 
