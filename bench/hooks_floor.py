@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from _common import new_database, server, sized
 
 from tenantry import make_engine
-from tenantry.hooks import guard, poolreset, roleswitch, statements
+from tenantry.hooks import guard, poolreset
+from tenantry.hooks.instrumentation import instrument
 from tenantry.strict import denials
 
 
@@ -32,13 +33,10 @@ def noop(*args: object) -> None:
 
 HOOKS: dict[str, list[Callable[[sa.Engine], None]]] = {
     "none": [],
-    "guard (before_cursor_execute)": [guard.install],
-    "statements (before_execute)": [statements.install],
-    "roleswitch (begin, before_cursor_execute)": [roleswitch.install],
-    "denials (handle_error)": [denials.install_hooks],
-    "poolreset (pool reset)": [poolreset.install],
-    "all of tenantry's": [guard.install, statements.install, roleswitch.install,
-                          denials.install_hooks, poolreset.install],
+    "guard (do_execute: dialect)": [guard.install],
+    "denials (handle_error: dialect)": [denials.install_hooks],
+    "poolreset (reset: pool)": [poolreset.install],
+    "all of tenantry's (instrument)": [instrument],
     "no-op before_cursor_execute": [lambda e: sa.event.listen(e, "before_cursor_execute", noop)],
     "no-op do_execute": [lambda e: sa.event.listen(e, "do_execute", noop)],
 }

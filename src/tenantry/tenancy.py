@@ -164,11 +164,9 @@ class Tenancy:
         return lifecycle.drop(self.core, name, confirm=confirm)
 
     def rename_tenant(self, old: str, new: str) -> TenantInfo:
-        """Rename tenant ``old`` to ``new`` (its storage too); idempotent.
-
-        A database tenant's rename takes several commits; an intent records it, so that
-        running the same rename again (or ``doctor --fix``) finishes one that stopped part-way.
-        """
+        """Rename tenant ``old`` to ``new`` (its storage too); idempotent and resumable (a
+        database tenant's rename records an intent: running it again or ``doctor --fix``
+        finishes it). ``new == old`` gives adopted storage its conventional name."""
         return lifecycle.rename(self.core, old, new)
 
     def adopt_tenant(self, name: str, *, schema: str | None = None, database: str | None = None,
@@ -224,7 +222,7 @@ class Tenancy:
 
         Tenants of other databases are not reachable from it (:class:`TenantElsewhere`).
         """
-        with self.core.engine.connect() as conn:
+        with self.core.admin_engine.connect() as conn:
             yield conn.execution_options(schema_translate_map=StatementSchemas(self.core))
 
     def across(

@@ -22,7 +22,7 @@ from ..context import working_on
 from ..errors import ConfigurationError, MigrationError, NotConfiguredFor, UnknownTenant
 from ..hooks import probe
 from ..hooks.instrumentation import instrument
-from ..hooks.statements import statement_tables
+from ..hooks.statements import admin_engine, statement_tables
 from ..migrations.stream import MigrationStream
 from ..migrations.streamconfig import StreamSource
 from ..models import TenantBase, tenant_tables
@@ -143,6 +143,8 @@ class Core:
             self.strategy.template_stream = self.tenant_stream
             self.strategy.forget = self.router.forget  # drop routes gone stale
         instrument(self.engine)  # guard, strict roles on every door, reset at check-in
+        #: The main engine with the hook of admin connections (routing per statement).
+        self.admin_engine = admin_engine(self.engine)
         if provisioning not in PROVISIONING:
             raise ConfigurationError(
                 f"provisioning must be 'auto', 'template' or 'migrations', not {provisioning!r}"

@@ -1,13 +1,27 @@
-"""Engine event hooks that keep statements inside their tenant.
+"""The per-statement checks, as dialect hooks: they cost SQLAlchemy no per-connection work.
 
-* ``before_cursor_execute``: a statement whose SQL still names the placeholder schema
-  (:data:`~tenantry.models.TENANT_SCHEMA`) had no tenant to route to. It is stopped with
-  :class:`~tenantry.NoTenantSelected` before it reaches the database. This sits below the ORM,
-  so it covers ORM, Core and DDL alike, and costs one substring test per statement.
-* ``handle_error``: a tenant whose schema vanished while in use (dropped by another process)
-  surfaces as :class:`~tenantry.UnknownTenant`, not as a driver error. Telling it from a
-  typo may take one catalog lookup, made on a probe (:mod:`tenantry.hooks.probe`), never through
-  the pool: the failing connection is still checked out.
+:func:`install` adds, on an engine's dialect (shared by the engines derived from it, and by
+nothing else), one hook on each way a statement reaches the driver (``do_execute``,
+``do_execute_no_params``, ``do_executemany``). Just before the driver runs a statement it:
+
+1. checks a tenant named by the statement (``execution_options(tenant=...)``) against the
+   connection's (:func:`tenantry.hooks.statements.check_named`);
+2. stops a statement whose SQL still names the placeholder schema
+   (:data:`~tenantry.models.TENANT_SCHEMA`) on a connection without a tenant, with
+   :class:`~tenantry.NoTenantSelected`, before it reaches the database. This sits below the
+   ORM, so it covers ORM, Core, ``text()`` and DDL alike. On a tenant's connection the
+   placeholder left in SQL that SQLAlchemy does not translate (``text()``, literal SQL
+   fragments) names the tenant's schema, as it does for tables;
+3. puts strict mode's tenant role in force (:mod:`tenantry.hooks.roleswitch`).
+
+Connection events (``before_execute``, ``before_cursor_execute``, ``begin``) would do the same
+but make every connection of the engine join the engine's event dispatch, a fixed cost per
+connection (bench/hooks_floor.py); dialect events do not.
+
+``handle_error``: a tenant whose schema vanished while in use (dropped by another process)
+surfaces as :class:`~tenantry.UnknownTenant`, not as a driver error. Telling it from a typo
+may take one catalog lookup, made on a probe (:mod:`tenantry.hooks.probe`), never through the
+pool: the failing connection is still checked out.
 """
 
 from __future__ import annotations
@@ -16,15 +30,17 @@ import re
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.engine import Engine, ExceptionContext
 
 from ..errors import NoTenantSelected, UnknownTenant
 from ..models import TENANT_SCHEMA
+from ..names import quote
 from ..strategies.base import SCHEMA_EXISTS
-from . import probe
+from . import probe, roleswitch, statements
 
 # Not preceded by an identifier character: schema "tenant__tenant__" is not the placeholder.
 _TABLE = re.compile(rf'(?<![A-Za-z0-9_$])("?){TENANT_SCHEMA}\1\.("[^"]+"|[A-Za-z0-9_$]+)')
+_SCHEMA = re.compile(rf'(?<![A-Za-z0-9_$])("?){TENANT_SCHEMA}\1(?=\.)')
 _MISSING_SCHEMA = "3F000"  # invalid_schema_name
 _MISSING_TABLE = "42P01"  # undefined_table
 # What PostgreSQL (in English) says is missing; a localized message is not read (then: probe).
@@ -32,17 +48,21 @@ _MISSING = re.compile(r'\b(relation|table|schema) "([^"]*)" does not exist')
 
 
 def install(engine: Engine) -> None:
-    """Add tenantry's hooks to ``engine`` (idempotent)."""
-    if not event.contains(engine, "before_cursor_execute", _stop_unrouted):
-        event.listen(engine, "before_cursor_execute", _stop_unrouted, retval=True)
+    """Add the hooks to ``engine``'s dialect (idempotent)."""
+    if not installed(engine):
+        event.listen(engine, "do_execute", _do_execute)
+        event.listen(engine, "do_execute_no_params", _do_execute_no_params)
+        event.listen(engine, "do_executemany", _do_executemany)
         event.listen(engine, "handle_error", _translate_vanished_tenant)
 
 
 def installed(engine: Engine) -> bool:
-    dispatch = engine.dispatch
+    dispatch = engine.dialect.dispatch
     return (
-        _stop_unrouted in dispatch.before_cursor_execute
-        and _translate_vanished_tenant in engine.dialect.dispatch.handle_error
+        _do_execute in dispatch.do_execute
+        and _do_execute_no_params in dispatch.do_execute_no_params
+        and _do_executemany in dispatch.do_executemany
+        and _translate_vanished_tenant in dispatch.handle_error
     )
 
 
@@ -53,14 +73,51 @@ def placeholder_tables(statement: str) -> list[str]:
     return sorted({m[1].strip('"') for m in _TABLE.findall(statement)})
 
 
-def _stop_unrouted(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> tuple[str, Any]:
+def checked(statement: str, context: Any) -> str:
+    """``statement`` as it may run on ``context``'s connection (see the module doc), or an
+    error. Runs the role switch when it has to precede the statement."""
+    options: dict[str, Any] = context.execution_options if context is not None else {}
+    if statements.TENANT_OPTION in options:
+        statements.check_named(options, context)
     if TENANT_SCHEMA in statement:
+        statement = _placed(statement, options)
+    if context is not None:
+        roleswitch.before_statement(context)
+    return statement
+
+
+def _placed(statement: str, options: dict[str, Any]) -> str:
+    schema = (options.get("schema_translate_map") or {}).get(TENANT_SCHEMA)
+    if schema is None or schema == TENANT_SCHEMA:
         tables = placeholder_tables(statement)
         if tables:
             raise NoTenantSelected(tables)
-    return statement, parameters
+        return statement
+    return _SCHEMA.sub(quote(schema).replace("\\", "\\\\"), statement)
+
+
+def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    sql = checked(statement, context)
+    if sql is statement:
+        return False  # SQLAlchemy runs it
+    context.dialect.do_execute(cursor, sql, parameters, context)
+    return True
+
+
+def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    sql = checked(statement, context)
+    if sql is statement:
+        return False
+    context.dialect.do_execute_no_params(cursor, sql, context)
+    return True
+
+
+def _do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    sql = checked(statement, context)
+    if sql is statement:
+        return False
+    context.dialect.do_executemany(cursor, sql, parameters, context)
+    return True
 
 
 def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:

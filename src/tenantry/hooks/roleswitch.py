@@ -1,106 +1,75 @@
 """Strict mode: the tenant's role in force on every door of a connection.
 
-Routing gives a strict tenant's connections the ``tenantry_role`` execution option. These
-engine hooks act on it (and do nothing for connections without it):
+Routing gives a strict tenant's connections the ``tenantry_role`` execution option.
+:func:`before_statement`, called by :mod:`tenantry.hooks.guard`'s dialect hook just before the
+driver runs a statement, acts on it (and does nothing for connections without it):
 
-* ``begin``: ``SET LOCAL ROLE`` as each transaction starts (ORM sessions, Core connections).
-* ``begin_twophase`` (``begin_twophase()``, ``Session(twophase=True)``): the driver must start
-  the two-phase transaction itself, so ``SET LOCAL ROLE`` precedes its first statement.
-* ``before_cursor_execute``: an AUTOCOMMIT connection has no transaction for ``SET LOCAL``, so
-  its first statement is preceded by a session-level ``SET ROLE``, issued once per checkout and
-  remembered in the pool record's ``info``. A transaction ended behind SQLAlchemy's back
-  (``COMMIT`` sent as SQL) is noticed from the driver's transaction status, and the role is
-  set again before the next statement. An admin connection
-  (:meth:`~tenantry.Tenancy.admin_connection`) runs each statement that names a tenant as that
-  tenant's role (``SET ROLE`` before it) and, after one such statement, every other statement
-  as the application (``RESET ROLE`` before it).
+* in a transaction (ORM sessions, Core connections, two-phase transactions, savepoints): the
+  first statement of each transaction is preceded by ``SET LOCAL ROLE``. The transaction is
+  known by SQLAlchemy's transaction object and the driver's transaction status, so a
+  transaction ended behind SQLAlchemy's back (``COMMIT`` sent as SQL) gets the role again
+  before its next statement;
+* AUTOCOMMIT: there is no transaction for ``SET LOCAL``, so the first statement is preceded by
+  a session-level ``SET ROLE``, issued once per checkout;
+* an admin connection (:meth:`~tenantry.Tenancy.admin_connection`) runs each statement that
+  names a tenant as that tenant's role (``SET ROLE`` before it) and, after one such statement,
+  every other statement as the application (``RESET ROLE`` before it).
 
-Every switch marks the checkout, so :mod:`tenantry.hooks.poolreset` resets the connection when it
-goes back to the pool.
+The switches run on the DBAPI connection, before the statement. Every switch marks the
+checkout, so :mod:`tenantry.hooks.poolreset` resets the connection when it goes back to the
+pool. A role that no longer exists (the tenant was dropped) is :class:`~tenantry.UnknownTenant`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from ..errors import UnknownTenant
 from ..names import quote
 from ..strict.rolenames import ROLE_OPTION
 from . import poolreset
-from .statements import StatementSchemas
+from .statements import BOUND_OPTION, StatementSchemas
 
 _ROLE = "role"  # session state: the role SET at session level in this checkout
 _ADMIN = "admin"  # session state: an admin connection switched role in this checkout
-_TWO_PHASE = "two_phase"  # session state: a two-phase transaction began, role not yet set
+_TRANSACTION = "transaction"  # session state: the transaction whose SET LOCAL ROLE is in force
 _IDLE = 0  # libpq PQTRANS_IDLE: no transaction block
-_SWITCHING = "tenantry_switching_role"  # execution option of the begin hook's own statement
+_NO_SUCH_ROLE = "22023"  # invalid_parameter_value: SET ROLE to a dropped role
 
 
-def install(engine: Engine) -> None:
-    """Add the role hooks to ``engine`` (idempotent)."""
-    if not installed(engine):
-        event.listen(engine, "begin", _begin)
-        event.listen(engine, "begin_twophase", _begin_twophase)
-        event.listen(engine, "before_cursor_execute", _before_cursor_execute, retval=True)
-
-
-def installed(engine: Engine) -> bool:
-    dispatch = engine.dispatch
-    return (
-        _begin in dispatch.begin
-        and _begin_twophase in dispatch.begin_twophase
-        and _before_cursor_execute in dispatch.before_cursor_execute
-    )
-
-
-def _begin(conn: Connection) -> None:
-    role = conn.get_execution_options().get(ROLE_OPTION)
-    if role and not conn.connection.dbapi_connection.autocommit:  # type: ignore[union-attr]
-        poolreset.mark(conn.connection)
-        sql = f"SET LOCAL ROLE {quote(role)}"
-        # never a server-side cursor, whatever the connection streams (a DECLARE cannot SET)
-        conn.exec_driver_sql(sql, execution_options={
-            _SWITCHING: True, "stream_results": False, "yield_per": None,
-        })
-
-
-def _begin_twophase(conn: Connection, xid: Any) -> None:
-    if conn.get_execution_options().get(ROLE_OPTION):
-        poolreset.mark(conn.connection)[_TWO_PHASE] = True
-
-
-def _before_cursor_execute(
-    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-) -> tuple[str, Any]:
-    options = context.execution_options if context is not None else conn.get_execution_options()
+def before_statement(context: Any) -> None:
+    """Put the role of the statement's connection in force before the statement runs."""
+    options = context.execution_options
     schemas = options.get("schema_translate_map")
     if isinstance(schemas, StatementSchemas):
-        _per_statement(conn, schemas.role)
-    elif options.get(ROLE_OPTION) and not options.get(_SWITCHING):
-        _role_beyond_begin(conn, options[ROLE_OPTION])
-    return statement, parameters
+        _per_statement(context.root_connection, schemas.role)
+    elif role := options.get(ROLE_OPTION):
+        _in_force(context.root_connection, role, options.get(BOUND_OPTION))
 
 
-def _role_beyond_begin(conn: Connection, role: str) -> None:
-    """The role where ``begin`` could not set it: the first statement of a two-phase
-    transaction; outside a transaction block (AUTOCOMMIT: ``SET ROLE`` once per checkout);
-    after a transaction ended behind SQLAlchemy's back (``COMMIT`` sent as SQL)."""
+def _in_force(conn: Connection, role: str, tenant: str | None) -> None:
     pooled = conn.connection
-    state = pooled.info.get(poolreset.SESSION_STATE)
-    if state is not None and state.pop(_TWO_PHASE, False):
-        _run(conn, f"SET LOCAL ROLE {quote(role)}")
-        return
     raw = pooled.driver_connection
-    if not _outside_transaction(raw):
-        return  # the transaction's SET LOCAL ROLE is in force
+    if not pooled.dbapi_connection.autocommit:  # type: ignore[union-attr]
+        transaction = conn.get_transaction()
+        state = pooled.info.get(poolreset.SESSION_STATE)
+        known = state is not None and state.get(_TRANSACTION) is transaction
+        outside = _outside_transaction(raw)
+        if known and not outside:
+            return  # this transaction's SET LOCAL ROLE is in force
+        if not (known and _is_asyncpg(raw)):
+            state = poolreset.mark(pooled)
+            state[_TRANSACTION] = None
+            # psycopg opens the transaction for it; SQLAlchemy's asyncpg adapter too
+            _run(conn, f"SET LOCAL ROLE {quote(role)}", tenant, role)
+            state[_TRANSACTION] = transaction
+            return
+        # asyncpg after a COMMIT sent as SQL: the adapter opens no new transaction
     state = poolreset.mark(pooled)
-    if not pooled.dbapi_connection.autocommit and not _is_asyncpg(raw):  # type: ignore[union-attr]
-        _run(conn, f"SET LOCAL ROLE {quote(role)}")  # psycopg opens the next transaction
-        return
-    if state.get(_ROLE) != role:
-        _run(conn, f"SET ROLE {quote(role)}")
+    if state.get(_ROLE) != role and _outside_transaction(raw):
+        _run(conn, f"SET ROLE {quote(role)}", tenant, role)
         state[_ROLE] = role
 
 
@@ -120,15 +89,19 @@ def _per_statement(conn: Connection, role: str | None) -> None:
     pooled = conn.connection
     if role is not None:
         poolreset.mark(pooled)[_ADMIN] = True
-        _run(conn, f"SET ROLE {quote(role)}")
+        _run(conn, f"SET ROLE {quote(role)}", None, role)
     elif pooled.info.get(poolreset.SESSION_STATE, {}).get(_ADMIN):
-        _run(conn, "RESET ROLE")
+        _run(conn, "RESET ROLE", None, None)
 
 
-def _run(conn: Connection, sql: str) -> None:
+def _run(conn: Connection, sql: str, tenant: str | None, role: str | None) -> None:
     """Run ``sql`` on ``conn``'s DBAPI connection (in its transaction, if one is open)."""
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == _NO_SUCH_ROLE and tenant is not None:
+            raise UnknownTenant(tenant, f"its role {role!r} no longer exists (dropped?)") from exc
+        raise
     finally:
         cursor.close()

@@ -10,10 +10,9 @@
 * Anywhere else (a session or connection without a tenant), naming a tenant in a statement on
   tenant tables raises :class:`~tenantry.AdminSessionRequired`.
 
-The Core hook is a ``before_execute`` listener that
-:func:`tenantry.hooks.instrumentation.instrument` adds to each engine tenantry hands out (engines
-derived with ``execution_options()`` share it; other engines get nothing). It only acts on
-statements that carry the ``tenant`` option.
+:func:`check_named` runs in :mod:`tenantry.hooks.guard`'s dialect hook on every engine tenantry
+hands out; the admin routing is a ``before_execute`` listener on the admin engine only
+(:func:`admin_engine`).
 """
 
 from __future__ import annotations
@@ -122,37 +121,46 @@ class StatementSchemas(dict[str, str]):
         self.role: str | None = None
 
 
-def _route_core(
-    conn: Connection, elem: Any, multiparams: Any, params: Any, options: Any
-) -> tuple[Any, Any, Any]:
-    schemas = options.get("schema_translate_map")
-    per_statement = schemas if isinstance(schemas, StatementSchemas) else None
-    if per_statement is not None:
-        per_statement[TENANT_SCHEMA] = TENANT_SCHEMA  # unrouted unless this statement names one
-        per_statement.role = None
-    wanted = options.get(TENANT_OPTION)
-    if wanted is None:
-        return elem, multiparams, params
+def check_named(options: dict[str, Any], context: Any) -> None:
+    """A statement naming a tenant, on a connection that is not an admin connection: it must
+    be the connection's tenant (:class:`TenantMismatch`), or touch no tenant table
+    (:class:`AdminSessionRequired`). Called by :mod:`tenantry.hooks.guard` before the driver
+    runs it."""
+    if isinstance(options.get("schema_translate_map"), StatementSchemas):
+        return  # an admin connection: routed by its own hook (see admin_engine)
+    wanted = options[TENANT_OPTION]
+    compiled = getattr(context, "compiled", None)
+    elem = compiled.statement if compiled is not None else None
     bound = options.get(BOUND_OPTION)
     if bound is not None:
         if wanted != bound:
             raise TenantMismatch(bound, wanted, statement_tables(elem))
-    elif per_statement is not None:
+    elif elem is not None and touches_tenant_tables(elem):
+        raise AdminSessionRequired(wanted, statement_tables(elem))
+
+
+def _route_admin(
+    conn: Connection, elem: Any, multiparams: Any, params: Any, options: Any
+) -> tuple[Any, Any, Any]:
+    per_statement = options.get("schema_translate_map")
+    if not isinstance(per_statement, StatementSchemas):
+        return elem, multiparams, params
+    per_statement[TENANT_SCHEMA] = TENANT_SCHEMA  # unrouted unless this statement names one
+    per_statement.role = None
+    wanted = options.get(TENANT_OPTION)
+    if wanted is not None:
         routed, info = per_statement.resolver.resolve(wanted, elem)
         if not per_statement.resolver.same_database(info, conn.engine):
             raise TenantElsewhere(wanted, describe_location(info), statement_tables(elem))
         per_statement[TENANT_SCHEMA] = info.schema
         per_statement.role = routed.get_execution_options().get(ROLE_OPTION)
-    elif touches_tenant_tables(elem):
-        raise AdminSessionRequired(wanted, statement_tables(elem))
     return elem, multiparams, params
 
 
-def install(engine: Engine) -> None:
-    """Add the Core hook to ``engine`` (idempotent)."""
-    if not installed(engine):
-        event.listen(engine, "before_execute", _route_core, retval=True)
-
-
-def installed(engine: Engine) -> bool:
-    return _route_core in engine.dispatch.before_execute
+def admin_engine(engine: Engine) -> Engine:
+    """The engine of admin connections: ``engine`` (sharing its pool) with the hook that
+    routes each statement before it is compiled. The hook is a ``before_execute`` listener on
+    this derived engine only, so ``engine``'s other connections do not pay for it."""
+    admin = engine.execution_options()
+    event.listen(admin, "before_execute", _route_admin, retval=True)
+    return admin

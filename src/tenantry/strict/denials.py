@@ -14,12 +14,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 
 from ..core import registry
-from ..errors import TenantIsolationError, UnknownTenant
+from ..errors import TenantIsolationError
 from ..hooks import probe
 from .rolenames import ROLE_OPTION
 
 _DENIED = "42501"  # insufficient_privilege
-_NO_SUCH_ROLE = "22023"  # invalid_parameter_value: SET ROLE to a dropped role
 _DENIED_FOR = re.compile(r"permission denied for (\w+(?: \w+)?) (\S+)")
 
 
@@ -38,15 +37,11 @@ def hooks_installed(engine: Engine) -> bool:
 
 def _translate_denied(ctx: ExceptionContext) -> BaseException | None:
     sqlstate = getattr(ctx.original_exception, "sqlstate", None)
-    if sqlstate not in (_DENIED, _NO_SUCH_ROLE) or ctx.connection is None:
+    if sqlstate != _DENIED or ctx.connection is None:
         return None
     options = ctx.connection.get_execution_options()
     tenant, role = options.get("tenantry_tenant"), options.get(ROLE_OPTION)
     if tenant is None or role is None:
-        return None
-    if sqlstate == _NO_SUCH_ROLE:
-        if (ctx.statement or "").startswith("SET LOCAL ROLE"):
-            return UnknownTenant(tenant, f"its role {role!r} no longer exists (dropped?)")
         return None
     match = _DENIED_FOR.search(str(ctx.original_exception))
     kind, name = (match.group(1), match.group(2)) if match else ("object", "?")
