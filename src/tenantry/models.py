@@ -25,14 +25,17 @@ def is_tenant_table(table: Table) -> bool:
     return table.schema == TENANT_SCHEMA
 
 
-def tenant_tables(metadata: MetaData) -> list[Table]:
-    """The tenant tables of ``metadata``, in dependency order."""
-    return [t for t in metadata.sorted_tables if is_tenant_table(t)]
+def tenant_tables(metadata: MetaData, unqualified: bool = False) -> list[Table]:
+    """The tenant tables of ``metadata``, in dependency order; with ``unqualified``
+    (``routing="search_path"``), tables without a schema are tenant tables too."""
+    return [t for t in metadata.sorted_tables
+            if is_tenant_table(t) or (unqualified and t.schema is None)]
 
 
-def shared_tables(metadata: MetaData) -> list[Table]:
+def shared_tables(metadata: MetaData, unqualified: bool = False) -> list[Table]:
     """The tables of ``metadata`` that are not tenant tables, in dependency order."""
-    return [t for t in metadata.sorted_tables if not is_tenant_table(t)]
+    tenant = set(tenant_tables(metadata, unqualified))
+    return [t for t in metadata.sorted_tables if t not in tenant]
 
 
 class TenantBase(DeclarativeBase):

@@ -64,6 +64,7 @@ class Tenancy:
     ``strict=True`` gives each tenant a role its transactions switch to; ``strict="login"``
     (for tenants running untrusted SQL) makes those roles log in, with passwords derived from
     ``login_secret`` (default ``$TENANTRY_LOGIN_SECRET``): see docs/isolation.md.
+    ``routing="search_path"`` serves unqualified models and SQL: docs/search-path.md.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Tenancy:
         pg_dump: str | Path | None = None,
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
+        routing: str = "translate",
     ) -> None:
         options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
         #: The core this facade names (:mod:`tenantry.core`).
@@ -188,7 +190,7 @@ class Tenancy:
         table raises :class:`NoTenantSelected`.
         """
         name = tenant if tenant is not None else current_tenant()
-        bind = self.core.engine if name is None else self.core.route(name)
+        bind = self.core.untenanted_engine if name is None else self.core.route(name)
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=name)
         return TenantSession(bind=bind, info=info, **kwargs)
 
@@ -196,7 +198,7 @@ class Tenancy:
     def connection(self, tenant: str | None = None) -> Iterator[Connection]:
         """A Core :class:`~sqlalchemy.engine.Connection` for ``tenant`` (default: current)."""
         name = tenant if tenant is not None else current_tenant()
-        bind = self.core.engine if name is None else self.core.route(name)
+        bind = self.core.untenanted_engine if name is None else self.core.route(name)
         with bind.connect() as conn:
             yield conn
 

@@ -62,8 +62,10 @@ class AsyncTenancy(AsyncRouting):
         shared_migrations: StreamSource | None = None,
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
+        routing: str = "translate",
     ) -> None:
         admin_options: dict[str, Any] = {
+            "routing": routing,
             "strict": strict,
             "login_secret": login_secret,
             "strategy": strategy,
@@ -76,7 +78,7 @@ class AsyncTenancy(AsyncRouting):
         self._engine_options = dict(engine_options or {})
         if isinstance(bind, Tenancy):
             if (metadata is not None or tenant_migrations or shared_migrations or prefix or strict
-                    or login_secret is not None):
+                    or login_secret is not None or routing != "translate"):
                 raise ConfigurationError(
                     "pass Tenancy options to the Tenancy, not to AsyncTenancy(tenancy)"
                 )
@@ -95,7 +97,13 @@ class AsyncTenancy(AsyncRouting):
             self.admin, self._owns_admin = Tenancy(sync_url(bind), **admin_options), True
         asyncpg = self.engine.url.get_driver_name() == "asyncpg"
         self.driver: Driver = "asyncpg" if asyncpg else "psycopg"
-        self.router: Router[AsyncEngine] = Router(self.admin.prefix)
+        core = self.admin.core
+        self.router: Router[AsyncEngine] = Router(self.admin.prefix, core.search_path)
+        #: The engine of sessions and connections without a tenant.
+        self.untenanted_engine = (
+            self.engine.execution_options(**core.untenanted_options)
+            if core.untenanted_options else self.engine
+        )
         self.admin.core.store.on_change(self.router.forget)  # its own changes, sync or async
         self._registry_ready = False
 
@@ -141,7 +149,7 @@ class AsyncTenancy(AsyncRouting):
     async def connection(self, tenant: str | None = None) -> AsyncIterator[AsyncConnection]:
         """An :class:`~sqlalchemy.ext.asyncio.AsyncConnection` for ``tenant`` (default: current)."""
         name = tenant if tenant is not None else current_tenant()
-        bind = self.engine if name is None else await self.route(name)
+        bind = self.untenanted_engine if name is None else await self.route(name)
         async with bind.connect() as conn:
             yield conn
 
@@ -362,7 +370,8 @@ class SessionOpener:
         """Route and open the session."""
         kwargs = dict(self._kwargs)
         name = self.tenant
-        bind = self._tenancy.engine if name is None else await self._tenancy.route(name)
+        bind = (self._tenancy.untenanted_engine if name is None
+                else await self._tenancy.route(name))
         info = dict(kwargs.pop("info", None) or {}, tenantry_tenant=name)
         kwargs.setdefault("expire_on_commit", False)
         kwargs.setdefault("sync_session_class", TenantSession)

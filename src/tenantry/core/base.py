@@ -25,11 +25,12 @@ from ..hooks.instrumentation import instrument
 from ..hooks.statements import admin_engine, statement_tables
 from ..migrations.stream import MigrationStream
 from ..migrations.streamconfig import StreamSource
-from ..models import TenantBase, tenant_tables
+from ..models import TenantBase, shared_tables, tenant_tables
 from ..names import DEFAULT_PREFIX, validate_name, validate_prefix
 from ..provisioning.sqlscript import execute_script
 from ..provisioning.template import Templates
 from ..strategies import SchemaStrategy, Strategy
+from ..strategies.base import NO_TENANT, ROUTING_MODES, SEARCH_PATH_OPTION, set_search_path
 from ..strategies.database import DatabaseStrategy, Placement
 from ..strategies.enginemetrics import EngineMetrics
 from ..strategies.hybrid import HybridStrategy, kind_of
@@ -86,6 +87,7 @@ class Core:
         pg_dump: str | Path | None = None,
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
+        routing: str = "translate",
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
         self.options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
@@ -137,7 +139,14 @@ class Core:
             self.engine, self.prefix, **strategy_options
         )
         self.store = TenantStore(self.engine)
-        self.router: Router[Engine] = Router(self.prefix)
+        if routing not in ROUTING_MODES:
+            raise ConfigurationError(
+                f"routing must be 'translate' or 'search_path', not {routing!r}"
+            )
+        #: ``routing="search_path"``: unqualified tables are tenant tables, found through the
+        #: ``search_path`` each tenant transaction sets (docs/search-path.md).
+        self.search_path = routing == "search_path"
+        self.router: Router[Engine] = Router(self.prefix, self.search_path)
         self.store.on_change(self.router.forget)
         if isinstance(self.strategy, DatabaseStrategy):  # and hybrid
             self.strategy.template_stream = self.tenant_stream
@@ -145,6 +154,13 @@ class Core:
         instrument(self.engine)  # guard, strict roles on every door, reset at check-in
         #: The main engine with the hook of admin connections (routing per statement).
         self.admin_engine = admin_engine(self.engine)
+        #: Options of sessions and connections without a tenant.
+        self.untenanted_options = {SEARCH_PATH_OPTION: NO_TENANT} if self.search_path else {}
+        #: The engine of sessions and connections without a tenant.
+        self.untenanted_engine = (
+            self.engine.execution_options(**self.untenanted_options) if self.search_path
+            else self.engine
+        )
         if provisioning not in PROVISIONING:
             raise ConfigurationError(
                 f"provisioning must be 'auto', 'template' or 'migrations', not {provisioning!r}"
@@ -335,8 +351,18 @@ class Core:
             return self.tenant_stream.head
         if self.tenant_stream is not None:
             return self.tenant_stream.upgrade(conn, schema).after
-        self.metadata.create_all(conn, tables=tenant_tables(self.metadata), checkfirst=False)
+        if self.search_path:  # unqualified tables: created where the search_path points
+            set_search_path(conn, schema)
+        self.metadata.create_all(conn, tables=self.tenant_tables(), checkfirst=False)
         return None
+
+    def tenant_tables(self) -> list[sa.Table]:
+        """The tenant tables of the models (unqualified ones too, ``routing="search_path"``)."""
+        return tenant_tables(self.metadata, self.search_path)
+
+    def shared_tables(self) -> list[sa.Table]:
+        """The shared tables of the models."""
+        return shared_tables(self.metadata, self.search_path)
 
     def _templates(self, pg_dump: str | Path | None) -> Templates | None:
         if self.provisioning == "migrations" or self.tenant_stream is None:

@@ -37,8 +37,10 @@ class Route(Generic[E]):
 class Router(Generic[E]):
     """Routes of one facade, by tenant name; thread-safe."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, search_path: bool = False) -> None:
         self.prefix = prefix
+        #: ``routing="search_path"``: routes put the tenant's schema on the ``search_path``.
+        self.search_path = search_path
         self._routes: dict[str, Route[E]] = {}
         self._lock = threading.Lock()
 
@@ -72,7 +74,7 @@ class Router(Generic[E]):
         info = registry.get(conn, name)
         if info is None or not info.usable:
             raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
-        options = routing_options(name, info.schema)
+        options = routing_options(name, info.schema, self.search_path)
         if isinstance(roles, LoginRoles):
             options[LOGIN_OPTION] = roles.engines.role(info.location)
         elif roles is not None:

@@ -12,7 +12,7 @@ nothing else), one hook on each way a statement reaches the driver (``do_execute
    ORM, so it covers ORM, Core, ``text()`` and DDL alike. On a tenant's connection the
    placeholder left in SQL that SQLAlchemy does not translate (``text()``, literal SQL
    fragments) names the tenant's schema, as it does for tables;
-3. puts strict mode's tenant role in force (:mod:`tenantry.hooks.roleswitch`).
+3. puts strict mode's tenant role in force (:mod:`tenantry.hooks.settings`).
 
 Connection events (``before_execute``, ``before_cursor_execute``, ``begin``) would do the same
 but make every connection of the engine join the engine's event dispatch, a fixed cost per
@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine, ExceptionContext
 from ..errors import NoTenantSelected, UnknownTenant
 from ..models import TENANT_SCHEMA
 from ..names import quote
-from ..strategies.base import SCHEMA_EXISTS
-from . import probe, roleswitch, statements
+from ..strategies.base import NO_TENANT, SCHEMA_EXISTS, SEARCH_PATH_OPTION
+from . import probe, settings, statements
 
 # Not preceded by an identifier character: schema "tenant__tenant__" is not the placeholder.
 _TABLE = re.compile(rf'(?<![A-Za-z0-9_$])("?){TENANT_SCHEMA}\1\.("[^"]+"|[A-Za-z0-9_$]+)')
@@ -79,10 +79,14 @@ def checked(statement: str, context: Any) -> str:
     options: dict[str, Any] = context.execution_options if context is not None else {}
     if statements.TENANT_OPTION in options:
         statements.check_named(options, context)
+    if options.get(SEARCH_PATH_OPTION) == NO_TENANT and context.compiled is not None:
+        tables = statements.unqualified_tables(context.compiled.statement)
+        if tables:  # routing="search_path", no tenant: unqualified tables are tenant tables
+            raise NoTenantSelected(list(tables))
     if TENANT_SCHEMA in statement:
         statement = _placed(statement, options)
     if context is not None:
-        roleswitch.before_statement(context)
+        settings.before_statement(context)
     return statement
 
 
@@ -125,6 +129,10 @@ def _translate_vanished_tenant(ctx: ExceptionContext) -> BaseException | None:
     if sqlstate not in (_MISSING_SCHEMA, _MISSING_TABLE) or ctx.execution_context is None:
         return None
     options = ctx.execution_context.execution_options
+    if options.get(SEARCH_PATH_OPTION) == NO_TENANT and sqlstate == _MISSING_TABLE:
+        named = _MISSING.search(str(ctx.original_exception))  # text(): unqualified, no tenant
+        if named is not None and "." not in named[2]:
+            return NoTenantSelected([named[2]])
     if options.get("tenantry_maintenance"):
         return None  # provisioning or migrating: the schema may not be committed yet
     tenant = options.get("tenantry_tenant")

@@ -8,7 +8,7 @@ share them; other engines get nothing):
 
 * :mod:`tenantry.hooks.guard`: before the driver runs a statement, a tenant it names is checked
   (:mod:`tenantry.hooks.statements`), statements that reach tenant tables without a tenant are
-  stopped, and strict mode's tenant role is put in force (:mod:`tenantry.hooks.roleswitch`);
+  stopped, and strict mode's tenant role is put in force (:mod:`tenantry.hooks.settings`);
   a tenant whose storage vanished is reported as :class:`~tenantry.UnknownTenant`;
 * :mod:`tenantry.strict.denials`: permission errors as :class:`~tenantry.TenantIsolationError`;
 * :mod:`tenantry.hooks.poolreset`: a connection that ran as a tenant role is reset at check-in.

@@ -1,6 +1,6 @@
 """Reset a connection that ran as a tenant role before the pool hands it out again.
 
-A checkout that switched to a tenant's role (:mod:`tenantry.hooks.roleswitch` marks it) can leave
+A checkout that switched to a tenant's role (:mod:`tenantry.hooks.settings` marks it) can leave
 session state behind: a session-level ``SET ROLE``, other settings, ``WITH HOLD`` cursors, temp
 tables, ``LISTEN`` registrations, advisory locks. The pool's ``reset`` event (on tenantry's
 engines only) clears it when the connection goes back, with what ``DISCARD ALL`` does except

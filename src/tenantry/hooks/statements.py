@@ -58,15 +58,37 @@ def touches_tenant_tables(statement: Any) -> bool:
     SQL, so they name the same tables. The key is memoized on the statement, and SQLAlchemy's
     compile reuses it (:func:`cache_key_of`); statements without one are walked each time.
     """
+    return bool(_by_shape(_SHAPES, statement, _walk))
+
+
+#: Statement shapes already seen, and the unqualified tables they name (as ``_SHAPES``).
+_UNQUALIFIED: dict[Any, tuple[str, ...]] = {}
+
+
+def unqualified_tables(statement: Any) -> tuple[str, ...]:
+    """Names of the tables without a schema that ``statement`` reads or writes (the tenant
+    tables of ``routing="search_path"``); decided once per statement shape."""
+    return tuple(_by_shape(_UNQUALIFIED, statement, _unqualified))
+
+
+def _by_shape(memo: dict[Any, Any], statement: Any, decide: Any) -> Any:
     key = cache_key_of(statement)
     if key is None:
-        return _walk(statement)
-    known = _SHAPES.get(key)
+        return decide(statement)
+    known = memo.get(key)
     if known is None:
-        if len(_SHAPES) >= SHAPES_KEPT:
-            _SHAPES.clear()
-        known = _SHAPES[key] = _walk(statement)
+        if len(memo) >= SHAPES_KEPT:
+            memo.clear()
+        known = memo[key] = decide(statement)
     return known
+
+
+def _unqualified(statement: Any) -> tuple[str, ...]:
+    try:
+        tables = sql_util.find_tables(statement, include_crud=True)
+    except Exception:
+        return ()
+    return tuple(sorted({t.name for t in tables if getattr(t, "schema", "") is None}))
 
 
 def cache_key_of(statement: Any) -> Any:
@@ -112,7 +134,7 @@ class StatementSchemas(dict[str, str]):
     """The ``schema_translate_map`` of an admin connection, set per statement by the hook.
 
     ``role`` is the strict-mode role of the statement's tenant (``None``: no tenant, or not
-    strict); :mod:`tenantry.hooks.roleswitch` switches to it.
+    strict); :mod:`tenantry.hooks.settings` switches to it.
     """
 
     def __init__(self, resolver: Resolver) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..core import Core, registry
 from ..core.registry import State, TenantInfo
 from ..errors import ConfirmationRequired, MigrationError, UnknownTenant
-from ..models import SHARED_SCHEMA, shared_tables
+from ..models import SHARED_SCHEMA
 from ..names import quote
 from ..strategies.base import set_search_path
 from .executors import Jobs, OnOutcome, run
@@ -75,7 +75,7 @@ def migrate_shared(core: Core, target: str = "heads") -> Step | None:
         registry.lock_global(main)
         set_search_path(main, SHARED_SCHEMA)
         if core.shared_stream is None:
-            core.metadata.create_all(main, tables=shared_tables(core.metadata))
+            core.metadata.create_all(main, tables=core.shared_tables())
             return None
         return core.shared_stream.upgrade(main, SHARED_SCHEMA, target)
 

@@ -15,10 +15,24 @@ from ..core.registry import Location
 from ..models import TENANT_SCHEMA
 from ..names import identifier, quote
 
+#: Execution option of ``routing="search_path"``: the schema each transaction puts first on
+#: its ``search_path`` (:data:`NO_TENANT`: a connection without a tenant, whose statements on
+#: unqualified tables are stopped).
+SEARCH_PATH_OPTION = "tenantry_search_path"
+NO_TENANT = ""
+#: The two routing modes: placeholder schema translated per statement, or ``search_path``.
+ROUTING_MODES = ("translate", "search_path")
 
-def routing_options(tenant: str, schema: str) -> dict[str, Any]:
-    """Execution options that route tenant tables to ``schema`` and tag the tenant."""
-    return {"schema_translate_map": {TENANT_SCHEMA: schema}, "tenantry_tenant": tenant}
+
+def routing_options(tenant: str, schema: str, search_path: bool = False) -> dict[str, Any]:
+    """Execution options that route tenant tables to ``schema`` and tag the tenant; with
+    ``search_path``, unqualified tables too (``SET LOCAL search_path`` per transaction)."""
+    options: dict[str, Any] = {
+        "schema_translate_map": {TENANT_SCHEMA: schema}, "tenantry_tenant": tenant,
+    }
+    if search_path:
+        options[SEARCH_PATH_OPTION] = schema
+    return options
 
 
 def set_search_path(conn: Connection, schema: str) -> None:

@@ -25,7 +25,7 @@ _DENIED_FOR = re.compile(r"permission denied for (\w+(?: \w+)?) (\S+)")
 def install_hooks(engine: Engine) -> None:
     """Raise permission errors of tenant connections on ``engine`` as
     :class:`~tenantry.TenantIsolationError` (idempotent). The role switching itself is
-    :mod:`tenantry.hooks.roleswitch`; :func:`tenantry.hooks.instrumentation.instrument` adds
+    :mod:`tenantry.hooks.settings`; :func:`tenantry.hooks.instrumentation.instrument` adds
     both."""
     if not hooks_installed(engine):
         event.listen(engine, "handle_error", _translate_denied)

@@ -2,7 +2,7 @@
 
 Each tenant gets a ``NOLOGIN`` role that owns its schema and every object in it. Tenant
 sessions run ``SET LOCAL ROLE <tenant role>`` when a transaction begins (engine hooks of
-:mod:`tenantry.hooks.roleswitch`, driven by the ``tenantry_role`` execution option that routing
+:mod:`tenantry.hooks.settings`, driven by the ``tenantry_role`` execution option that routing
 adds; AUTOCOMMIT and two-phase connections included), so even
 hand-written SQL that names another tenant's schema fails with a permission error, which is
 raised as :class:`~tenantry.TenantIsolationError`.
