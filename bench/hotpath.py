@@ -17,10 +17,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from _common import new_database, server, sized
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tenantry import Tenancy, TenantBase
 from tenantry.aio import AsyncTenancy
@@ -34,6 +35,16 @@ class Customer(TenantBase):
     name: Mapped[str] = mapped_column(sa.Text)
 
 
+class Unqualified(DeclarativeBase):
+    metadata = sa.MetaData()
+
+
+class SpCustomer(Unqualified):  # routing="search_path": the same table, unqualified
+    __tablename__ = "hot_customers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
+
+
 # The plain side: a plain declarative model of the same table, in its own interpreter.
 PLAIN = r'''
 import asyncio, json, sys, time
@@ -41,7 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 assert "tenantry" not in sys.modules
-url, schema, db_url, db_schema = sys.argv[1:5]
+url, schema, db_url, db_schema, sp_url, sp_schema = sys.argv[1:7]
 class Base(DeclarativeBase):
     pass
 class Customer(Base):
@@ -54,18 +65,29 @@ class DbCustomer(Base):
     __table_args__ = {"schema": db_schema}
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
+class SpBase(DeclarativeBase):  # another database: the same schema name may recur
+    pass
+class SpCustomer(SpBase):
+    __tablename__ = "hot_customers"
+    __table_args__ = {"schema": sp_schema}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.Text)
 engine = sa.create_engine(url)
 db_engine = sa.create_engine(db_url)
+sp_engine = sa.create_engine(sp_url)
 engines = {"psycopg": create_async_engine(url.replace("+psycopg", "+psycopg_async")),
            "asyncpg": create_async_engine(url.replace("+psycopg", "+asyncpg"))}
 stmt = sa.select(Customer).where(Customer.id == 7)
 core = sa.select(Customer.__table__.c.name).where(Customer.__table__.c.id == 7)
 db_stmt = sa.select(DbCustomer).where(DbCustomer.id == 7)
+sp_stmt = sa.select(SpCustomer).where(SpCustomer.id == 7)
 def orm(e, stmt=stmt):
     with Session(e) as s:
         s.scalars(stmt).one()
 def db_orm(e):
     orm(e, db_stmt)
+def sp_orm(e):
+    orm(e, sp_stmt)
 def conn_(e):
     with e.connect() as c:
         c.execute(core).one()
@@ -81,7 +103,8 @@ def run(path, n):
                 await aorm(e)
         start = time.perf_counter(); loop.run_until_complete(many())
         return time.perf_counter() - start
-    fn, e = {"core": (conn_, engine), "database_hit": (db_orm, db_engine)}.get(path, (orm, engine))
+    fn, e = {"core": (conn_, engine), "database_hit": (db_orm, db_engine),
+             "search_path_orm": (sp_orm, sp_engine)}.get(path, (orm, engine))
     start = time.perf_counter()
     for _ in range(n):
         fn(e)
@@ -93,7 +116,7 @@ for line in sys.stdin:
 
 
 def tenant_paths(
-    t: Tenancy, strict: Tenancy, dbt: Tenancy, at: dict[str, AsyncTenancy],
+    t: Tenancy, strict: Tenancy, dbt: Tenancy, sp: Tenancy, at: dict[str, AsyncTenancy],
     loop: asyncio.AbstractEventLoop,
 ) -> dict[str, Callable[[int], float]]:
     stmt = sa.select(Customer).where(Customer.id == 7)
@@ -108,10 +131,10 @@ def tenant_paths(
             return time.perf_counter() - start
         return run
 
-    def orm(tenancy: Tenancy) -> Callable[[], object]:
+    def orm(tenancy: Tenancy, query: Any = stmt) -> Callable[[], object]:
         def one() -> object:
             with tenancy.session("acme") as s:
-                return s.scalars(stmt).one()
+                return s.scalars(query).one()
         return one
 
     def conn() -> object:
@@ -137,6 +160,7 @@ def tenant_paths(
     return {
         "orm": loop_of(orm(t)), "core": loop_of(conn), "admin_statement": loop_of(admin),
         "strict_orm": loop_of(orm(strict)), "database_hit": loop_of(orm(dbt)),
+        "search_path_orm": loop_of(orm(sp, sa.select(SpCustomer).where(SpCustomer.id == 7))),
         "async_psycopg": aorm(at["psycopg"]), "async_asyncpg": aorm(at["asyncpg"]),
     }
 
@@ -151,15 +175,18 @@ def main() -> None:
         run(url, args.ops, args.rounds)
 
 
-def seed(tenancy: Tenancy) -> None:
+def seed(tenancy: Tenancy, model: Any = Customer) -> None:
     tenancy.create_tenant("acme")
     with tenancy.session("acme") as s:
-        s.add_all(Customer(id=i, name=f"c{i}") for i in range(ROWS))
+        s.add_all(model(id=i, name=f"c{i}") for i in range(ROWS))
         s.commit()
 
 
 def run(url: str, ops: int, rounds: int) -> None:
     main_url, strict_url, db_main = new_database(url), new_database(url), new_database(url)
+    sp_url = new_database(url)
+    sp = Tenancy(sp_url, metadata=Unqualified.metadata, routing="search_path")
+    seed(sp, SpCustomer)
     t = Tenancy(main_url, metadata=TenantBase.metadata)
     strict = Tenancy(strict_url, metadata=TenantBase.metadata, strict=True)
     dbt = Tenancy(db_main, metadata=TenantBase.metadata, strategy="database", prefix="hotdb_")
@@ -167,14 +194,15 @@ def run(url: str, ops: int, rounds: int) -> None:
         seed(tenancy)
     at = {d: AsyncTenancy(t, driver=d) for d in ("psycopg", "asyncpg")}  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
-    mine = tenant_paths(t, strict, dbt, at, loop)
+    mine = tenant_paths(t, strict, dbt, sp, at, loop)
     schema = t.locate("acme").schema
     db = dbt.locate("acme")
     db_url = sa.make_url(db_main).set(database=db.database)
     plain_url = t.engine.url.render_as_string(hide_password=False)
     child = subprocess.Popen(
         [sys.executable, "-c", PLAIN, plain_url, schema,
-         db_url.render_as_string(hide_password=False), db.schema],
+         db_url.render_as_string(hide_password=False), db.schema,
+         sa.make_url(sp_url).render_as_string(hide_password=False), sp.locate("acme").schema],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent,
     )
     assert child.stdin is not None and child.stdout is not None
@@ -199,7 +227,7 @@ def run(url: str, ops: int, rounds: int) -> None:
         print(f"{path:18} {base * 1e6:9.1f} {ours * 1e6:12.1f} {ours / base:6.2f}x")
     for a in at.values():
         loop.run_until_complete(a.dispose())
-    for tenancy in (dbt, strict, t):
+    for tenancy in (sp, dbt, strict, t):
         tenancy.drop_tenant("acme", confirm=True)
         tenancy.dispose()
 
