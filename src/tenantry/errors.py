@@ -102,6 +102,18 @@ class OnlineMoveUnavailable(ConfigurationError):
     """``online=True`` was asked for but the source cannot replicate (``wal_level``...)."""
 
 
+class DevServerBusy(TenantryError):
+    """Another ``tenantry dev`` runs the development servers of that folder already."""
+
+    def __init__(self, folder: object, pid: int | None, urls: list[str]) -> None:
+        self.pid, self.urls = pid, urls
+        who = f" (pid {pid})" if pid and pid > 0 else ""
+        super().__init__(
+            f"another tenantry dev{who} runs the servers in {folder}: use them, or stop it "
+            "(Ctrl-C there, or tenantry dev --stop)"
+        )
+
+
 class TransferError(TenantryError):
     """Exporting or importing a tenant's data failed (bad archive, checksum, pg_dump...)."""
 
