@@ -119,6 +119,7 @@ def hold(chosen: list[DevServer]) -> Iterator[None]:
     """Hold the lock of every server for the block, or raise :class:`DevServerBusy`."""
     with contextlib.ExitStack() as stack:
         for server in chosen:
+            _ignored_by_git(server.root)
             server.directory.mkdir(parents=True, exist_ok=True)
             handle = stack.enter_context((server.directory / "lock").open("a+"))
             if not _try_lock(handle):
@@ -184,6 +185,14 @@ def _handle(server: DevServer) -> Any:
 
 def _urls(chosen: list[DevServer]) -> list[str]:
     return [found.url for s in chosen if (found := s.running()) is not None]
+
+
+def _ignored_by_git(root: Path) -> None:
+    """Keep the servers' data out of version control, as ``.pytest_cache`` does."""
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# written by tenantry dev: the development servers' data\n*\n")
 
 
 def _try_lock(handle: IO[str]) -> bool:
