@@ -122,6 +122,7 @@ def test_data_survives_a_restart(start_dev: Callable[..., Dev], project: Path) -
     assert env["TENANTRY_TEST_URL"] == url
     assert str(project / ".tenantry" / "dev" / "server1") in url
     assert "password" not in first.out.read_text() + first.err.read_text()
+    assert (project / ".tenantry" / "dev" / ".gitignore").read_text().endswith("*\n")
     scalar(url, "CREATE TABLE kept (note text); INSERT INTO kept VALUES ('still here')")
     assert scalar(url, "SHOW wal_level") == "logical"  # tenants can move online
 
@@ -138,7 +139,8 @@ def test_data_survives_a_restart(start_dev: Callable[..., Dev], project: Path) -
 
 def test_count_two_gives_two_servers(start_dev: Callable[..., Dev], project: Path) -> None:
     folder = project / "elsewhere"
-    env = start_dev("--count", "2", "--dir", str(folder)).wait_ready()
+    dev = start_dev("--count", "2", "--dir", str(folder))
+    env = dev.wait_ready()
     one, two = env["TENANTRY_TEST_URL"], env["TENANTRY_TEST_URL2"]
     assert env["TENANTRY_SERVERS"] == f"server2={two}"
     assert str(folder / "server2") in two
@@ -148,6 +150,10 @@ def test_count_two_gives_two_servers(start_dev: Callable[..., Dev], project: Pat
     status = cli(project, "--status", "--dir", str(folder))
     assert status.returncode == 0
     assert exports(status.stdout) == env
+
+    dev.process.terminate()  # SIGTERM stops the servers as Ctrl-C does
+    assert dev.process.wait(timeout=STARTUP) == 0
+    assert {"server 1: stopped", "server 2: stopped"} <= set(dev.err.read_text().splitlines())
 
 
 def test_a_second_start_is_refused(start_dev: Callable[..., Dev], project: Path) -> None:

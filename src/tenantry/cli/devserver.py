@@ -123,13 +123,15 @@ def _print_exports(urls: list[str]) -> None:
 
 @contextlib.contextmanager
 def _terminated_as_interrupt() -> Iterator[None]:
-    """SIGTERM (``kill`` of the foreground process) stops the servers as Ctrl-C does."""
+    """SIGTERM (``kill``) and SIGINT stop the servers as Ctrl-C does, also when started in
+    the background by a shell (which makes it ignore SIGINT)."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
