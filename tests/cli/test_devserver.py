@@ -3,6 +3,7 @@ in a project folder), every one stopped after the test."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import signal
@@ -128,7 +129,12 @@ def test_data_survives_a_restart(start_dev: Callable[..., Dev], project: Path) -
 
     assert first.interrupt() == 0
     assert "server 1: stopped" in first.err.read_text()
-    assert not (project / ".tenantry/dev/server1/data/postmaster.pid").exists()
+    pid_file = project / ".tenantry/dev/server1/data/postmaster.pid"
+    assert not pid_file.exists()
+    assert cli(project, "--status").returncode == 1
+    # as a crash leaves it, naming a pid now another process's (this one): not a server
+    pid_file.write_text(f"{os.getpid()}\n{pid_file.parent}\n0\n5432\n{pid_file.parent}\n"
+                        "\n0 0\nready\n")
     assert cli(project, "--status").returncode == 1
 
     second = start_dev()

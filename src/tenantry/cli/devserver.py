@@ -34,12 +34,12 @@ def dev(
     ] = False,
     status: Annotated[
         bool, typer.Option("--status", help="Show which servers of --dir run; print their "
-                                            "export lines (exit 1 if none runs).")
+                                            "export lines (exit 1 if server 1 does not run).")
     ] = False,
 ) -> None:
     """Run development PostgreSQL servers in the foreground until Ctrl-C (data in --dir).
 
-    Prints each server's URL and the export lines for TENANTRY_URL and the test suite's
+    Prints export lines with the servers' URLs: TENANTRY_URL and the test suite's
     TENANTRY_TEST_URL (and TENANTRY_TEST_URL2, TENANTRY_SERVERS with --count 2).
     """
     try:
@@ -99,19 +99,22 @@ def _stop(directory: Path) -> None:
 
 
 def _status(directory: Path) -> None:
-    urls = []
+    urls: list[str] = []
+    gap = False  # exports name servers 1, 2...: only those before the first stopped one
     for server in devserver.servers(directory):
         running = server.running()
         if running is None:
             err.print(f"server {server.number}: stopped ({server.data})", highlight=False)
+            gap = True
             continue
         holder = server.holder()
         by = f", held by tenantry dev pid {holder}" if holder and holder > 0 else ""
         err.print(f"server {server.number}: running (postmaster pid {running.pid}{by})",
                   highlight=False)
-        urls.append(running.url)
+        if not gap:
+            urls.append(running.url)
     if not urls:
-        err.print(f"no server running in {directory}", highlight=False)
+        err.print(f"server 1 of {directory} is not running", highlight=False)
         raise typer.Exit(1)
     _print_exports(urls)
 
