@@ -100,12 +100,13 @@ def servers(root: str | Path = DEFAULT_DIRECTORY, count: int | None = None) -> l
 
 
 def environment(urls: list[str]) -> dict[str, str]:
-    """The environment variables that point tenantry's CLI and test suite at these servers."""
+    """The environment variables that point tenantry's CLI and test suite at these servers.
+
+    Not ``TENANTRY_SERVERS``: the CLI refuses servers unless the strategy is ``database``.
+    """
     env = {"TENANTRY_URL": urls[0], "TENANTRY_TEST_URL": urls[0]}
     if len(urls) > 1:
         env["TENANTRY_TEST_URL2"] = urls[1]
-        env["TENANTRY_SERVERS"] = " ".join(f"server{n}={url}"
-                                           for n, url in enumerate(urls[1:], start=2))
     return env
 
 

@@ -40,7 +40,7 @@ def dev(
     """Run development PostgreSQL servers in the foreground until Ctrl-C (data in --dir).
 
     Prints export lines with the servers' URLs: TENANTRY_URL and the test suite's
-    TENANTRY_TEST_URL (and TENANTRY_TEST_URL2, TENANTRY_SERVERS with --count 2).
+    TENANTRY_TEST_URL (and TENANTRY_TEST_URL2 with --count 2).
     """
     try:
         if stop:
