@@ -13,24 +13,12 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tenantry import TENANT_SCHEMA, current_tenant
+from examples.models import Note
+from tenantry import current_tenant
 from tenantry.aio import AsyncTenancy
 from tenantry.web import TenantMiddleware, header, path_prefix, subdomain
 from tenantry.web.dependencies import require_tenant, tenant_session
-
-
-class Base(DeclarativeBase):
-    """The example's own models; tenant tables use the placeholder schema."""
-
-    metadata = sa.MetaData(schema=TENANT_SCHEMA)
-
-
-class Note(Base):
-    __tablename__ = "notes"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str]
 
 
 class NoteIn(BaseModel):
@@ -41,8 +29,9 @@ SEED = {"acme": ["Acme: order more anvils"], "globex": ["Globex: world dominatio
 
 
 def connect(url: str, driver: str = "psycopg") -> AsyncTenancy:
-    """The example's tenancy: tenant tables come from ``Base.metadata`` (no migrations)."""
-    return AsyncTenancy(url, driver=driver, metadata=Base.metadata)  # type: ignore[arg-type]
+    """The example's tenancy: tenant tables come from the models (``TenantBase.metadata``,
+    the default; an application with migrations passes ``tenant_migrations=...``)."""
+    return AsyncTenancy(url, driver=driver)  # type: ignore[arg-type]
 
 
 async def provision(tenancy: AsyncTenancy) -> None:

@@ -10,30 +10,18 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, request
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tenantry import TENANT_SCHEMA, Tenancy, current_tenant
+from examples.models import Note
+from tenantry import Tenancy, current_tenant
 from tenantry.web import WSGITenantMiddleware, header, path_prefix, subdomain
-
-
-class Base(DeclarativeBase):
-    """The example's own models; tenant tables use the placeholder schema."""
-
-    metadata = sa.MetaData(schema=TENANT_SCHEMA)
-
-
-class Note(Base):
-    __tablename__ = "notes"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    text: Mapped[str]
-
 
 SEED = {"acme": ["Acme: order more anvils"], "globex": ["Globex: world domination, phase 2"]}
 
 
 def connect(url: str) -> Tenancy:
-    """The example's tenancy: tenant tables come from ``Base.metadata`` (no migrations)."""
-    return Tenancy(url, metadata=Base.metadata)
+    """The example's tenancy: tenant tables come from the models (``TenantBase.metadata``,
+    the default; an application with migrations passes ``tenant_migrations=...``)."""
+    return Tenancy(url)
 
 
 def provision(tenancy: Tenancy) -> None:

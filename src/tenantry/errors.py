@@ -102,6 +102,18 @@ class OnlineMoveUnavailable(ConfigurationError):
     """``online=True`` was asked for but the source cannot replicate (``wal_level``...)."""
 
 
+class DevServerBusy(TenantryError):
+    """Another ``tenantry dev`` runs the development servers of that folder already."""
+
+    def __init__(self, folder: object, pid: int | None, urls: list[str]) -> None:
+        self.pid, self.urls = pid, urls
+        who = f" (pid {pid})" if pid and pid > 0 else ""
+        super().__init__(
+            f"another tenantry dev{who} runs the servers in {folder}: use them, or stop it "
+            "(Ctrl-C there, or tenantry dev --stop)"
+        )
+
+
 class TransferError(TenantryError):
     """Exporting or importing a tenant's data failed (bad archive, checksum, pg_dump...)."""
 
@@ -192,12 +204,27 @@ class TenantIsolationError(TenantryError, PermissionError):
 # -- hybrid placement (issue 5) --
 
 
-class ForeignKeyAcrossDatabases(MoveError):
-    """Promoting a tenant would cut foreign keys from its tables to tables outside its schema."""
+class ForeignKeyAcrossDatabases(MoveError, MigrationError):
+    """A tenant in a database of its own cannot keep foreign keys to tables outside it:
+    promoting a schema tenant whose tables have some, or creating a database tenant whose
+    tenant stream (or metadata) declares some (PostgreSQL has no keys across databases)."""
 
-    def __init__(self, tenant: str, keys: list[tuple[str, str, str]]) -> None:
-        #: ``(table, constraint, referenced table)`` for each such foreign key.
+    def __init__(
+        self, tenant: str, keys: list[tuple[str, str, str]], *, creating: bool = False
+    ) -> None:
+        #: ``(table, constraint, referenced table)`` for each such foreign key (on creation
+        #: only the referenced table is known: table and constraint are ``""``).
         self.tenant, self.keys = tenant, keys
+        if creating:
+            refs = ", ".join(sorted({repr(ref) for _, _, ref in keys}))
+            super().__init__(
+                f"cannot create tenant {tenant!r} in a database of its own: its tables refer "
+                f"to {refs}, a table outside it (a shared table of the main database?), and "
+                "foreign keys cannot cross databases; keep the tenant stream (or metadata) of "
+                "database tenants free of references to shared tables, or create this tenant "
+                "in a schema"
+            )
+            return
         listed = ", ".join(f"{table}.{name} -> {ref}" for table, name, ref in keys)
         super().__init__(
             f"cannot promote tenant {tenant!r} to its own database: foreign keys reference "

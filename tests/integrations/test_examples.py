@@ -20,8 +20,17 @@ from examples.fastapi_app import app as fastapi_example
 from examples.flask_app import app as flask_example
 from werkzeug.serving import make_server
 
+from tenantry import TENANT_SCHEMA, TenantBase
+
 ACME = {"tenant": "acme", "notes": fastapi_example.SEED["acme"]}
 GLOBEX = {"tenant": "globex", "notes": fastapi_example.SEED["globex"]}
+
+
+def test_the_examples_declare_their_model_as_the_readme_does() -> None:
+    """On TenantBase (README, tenantry init), one model shared by both apps."""
+    assert fastapi_example.Note is flask_example.Note
+    assert issubclass(fastapi_example.Note, TenantBase)
+    assert fastapi_example.Note.__table__.schema == TENANT_SCHEMA
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tenantry import MigrationError, Tenancy
+from tenantry import ForeignKeyAcrossDatabases, MigrationError, Tenancy, TenantBase
 from tenantry.migrations.stream import MigrationStream
-from tests.support.databases import MIGRATIONS
+from tests.support.databases import MIGRATIONS, database_names
 
 
 def test_a_folder_without_versions_is_refused(tmp_path: Path, database_url: str) -> None:
@@ -64,14 +65,26 @@ def test_creating_a_tenant_before_the_shared_stream_says_what_to_run(
         t.migrate_shared()
         assert t.create_tenant("acme").revision is not None
 
-
-def test_a_database_tenant_stream_referring_to_shared_tables_says_why(
-    make_tenancy: Callable[..., Tenancy],
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"template": False}, {"tenant_migrations": None, "metadata": TenantBase.metadata}],
+    ids=["template", "no-template", "metadata"],
+)
+def test_a_database_tenant_referring_to_shared_tables_says_why(
+    make_tenancy: Callable[..., Tenancy], second_url: str, options: dict[str, Any]
 ) -> None:
-    """A database tenant has no shared tables in its database: the error says so (not "run the
-    shared stream", which has run), and no half tenant is left."""
-    t = make_tenancy(tenant_migrations=MIGRATIONS / "tenant", template=False)
-    with pytest.raises(MigrationError, match="cannot refer to the main database's shared"):
+    """A database tenant has no shared tables in its database: the error says so (as promote
+    does: not "run the shared stream", which has run), and no half tenant is left, whether
+    the tables are built in the template database, in the tenant's, or from metadata."""
+    t = make_tenancy(**{"tenant_migrations": MIGRATIONS / "tenant", **options})
+    with pytest.raises(ForeignKeyAcrossDatabases) as caught:
         t.create_tenant("acme")
+    assert caught.value.tenant == "acme"
+    assert caught.value.keys == [("", "", "public.users")]
+    message = str(caught.value)
+    assert "'public.users'" in message and "foreign keys cannot cross databases" in message
+    assert isinstance(caught.value, MigrationError)
     assert not t.tenant_exists("acme")
     assert t.doctor().findings == []
+    assert not [d for d in database_names(second_url) | database_names(str(t.engine.url))
+                if d.startswith(f"{t.prefix}acme")]

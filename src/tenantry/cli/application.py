@@ -11,6 +11,7 @@ from ..names import DEFAULT_PREFIX
 from . import (
     adopting,
     demo,
+    devserver,
     doctor,
     init,
     migrating,
@@ -100,6 +101,7 @@ app.command()(migrating.migrate)
 app.command()(migrating.status)
 app.command()(migrating.downgrade)
 app.command()(demo.demo)
+app.command()(devserver.dev)
 app.command("export")(transfer.export_)
 app.command("import")(transfer.import_)
 app.command()(query.query)

@@ -15,6 +15,7 @@ from ..core.intents import Intent, Operation
 from ..core.registry import Location, TenantInfo
 from ..errors import (
     ConfirmationRequired,
+    ForeignKeyAcrossDatabases,
     MigrationError,
     NotConfiguredFor,
     TenantExists,
@@ -38,7 +39,7 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
     """
     validate_name(name, core.prefix)
     if core.schema_kind(kind):  # builds it, if needed, before a connection is held
-        with explaining_missing_shared_tables(TEMPLATE_SCHEMA):
+        with explaining_missing_shared_tables(name, TEMPLATE_SCHEMA):
             core.warm_template()
     if core.strict_roles is not None:
         core.strict_roles.ensure_group()
@@ -57,47 +58,47 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
         location = core.locate_new(name, work.main, kind)
 
         def fill(conn: Connection, location: Location) -> str | None:
-            with core.as_tenant(conn, name, location), explaining_missing_shared_tables(
-                location.schema, own_database=location.database is not None
-            ):
+            with core.as_tenant(conn, name, location):
                 return core.build_tenant_tables(conn, location.schema)
 
-        info = provision(core, work, name, location, fill)
+        # A database tenant's tables may be built in a template database first, in its schema.
+        with explaining_missing_shared_tables(name, location.schema, TEMPLATE_SCHEMA,
+                                              own_database=location.database is not None):
+            info = provision(core, work, name, location, fill)
     log.info("created tenant %s in %s (revision %s)", name, location.schema, info.revision,
              extra={"tenant": name})
     return info
 
 
 @contextmanager
-def explaining_missing_shared_tables(schema: str, own_database: bool = False) -> Iterator[None]:
+def explaining_missing_shared_tables(
+    tenant: str, *schemas: str, own_database: bool = False
+) -> Iterator[None]:
     """Raise :func:`missing_shared_table`'s explanation instead of the error it explains."""
     try:
         yield
     except DBAPIError as exc:
-        explained = missing_shared_table(exc, schema, own_database)
+        explained = missing_shared_table(exc, tenant, schemas, own_database)
         if explained is None:
             raise
         raise explained from exc
 
 
 def missing_shared_table(
-    exc: DBAPIError, schema: str, own_database: bool = False
+    exc: DBAPIError, tenant: str, schemas: Sequence[str], own_database: bool = False
 ) -> MigrationError | None:
-    """What to say when a new tenant's tables refer to a relation of another schema that does
-    not exist: most often a shared table whose stream has not run yet (``None``: another
-    error, left as it is)."""
+    """What to say when a new tenant's tables refer to a relation outside ``schemas`` (the
+    ones being built) that does not exist: most often a shared table whose stream has not run
+    yet, or, for a tenant in a database of its own, a shared table of the main database
+    (``None``: another error, left as it is)."""
     if getattr(exc.orig, "sqlstate", None) != UNDEFINED_TABLE:
         return None
     found = re.search(r'relation "([^"]+)" does not exist', str(exc.orig))
     relation = found.group(1) if found is not None else ""
-    if "." not in relation or relation.startswith(f"{schema}."):
+    if "." not in relation or relation.split(".")[0] in schemas:
         return None  # a table of the tenant's own schema: the migration's own error
     if own_database:
-        return MigrationError(
-            f"relation {relation!r} does not exist in the tenant's own database: a "
-            "tenant in a database of its own cannot refer to the main database's shared "
-            "tables (no foreign keys across databases); keep such tenants' streams free of them"
-        )
+        return ForeignKeyAcrossDatabases(tenant, [("", "", relation)], creating=True)
     return MigrationError(
         f"relation {relation!r} does not exist: if it is a shared table, run the shared "
         "stream first (Tenancy.migrate_shared(), CLI: tenantry migrate), then create the tenant"

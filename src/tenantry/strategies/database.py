@@ -378,6 +378,10 @@ class DatabaseStrategy(Strategy):
             with builder.begin() as conn:
                 conn.execute(CreateSchema(TEMPLATE_SCHEMA))
                 stream.upgrade(prepared(conn, "__template__", TEMPLATE_SCHEMA), TEMPLATE_SCHEMA)
+        except BaseException:  # a failed migration leaves no half-built template behind
+            builder.dispose()
+            self.drop_database(server, name)
+            raise
         finally:
             builder.dispose()
         with self.admin(server).connect() as conn:
