@@ -10,7 +10,7 @@ relocation, transfer, doctor) take a Core.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -61,6 +61,13 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     return sa.create_engine(sync_engine_url(url), **options)
 
 
+def _one_of(option: str, value: object, allowed: Sequence[object]) -> None:
+    if value not in allowed:
+        raise ConfigurationError(
+            f"{option} must be one of {', '.join(map(repr, allowed))}, not {value!r}"
+        )
+
+
 class Core:
     """The parts of one Tenancy and the decisions its facades share (see the module doc)."""
 
@@ -97,10 +104,10 @@ class Core:
             self.engine, self.owns_engine = bind, False
         else:
             self.engine, self.owns_engine = make_engine(bind, **(engine_options or {})), True
-        if strategy not in STRATEGIES:
-            raise ConfigurationError(
-                f"unknown strategy {strategy!r}; choose one of {sorted(STRATEGIES)}"
-            )
+        _one_of("strategy", strategy, sorted(STRATEGIES))
+        _one_of("strict", strict, [False, True, "login"])
+        _one_of("routing", routing, ROUTING_MODES)
+        _one_of("provisioning", provisioning, PROVISIONING)
         self.prefix = validate_prefix(prefix)
         self.metadata = metadata if metadata is not None else TenantBase.metadata
         self.tenant_stream = (
@@ -125,8 +132,6 @@ class Core:
                              template=template).items()
             if v is not None
         }
-        if strict not in (False, True, "login"):
-            raise ConfigurationError(f"strict must be False, True or 'login', not {strict!r}")
         login_pools: dict[str, Any] = {}  # schema tenants logging in: their own registry's
         if strict == "login" and strategy == SchemaStrategy.kind:
             login_pools = {k: strategy_options.pop(k) for k in _POOL_OPTIONS
@@ -139,10 +144,6 @@ class Core:
             self.engine, self.prefix, **strategy_options
         )
         self.store = TenantStore(self.engine)
-        if routing not in ROUTING_MODES:
-            raise ConfigurationError(
-                f"routing must be 'translate' or 'search_path', not {routing!r}"
-            )
         #: ``routing="search_path"``: unqualified tables are tenant tables, found through the
         #: ``search_path`` each tenant transaction sets (docs/search-path.md).
         self.search_path = routing == "search_path"
@@ -154,17 +155,10 @@ class Core:
         instrument(self.engine)  # guard, strict roles on every door, reset at check-in
         #: The main engine with the hook of admin connections (routing per statement).
         self.admin_engine = admin_engine(self.engine)
-        #: Options of sessions and connections without a tenant.
+        #: The options and the engine of sessions and connections without a tenant.
         self.untenanted_options = {SEARCH_PATH_OPTION: NO_TENANT} if self.search_path else {}
-        #: The engine of sessions and connections without a tenant.
-        self.untenanted_engine = (
-            self.engine.execution_options(**self.untenanted_options) if self.search_path
-            else self.engine
-        )
-        if provisioning not in PROVISIONING:
-            raise ConfigurationError(
-                f"provisioning must be 'auto', 'template' or 'migrations', not {provisioning!r}"
-            )
+        self.untenanted_engine = (self.engine.execution_options(**self.untenanted_options)
+                                  if self.search_path else self.engine)
         self.provisioning = provisioning
         self.templates = self._templates(pg_dump)
         self.strict_roles = StrictRoles(self.engine) if strict else None
