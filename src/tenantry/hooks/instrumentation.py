@@ -11,7 +11,8 @@ share them; other engines get nothing):
   stopped, and strict mode's tenant role is put in force (:mod:`tenantry.hooks.settings`);
   a tenant whose storage vanished is reported as :class:`~tenantry.UnknownTenant`;
 * :mod:`tenantry.strict.denials`: permission errors as :class:`~tenantry.TenantIsolationError`;
-* :mod:`tenantry.hooks.poolreset`: a connection that ran as a tenant role is reset at check-in.
+* :mod:`tenantry.hooks.poolreset`: a connection that ran as a tenant role (or with a tenant's
+  ``search_path``) is reset at check-in; its pool hook is added when first needed.
 
 No connection event (``before_execute``, ``begin``, ...) is added: any listener of one makes
 SQLAlchemy join event dispatch for every connection of the engine (bench/hooks_floor.py).
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..strict import denials
-from . import guard, poolreset
+from . import guard
 
 
 def instrument(engine: Engine | AsyncEngine) -> None:
@@ -33,11 +34,10 @@ def instrument(engine: Engine | AsyncEngine) -> None:
     core = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     guard.install(core)
     denials.install_hooks(core)
-    poolreset.install(core)
 
 
 def instrumented(engine: Engine | AsyncEngine) -> bool:
     """Whether every hook of :func:`instrument` is on ``engine`` (or the engine it derives
     from, for an engine with execution options)."""
     core = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    return guard.installed(core) and denials.hooks_installed(core) and poolreset.installed(core)
+    return guard.installed(core) and denials.hooks_installed(core)

@@ -12,9 +12,10 @@ carry no data from one checkout to the next, and the drivers' own statement cach
 psycopg's automatic preparation) stay valid; psycopg does not reliably notice a
 ``DISCARD ALL``, so deallocating them under it would break its cache.
 
-Checkouts that never switched role (no strict tenant) are left alone, so the reset costs
-nothing outside strict mode. A reset that fails invalidates the connection (SQLAlchemy closes
-it instead of pooling it).
+Checkouts that never switched role or path are left alone, and the hook is only added to a
+pool once a checkout needs it, so outside strict mode and ``routing="search_path"`` the reset
+costs nothing (a pool ``reset`` listener alone costs SQLAlchemy some work at every check-in).
+A reset that fails invalidates the connection (SQLAlchemy closes it instead of pooling it).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.util import await_only
 
 #: Key in the pool record's ``info``: session state of this checkout (present: it ran as a
@@ -39,10 +40,12 @@ RESET = (
 )
 
 
-def mark(connection: PoolProxiedConnection) -> dict[str, Any]:
-    """Have ``connection`` reset when it goes back to the pool; returns the dict where the
-    checkout's session state is kept until then."""
-    state: dict[str, Any] = connection.info.setdefault(SESSION_STATE, {})
+def mark(conn: Connection) -> dict[str, Any]:
+    """Have ``conn``'s DBAPI connection reset when it goes back to the pool; returns the dict
+    where the checkout's session state is kept until then. The reset hook is added to the
+    engine's pool on first need, so pools that never run as a tenant role pay nothing."""
+    install(conn.engine)
+    state: dict[str, Any] = conn.connection.info.setdefault(SESSION_STATE, {})
     return state
 
 

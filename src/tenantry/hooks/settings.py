@@ -74,14 +74,14 @@ def _in_force(conn: Connection, role: str | None, path: str | None, tenant: str 
         if known and not _outside_transaction(raw):
             return  # this transaction's SET LOCALs are in force
         if not (known and _is_asyncpg(raw)):
-            state = poolreset.mark(pooled)
+            state = poolreset.mark(conn)
             state[_TRANSACTION] = None
             # psycopg opens the transaction for them; SQLAlchemy's asyncpg adapter too
             _run(conn, _settings(role, path, "LOCAL "), tenant, role)
             state[_TRANSACTION] = transaction
             return
         # asyncpg after a COMMIT sent as SQL: the adapter opens no new transaction
-    state = poolreset.mark(pooled)
+    state = poolreset.mark(conn)
     if state.get(_SESSION) != (role, path) and _outside_transaction(raw):
         _run(conn, _settings(role, path, ""), tenant, role)
         state[_SESSION] = (role, path)
@@ -102,7 +102,7 @@ def _per_statement(conn: Connection, role: str | None) -> None:
     """An admin connection: the statement runs as its tenant's role, or as the application."""
     pooled = conn.connection
     if role is not None:
-        poolreset.mark(pooled)[_ADMIN] = True
+        poolreset.mark(conn)[_ADMIN] = True
         _run(conn, [f"SET ROLE {quote(role)}"], None, role)
     elif pooled.info.get(poolreset.SESSION_STATE, {}).get(_ADMIN):
         _run(conn, ["RESET ROLE"], None, None)
