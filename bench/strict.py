@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -61,8 +62,14 @@ def setup(
     for tenant in tenants:
         t.create_tenant(tenant)
     if mode == "no-reset":  # only to measure the reset: strict mode never runs without it
-        sa.event.remove(t.engine, "reset", poolreset.reset_psycopg)
+        # tenantry adds its reset hook when a checkout first needs it; this listener runs
+        # first and forgets the checkout's state, so the reset has nothing to do.
+        sa.event.listen(t.engine, "reset", _forget_session_state, insert=True)
     return t, name
+
+
+def _forget_session_state(dbapi_connection: Any, record: Any, state: Any) -> None:
+    record.info.pop(poolreset.SESSION_STATE, None)
 
 
 def workload(
