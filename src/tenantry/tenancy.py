@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from . import transfer
 from .context import current_tenant
 from .context import use as use_context
 from .core import Core, make_engine
@@ -20,6 +19,7 @@ from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
 from .crosstenant.across import across as run_across
 from .doctor import Doctor, DoctorReport
+from .facade import RelocationVerbs, StrictVerbs, TransferVerbs
 from .hooks.orm import AdminSession, TenantSession
 from .hooks.statements import StatementSchemas
 from .migrations import fleet
@@ -29,13 +29,11 @@ from .migrations.stream import MigrationStream
 from .migrations.streamconfig import StreamSource
 from .names import DEFAULT_PREFIX
 from .provisioning import adoption, lifecycle
-from .relocation import relocate
 from .strategies import Strategy
 from .strategies.database import Placement
 from .strategies.enginemetrics import EngineMetrics
 from .strict.logins import LoginSecret
 from .strict.roles import StrictRoles
-from .transfer import Manifest, Progress
 
 __all__ = ["Tenancy", "TenancyConfig", "make_engine"]
 
@@ -50,7 +48,7 @@ class TenancyConfig:
         return Tenancy(self.url, **self.options)
 
 
-class Tenancy:
+class Tenancy(TransferVerbs, RelocationVerbs, StrictVerbs):
     """Multi-tenancy for one application database.
 
     ``bind`` is an :class:`~sqlalchemy.engine.Engine` or a URL (then tenantry owns the engine
@@ -300,96 +298,6 @@ class Tenancy:
     def migration_sql(self, name: str, target: str = "heads") -> str:
         """The SQL that migrating tenant ``name`` to ``target`` would run (Alembic offline)."""
         return fleet.migration_sql(self.core, name, target)
-
-    # -- export / import -----------------------------------------------------------------
-
-    def export_tenant(
-        self, name: str, dest: str | Path, *, pg_dump: bool = False,
-        progress: Progress | None = None,
-    ) -> Manifest:
-        """Write tenant ``name``'s data to directory ``dest`` (JSON Lines + manifest.json,
-        and a ``pg_dump -Fc`` archive of its schema with ``pg_dump=True``); returns the
-        :class:`~tenantry.transfer.Manifest`. See :func:`tenantry.transfer.export_tenant`."""
-        return transfer.export_tenant(self.core, name, dest, pg_dump=pg_dump, progress=progress)
-
-    def import_tenant(
-        self, src: str | Path, as_name: str, *, replace: bool = False, upgrade: bool = True,
-        progress: Progress | None = None,
-    ) -> TenantInfo:
-        """Create tenant ``as_name`` from the export in ``src``. An existing ``as_name`` is
-        refused unless ``replace=True`` (which drops it: that is the confirmation). See
-        :func:`tenantry.transfer.import_tenant`."""
-        return transfer.import_tenant(self.core, src, as_name, replace=replace, upgrade=upgrade,
-                                      progress=progress)
-
-    # -- relocation ----------------------------------------------------------------------
-
-    def move_tenant(
-        self, name: str, to: str, *, lock_timeout: str = "30s", online: bool | None = None
-    ) -> TenantInfo:
-        """Move database tenant ``name`` to server ``to``; idempotent.
-
-        Copy the tenant, check every table's row count and every sequence, switch the registry
-        row, drop the source. Reads go on throughout. Online (logical replication; the default
-        when the source server has ``wal_level = logical``, required by ``online=True``),
-        writes wait only for the switch; offline (``online=False``, or no logical WAL), they
-        wait for the whole ``pg_dump | pg_restore`` copy (details in the docs).
-        """
-        return relocate.move(self.core, name, to, lock_timeout=lock_timeout, online=online)
-
-    def promote_tenant(
-        self, name: str, *, to_server: str | None = None, drop_foreign_keys: bool = False,
-        lock_timeout: str = "30s", online: bool | None = None,
-    ) -> TenantInfo:
-        """Move schema tenant ``name`` into its own database (same schema name); idempotent.
-
-        ``to_server`` defaults to the placement policy's choice. Foreign keys from the tenant's
-        tables to other schemas raise :class:`ForeignKeyAcrossDatabases` unless
-        ``drop_foreign_keys=True`` (the copy is made without them). Reads go on throughout;
-        writes wait only for the switch when online, for the whole copy when offline
-        (``online`` as for :meth:`move_tenant`; see docs/hybrid.md).
-        """
-        return relocate.promote(self.core, name, to_server=to_server,
-                                drop_foreign_keys=drop_foreign_keys, lock_timeout=lock_timeout,
-                                online=online)
-
-    def demote_tenant(
-        self, name: str, *, lock_timeout: str = "30s", online: bool | None = None
-    ) -> TenantInfo:
-        """Move database tenant ``name`` back into a schema of the main database; idempotent.
-
-        The tenant's database is dropped after the registry switch. What waits, and ``online``,
-        as for :meth:`promote_tenant`.
-        """
-        return relocate.demote(self.core, name, lock_timeout=lock_timeout, online=online)
-
-    # -- strict mode ---------------------------------------------------------------------
-
-    def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
-        """Strict mode: let every tenant read (or, with ``write=True``, write) shared tables.
-
-        ``tables`` are :class:`~sqlalchemy.Table` objects or ``"schema.table"`` names. The
-        grant goes to the group role all tenant roles belong to, so it covers future tenants.
-        """
-        self.core.strict().grant_shared(tables, write=write)
-
-    def revoke_shared(self, *tables: sa.Table | str) -> None:
-        """Strict mode: take back what :meth:`grant_shared` gave on ``tables``."""
-        self.core.strict().revoke_shared(tables)
-
-    def tenant_role(self, name: str) -> str:
-        """Strict mode: the PostgreSQL role of tenant ``name``."""
-        return self.core.tenant_role(name)
-
-    def enable_strict(self) -> None:
-        """Turn strict mode on after construction (as ``strict=True`` does); idempotent."""
-        self.core.enable_strict()
-
-    def reset_logins(self, tenants: Sequence[str] | None = None) -> int:
-        """``strict="login"``: make each tenant's role ``LOGIN`` with the password derived from
-        the current login secret (after a secret change, or a tenant that changed its own
-        password); returns how many roles were set."""
-        return lifecycle.reset_logins(self.core, tenants)
 
     # -- doctor --------------------------------------------------------------------------
 

@@ -12,9 +12,11 @@ from tenantry.aio import SYNC_ONLY, AsyncTenancy
 
 
 def _public_methods(cls: type) -> dict[str, inspect.Signature]:
+    """The class's public methods, its verb groups' (base classes) included."""
     return {
         name: inspect.signature(member)
-        for name, member in vars(cls).items()
+        for klass in reversed(cls.__mro__[:-1])
+        for name, member in vars(klass).items()
         if callable(member) and not name.startswith("_")
     }
 

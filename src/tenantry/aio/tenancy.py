@@ -6,11 +6,9 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -30,12 +28,12 @@ from ..migrations.streamconfig import StreamSource
 from ..strategies.enginemetrics import EngineMetrics
 from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
-from ..transfer import Manifest, Progress
 from .engine import Driver, make_async_engine, sync_url
 from .routing import AsyncRouting
+from .verbs import AsyncRelocationVerbs, AsyncStrictVerbs, AsyncTransferVerbs
 
 
-class AsyncTenancy(AsyncRouting):
+class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 
     ``bind`` is a URL, an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`, or an existing
@@ -249,51 +247,6 @@ class AsyncTenancy(AsyncRouting):
         """See :meth:`Tenancy.migration_sql`."""
         return await asyncio.to_thread(self.admin.migration_sql, name, target)
 
-    async def export_tenant(
-        self, name: str, dest: str | Path, *, pg_dump: bool = False,
-        progress: Progress | None = None,
-    ) -> Manifest:
-        """See :meth:`Tenancy.export_tenant`."""
-        return await asyncio.to_thread(
-            self.admin.export_tenant, name, dest, pg_dump=pg_dump, progress=progress
-        )
-
-    async def import_tenant(
-        self, src: str | Path, as_name: str, *, replace: bool = False, upgrade: bool = True,
-        progress: Progress | None = None,
-    ) -> TenantInfo:
-        """See :meth:`Tenancy.import_tenant` (``replace=True`` is the confirmation)."""
-        return await asyncio.to_thread(
-            self.admin.import_tenant, src, as_name, replace=replace, upgrade=upgrade,
-            progress=progress,
-        )
-
-    async def move_tenant(
-        self, name: str, to: str, *, lock_timeout: str = "30s", online: bool | None = None
-    ) -> TenantInfo:
-        """See :meth:`Tenancy.move_tenant` (database strategy)."""
-        return await asyncio.to_thread(
-            self.admin.move_tenant, name, to, lock_timeout=lock_timeout, online=online
-        )
-
-    async def promote_tenant(
-        self, name: str, *, to_server: str | None = None, drop_foreign_keys: bool = False,
-        lock_timeout: str = "30s", online: bool | None = None,
-    ) -> TenantInfo:
-        """See :meth:`Tenancy.promote_tenant` (hybrid strategy)."""
-        return await asyncio.to_thread(
-            self.admin.promote_tenant, name, to_server=to_server,
-            drop_foreign_keys=drop_foreign_keys, lock_timeout=lock_timeout, online=online,
-        )
-
-    async def demote_tenant(
-        self, name: str, *, lock_timeout: str = "30s", online: bool | None = None
-    ) -> TenantInfo:
-        """See :meth:`Tenancy.demote_tenant` (hybrid strategy)."""
-        return await asyncio.to_thread(
-            self.admin.demote_tenant, name, lock_timeout=lock_timeout, online=online
-        )
-
     async def across(
         self,
         statement: Any,
@@ -312,27 +265,6 @@ class AsyncTenancy(AsyncRouting):
     def engine_metrics(self) -> EngineMetrics:
         """See :meth:`Tenancy.engine_metrics` (counters only: no I/O)."""
         return self.admin.engine_metrics()
-
-    async def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
-        """See :meth:`Tenancy.grant_shared`."""
-        await asyncio.to_thread(self.admin.grant_shared, *tables, write=write)
-
-    async def revoke_shared(self, *tables: sa.Table | str) -> None:
-        """See :meth:`Tenancy.revoke_shared`."""
-        await asyncio.to_thread(self.admin.revoke_shared, *tables)
-
-    async def tenant_role(self, name: str) -> str:
-        """See :meth:`Tenancy.tenant_role`."""
-        return await asyncio.to_thread(self.admin.tenant_role, name)
-
-    async def enable_strict(self) -> None:
-        """See :meth:`Tenancy.enable_strict`."""
-        await asyncio.to_thread(self.admin.enable_strict)
-        self.router.clear()
-
-    async def reset_logins(self, tenants: Sequence[str] | None = None) -> int:
-        """See :meth:`Tenancy.reset_logins`."""
-        return await asyncio.to_thread(self.admin.reset_logins, tenants)
 
     async def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
         """See :meth:`Tenancy.doctor`."""
