@@ -1,6 +1,7 @@
 """tenantry: multi-tenancy for SQLAlchemy 2 + Alembic applications on PostgreSQL."""
 
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
+from .core.events import HookFailure, TenantEvent
 from .core.registry import Location, State, TenantInfo
 from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
@@ -29,6 +30,7 @@ from .errors import (
     TenantLoginRefused,
     TenantMismatch,
     TenantryError,
+    TenantSuspended,
     TransferError,
     UnfinishedOperation,
     UnknownServer,
@@ -69,6 +71,7 @@ __all__ = [
     "EngineRegistry",
     "Finding",
     "ForeignKeyAcrossDatabases",
+    "HookFailure",
     "HybridStrategy",
     "InvalidTenantName",
     "Location",
@@ -95,6 +98,7 @@ __all__ = [
     "TenancyConfig",
     "TenantBase",
     "TenantElsewhere",
+    "TenantEvent",
     "TenantExists",
     "TenantFilter",
     "TenantInfo",
@@ -106,6 +110,7 @@ __all__ = [
     "TenantRow",
     "TenantSession",
     "TenantStatus",
+    "TenantSuspended",
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",

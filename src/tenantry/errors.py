@@ -32,6 +32,16 @@ class UnknownTenant(TenantryError, LookupError):
         super().__init__(f"unknown tenant {name!r}" + (f": {detail}" if detail else ""))
 
 
+class TenantSuspended(TenantryError, PermissionError):
+    """The tenant is suspended (:meth:`~tenantry.Tenancy.suspend_tenant`): its data is kept
+    and migrated, but sessions, requests and jobs are refused until it is resumed."""
+
+    def __init__(self, name: str, reason: str | None = None) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"tenant {name!r} is suspended" + (f": {reason}" if reason else ""))
+
+
 class TenantExists(TenantryError):
     """The operation would create a tenant (or storage) that already exists."""
 

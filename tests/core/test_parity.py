@@ -49,6 +49,6 @@ def test_sync_only_methods_exist_and_say_why() -> None:
 def test_async_admin_methods_are_coroutines_or_async_iterators() -> None:
     """Whatever does I/O is awaited (engine_metrics reads counters only)."""
     for name in set(SYNC) - set(SYNC_ONLY) - {"engine_metrics", "session", "connection",
-                                               "use"}:
+                                               "use", "on"}:
         member = getattr(AsyncTenancy, name)
         assert inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member), name

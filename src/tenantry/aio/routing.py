@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import event
@@ -17,6 +16,7 @@ from ..strategies.database import MAIN_SERVER
 from ..strict.logins import LoginRoles
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine
+from .threads import in_admin_thread
 
 
 class AsyncRouting:
@@ -112,7 +112,7 @@ class AsyncRouting:
             info, options = hit.info, hit.options  # its engine was evicted since: a new one
         else:
             if not self._registry_ready:
-                await asyncio.to_thread(self.admin.setup)
+                await in_admin_thread(self.admin, self.admin.setup)
                 self._registry_ready = True
             async with self.engine.connect() as conn:
                 info, options = await conn.run_sync(

@@ -30,10 +30,13 @@ from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
 from .engine import Driver, make_async_engine, sync_url
 from .routing import AsyncRouting
-from .verbs import AsyncRelocationVerbs, AsyncStrictVerbs, AsyncTransferVerbs
+from .threads import in_admin_thread
+from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncTransferVerbs
 
 
-class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting):
+class AsyncTenancy(
+    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting
+):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 
     ``bind`` is a URL, an :class:`~sqlalchemy.ext.asyncio.AsyncEngine`, or an existing
@@ -103,6 +106,7 @@ class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, A
             if core.untenanted_options else self.engine
         )
         self.admin.core.store.on_change(self.router.forget)  # its own changes, sync or async
+        self.admin.core.store.freshness.on_stale(self.router.clear)  # other processes' changes
         self._registry_ready = False
 
     def __repr__(self) -> str:
@@ -124,7 +128,7 @@ class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, A
         if self._owns_engine:
             await self.engine.dispose()
         if self._owns_admin:
-            await asyncio.to_thread(self.admin.dispose)
+            await in_admin_thread(self.admin, self.admin.dispose)
 
     def session(self, tenant: str | None = None, **kwargs: Any) -> SessionOpener:
         """An :class:`~sqlalchemy.ext.asyncio.AsyncSession` for ``tenant`` (default: current).
@@ -167,56 +171,56 @@ class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, A
 
     async def setup(self) -> None:
         """Create tenantry's registry table if needed."""
-        await asyncio.to_thread(self.admin.setup)
+        await in_admin_thread(self.admin, self.admin.setup)
         self._registry_ready = True
 
     async def list_tenants(self) -> list[TenantInfo]:
         """See :meth:`Tenancy.list_tenants`."""
-        return await asyncio.to_thread(self.admin.list_tenants)
+        return await in_admin_thread(self.admin, self.admin.list_tenants)
 
     async def get_tenant(self, name: str) -> TenantInfo:
         """See :meth:`Tenancy.get_tenant`."""
-        return await asyncio.to_thread(self.admin.get_tenant, name)
+        return await in_admin_thread(self.admin, self.admin.get_tenant, name)
 
     async def tenant_exists(self, name: str) -> bool:
         """See :meth:`Tenancy.tenant_exists`."""
-        return await asyncio.to_thread(self.admin.tenant_exists, name)
+        return await in_admin_thread(self.admin, self.admin.tenant_exists, name)
 
     async def locate(self, name: str) -> Location:
         """See :meth:`Tenancy.locate`."""
-        return await asyncio.to_thread(self.admin.locate, name)
+        return await in_admin_thread(self.admin, self.admin.locate, name)
 
     async def create_tenant(self, name: str, *, strategy: str | None = None) -> TenantInfo:
         """See :meth:`Tenancy.create_tenant`."""
-        return await asyncio.to_thread(self.admin.create_tenant, name, strategy=strategy)
+        return await in_admin_thread(self.admin, self.admin.create_tenant, name, strategy=strategy)
 
     async def drop_tenant(self, name: str, *, confirm: bool = False) -> bool:
         """See :meth:`Tenancy.drop_tenant` (needs ``confirm=True``)."""
-        return await asyncio.to_thread(self.admin.drop_tenant, name, confirm=confirm)
+        return await in_admin_thread(self.admin, self.admin.drop_tenant, name, confirm=confirm)
 
     async def rename_tenant(self, old: str, new: str) -> TenantInfo:
         """See :meth:`Tenancy.rename_tenant`."""
-        return await asyncio.to_thread(self.admin.rename_tenant, old, new)
+        return await in_admin_thread(self.admin, self.admin.rename_tenant, old, new)
 
     async def adopt_tenant(
         self, name: str, *, schema: str | None = None, database: str | None = None,
         server: str | None = None, rename: bool = False,
     ) -> TenantInfo:
         """See :meth:`Tenancy.adopt_tenant`."""
-        return await asyncio.to_thread(self.admin.adopt_tenant, name, schema=schema,
+        return await in_admin_thread(self.admin, self.admin.adopt_tenant, name, schema=schema,
                                        database=database, server=server, rename=rename)
 
     async def rebuild_template(self) -> None:
         """See :meth:`Tenancy.rebuild_template`."""
-        await asyncio.to_thread(self.admin.rebuild_template)
+        await in_admin_thread(self.admin, self.admin.rebuild_template)
 
     async def migrate_shared(self, target: str = "heads") -> Step | None:
         """See :meth:`Tenancy.migrate_shared`."""
-        return await asyncio.to_thread(self.admin.migrate_shared, target)
+        return await in_admin_thread(self.admin, self.admin.migrate_shared, target)
 
     async def migrate_tenant(self, name: str, target: str = "heads") -> TenantOutcome:
         """See :meth:`Tenancy.migrate_tenant`."""
-        return await asyncio.to_thread(self.admin.migrate_tenant, name, target)
+        return await in_admin_thread(self.admin, self.admin.migrate_tenant, name, target)
 
     async def migrate_all(
         self,
@@ -230,22 +234,22 @@ class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, A
         compiled: bool = False,
     ) -> MigrationReport:
         """See :meth:`Tenancy.migrate_all` (callbacks run in the worker thread)."""
-        return await asyncio.to_thread(
-            self.admin.migrate_all, target, tenants, jobs=jobs, on_outcome=on_outcome,
+        return await in_admin_thread(
+            self.admin, self.admin.migrate_all, target, tenants, jobs=jobs, on_outcome=on_outcome,
             on_plan=on_plan, confirm=confirm, compiled=compiled,
         )
 
     async def status(self) -> list[TenantStatus]:
         """See :meth:`Tenancy.status`."""
-        return await asyncio.to_thread(self.admin.status)
+        return await in_admin_thread(self.admin, self.admin.status)
 
     async def drift(self) -> Drift:
         """See :meth:`Tenancy.drift`."""
-        return await asyncio.to_thread(self.admin.drift)
+        return await in_admin_thread(self.admin, self.admin.drift)
 
     async def migration_sql(self, name: str, target: str = "heads") -> str:
         """See :meth:`Tenancy.migration_sql`."""
-        return await asyncio.to_thread(self.admin.migration_sql, name, target)
+        return await in_admin_thread(self.admin, self.admin.migration_sql, name, target)
 
     async def across(
         self,
@@ -268,7 +272,8 @@ class AsyncTenancy(AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, A
 
     async def doctor(self, *, fix: bool = False, destructive: bool = False) -> DoctorReport:
         """See :meth:`Tenancy.doctor`."""
-        return await asyncio.to_thread(self.admin.doctor, fix=fix, destructive=destructive)
+        return await in_admin_thread(self.admin, self.admin.doctor, fix=fix,
+                                     destructive=destructive)
 
 
 #: Tenancy methods without an async counterpart, and why.

@@ -3,17 +3,18 @@ the sync verb of the same name in a worker thread."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core import Router
+from ..core.events import Hook, When
 from ..core.registry import TenantInfo
 from ..tenancy import Tenancy
 from ..transfer import Manifest, Progress
+from .threads import in_admin_thread
 
 
 class AsyncTransferVerbs:
@@ -26,8 +27,8 @@ class AsyncTransferVerbs:
         progress: Progress | None = None,
     ) -> Manifest:
         """See :meth:`Tenancy.export_tenant`."""
-        return await asyncio.to_thread(
-            self.admin.export_tenant, name, dest, pg_dump=pg_dump, progress=progress
+        return await in_admin_thread(
+            self.admin, self.admin.export_tenant, name, dest, pg_dump=pg_dump, progress=progress
         )
 
     async def import_tenant(
@@ -35,8 +36,8 @@ class AsyncTransferVerbs:
         progress: Progress | None = None,
     ) -> TenantInfo:
         """See :meth:`Tenancy.import_tenant` (``replace=True`` is the confirmation)."""
-        return await asyncio.to_thread(
-            self.admin.import_tenant, src, as_name, replace=replace, upgrade=upgrade,
+        return await in_admin_thread(
+            self.admin, self.admin.import_tenant, src, as_name, replace=replace, upgrade=upgrade,
             progress=progress,
         )
 
@@ -50,8 +51,8 @@ class AsyncRelocationVerbs:
         self, name: str, to: str, *, lock_timeout: str = "30s", online: bool | None = None
     ) -> TenantInfo:
         """See :meth:`Tenancy.move_tenant` (database strategy)."""
-        return await asyncio.to_thread(
-            self.admin.move_tenant, name, to, lock_timeout=lock_timeout, online=online
+        return await in_admin_thread(
+            self.admin, self.admin.move_tenant, name, to, lock_timeout=lock_timeout, online=online
         )
 
     async def promote_tenant(
@@ -59,8 +60,8 @@ class AsyncRelocationVerbs:
         lock_timeout: str = "30s", online: bool | None = None,
     ) -> TenantInfo:
         """See :meth:`Tenancy.promote_tenant` (hybrid strategy)."""
-        return await asyncio.to_thread(
-            self.admin.promote_tenant, name, to_server=to_server,
+        return await in_admin_thread(
+            self.admin, self.admin.promote_tenant, name, to_server=to_server,
             drop_foreign_keys=drop_foreign_keys, lock_timeout=lock_timeout, online=online,
         )
 
@@ -68,8 +69,8 @@ class AsyncRelocationVerbs:
         self, name: str, *, lock_timeout: str = "30s", online: bool | None = None
     ) -> TenantInfo:
         """See :meth:`Tenancy.demote_tenant` (hybrid strategy)."""
-        return await asyncio.to_thread(
-            self.admin.demote_tenant, name, lock_timeout=lock_timeout, online=online
+        return await in_admin_thread(
+            self.admin, self.admin.demote_tenant, name, lock_timeout=lock_timeout, online=online
         )
 
 
@@ -81,21 +82,41 @@ class AsyncStrictVerbs:
 
     async def grant_shared(self, *tables: sa.Table | str, write: bool = False) -> None:
         """See :meth:`Tenancy.grant_shared`."""
-        await asyncio.to_thread(self.admin.grant_shared, *tables, write=write)
+        await in_admin_thread(self.admin, self.admin.grant_shared, *tables, write=write)
 
     async def revoke_shared(self, *tables: sa.Table | str) -> None:
         """See :meth:`Tenancy.revoke_shared`."""
-        await asyncio.to_thread(self.admin.revoke_shared, *tables)
+        await in_admin_thread(self.admin, self.admin.revoke_shared, *tables)
 
     async def tenant_role(self, name: str) -> str:
         """See :meth:`Tenancy.tenant_role`."""
-        return await asyncio.to_thread(self.admin.tenant_role, name)
+        return await in_admin_thread(self.admin, self.admin.tenant_role, name)
 
     async def enable_strict(self) -> None:
         """See :meth:`Tenancy.enable_strict`."""
-        await asyncio.to_thread(self.admin.enable_strict)
+        await in_admin_thread(self.admin, self.admin.enable_strict)
         self.router.clear()
 
     async def reset_logins(self, tenants: Sequence[str] | None = None) -> int:
         """See :meth:`Tenancy.reset_logins`."""
-        return await asyncio.to_thread(self.admin.reset_logins, tenants)
+        return await in_admin_thread(self.admin, self.admin.reset_logins, tenants)
+
+
+class AsyncOperatingVerbs:
+    """See :class:`tenantry.facade.OperatingVerbs`."""
+
+    admin: Tenancy
+
+    def on(
+        self, event: str, hook: Hook | None = None, *, when: When = "after"
+    ) -> Callable[..., object]:
+        """See :meth:`Tenancy.on` (no I/O; after-hooks may be coroutine functions)."""
+        return self.admin.on(event, hook, when=when)
+
+    async def suspend_tenant(self, name: str, *, reason: str | None = None) -> TenantInfo:
+        """See :meth:`Tenancy.suspend_tenant`."""
+        return await in_admin_thread(self.admin, self.admin.suspend_tenant, name, reason=reason)
+
+    async def resume_tenant(self, name: str) -> TenantInfo:
+        """See :meth:`Tenancy.resume_tenant`."""
+        return await in_admin_thread(self.admin, self.admin.resume_tenant, name)

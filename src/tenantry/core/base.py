@@ -10,7 +10,7 @@ relocation, transfer, doctor) take a Core.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -36,37 +36,13 @@ from ..strategies.enginemetrics import EngineMetrics
 from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from ..strict.roles import StrictRoles
-from ..urls import sync_engine_url
+from .events import Events
+from .options import PROVISIONING, STRATEGIES, make_engine, one_of, pool_options
 from .registry import Location, TenantInfo
 from .router import Route, Router
 from .store import TenantStore
 
 log = logging.getLogger("tenantry")
-
-STRATEGIES: dict[str, type[Strategy]] = {
-    SchemaStrategy.kind: SchemaStrategy,
-    DatabaseStrategy.kind: DatabaseStrategy,
-    HybridStrategy.kind: HybridStrategy,
-}
-#: Options of the tenant engine registry (also the login pools of schema tenants).
-_POOL_OPTIONS = ("max_engines", "max_parked", "max_connections", "pool_size", "budget_timeout")
-PROVISIONING = ("auto", "template", "migrations")
-
-
-def make_engine(url: str | URL, **options: Any) -> Engine:
-    """An engine for ``url``; a bare ``postgresql://`` URL gets the psycopg 3 driver.
-
-    A bad URL, an asyncio or missing driver: :class:`ConfigurationError` (see :mod:`.urls`).
-    """
-    return sa.create_engine(sync_engine_url(url), **options)
-
-
-def _one_of(option: str, value: object, allowed: Sequence[object]) -> None:
-    if value not in allowed:
-        raise ConfigurationError(
-            f"{option} must be one of {', '.join(map(repr, allowed))}, not {value!r}"
-        )
-
 
 class Core:
     """The parts of one Tenancy and the decisions its facades share (see the module doc)."""
@@ -104,10 +80,10 @@ class Core:
             self.engine, self.owns_engine = bind, False
         else:
             self.engine, self.owns_engine = make_engine(bind, **(engine_options or {})), True
-        _one_of("strategy", strategy, sorted(STRATEGIES))
-        _one_of("strict", strict, [False, True, "login"])
-        _one_of("routing", routing, ROUTING_MODES)
-        _one_of("provisioning", provisioning, PROVISIONING)
+        one_of("strategy", strategy, sorted(STRATEGIES))
+        one_of("strict", strict, [False, True, "login"])
+        one_of("routing", routing, ROUTING_MODES)
+        one_of("provisioning", provisioning, PROVISIONING)
         self.prefix = validate_prefix(prefix)
         self.metadata = metadata if metadata is not None else TenantBase.metadata
         self.tenant_stream = (
@@ -134,7 +110,7 @@ class Core:
         }
         login_pools: dict[str, Any] = {}  # schema tenants logging in: their own registry's
         if strict == "login" and strategy == SchemaStrategy.kind:
-            login_pools = {k: strategy_options.pop(k) for k in _POOL_OPTIONS
+            login_pools = {k: strategy_options.pop(k) for k in pool_options
                            if k in strategy_options}
         if strategy_options and strategy not in (DatabaseStrategy.kind, HybridStrategy.kind):
             raise ConfigurationError(
@@ -144,11 +120,14 @@ class Core:
             self.engine, self.prefix, **strategy_options
         )
         self.store = TenantStore(self.engine)
+        #: The application's lifecycle hooks (:mod:`tenantry.core.events`).
+        self.events = Events()
         #: ``routing="search_path"``: unqualified tables are tenant tables, found through the
         #: ``search_path`` each tenant transaction sets (docs/search-path.md).
         self.search_path = routing == "search_path"
         self.router: Router[Engine] = Router(self.prefix, self.search_path)
         self.store.on_change(self.router.forget)
+        self.store.freshness.on_stale(self.router.clear)
         if isinstance(self.strategy, DatabaseStrategy):  # and hybrid
             self.strategy.template_stream = self.tenant_stream
             self.strategy.forget = self.router.forget  # drop routes gone stale
@@ -231,6 +210,8 @@ class Core:
 
     def route(self, name: str) -> Engine:
         """The engine (with routing options) for tenant ``name``; raises if unknown."""
+        if self.store.freshness.due():  # another process may have changed the registry
+            self.store.freshness.check()
         hit = self.router.cached(name)
         if hit is not None and hit.info.location.database is None and self.logins is None:
             return hit.engine  # a schema tenant on the main engine

@@ -27,10 +27,14 @@ class State(enum.StrEnum):
     MIGRATING = "migrating"
     FAILED = "failed"
     DROPPING = "dropping"
+    SUSPENDED = "suspended"
 
 
 #: States in which a tenant's data can be used.
 USABLE_STATES = frozenset({State.READY, State.MIGRATING, State.FAILED})
+#: States in which migrations reach a tenant (a suspended tenant keeps its schema current).
+MIGRATABLE_STATES = USABLE_STATES | {State.SUSPENDED}
+_STATE_CHECK = f"state IN ({', '.join(repr(s.value) for s in State)})"
 
 metadata = sa.MetaData()
 _now = sa.func.now()
@@ -45,12 +49,10 @@ tenants = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("revision", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),  # why it is suspended
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
-    sa.CheckConstraint(
-        "state IN ('provisioning', 'ready', 'migrating', 'failed', 'dropping')",
-        name="tenantry_tenants_state",
-    ),
+    sa.CheckConstraint(_STATE_CHECK, name="tenantry_tenants_state"),
     schema=SHARED_SCHEMA,
 )
 sa.Index("tenantry_tenants_state_idx", tenants.c.state)
@@ -77,6 +79,8 @@ class TenantInfo:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    #: Why the tenant is suspended (given to :meth:`~tenantry.Tenancy.suspend_tenant`).
+    reason: str | None = None
 
     @property
     def schema(self) -> str:
@@ -97,6 +101,7 @@ class TenantInfo:
             error=row.error,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            reason=row.reason,
         )
 
 
@@ -125,6 +130,28 @@ def ensure(conn: Connection) -> None:
     """Create the registry table if it is missing (idempotent, safe under concurrency)."""
     lock_global(conn)
     metadata.create_all(conn, checkfirst=True)
+    _upgrade(conn)
+
+
+def _upgrade(conn: Connection) -> None:
+    """Bring a registry made by an older tenantry up to this one (``suspended``, ``reason``)."""
+    table = f"{SHARED_SCHEMA}.{tenants.name}"  # constants of this module, not user input
+    has_reason, check = conn.execute(
+        sa.text("SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+                "AND attname = 'reason' AND NOT attisdropped), "
+                "(SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = 'tenantry_tenants_state' AND conrelid = CAST(:t AS regclass))"),
+        {"t": table},
+    ).one()
+    if not has_reason:  # checked first: ALTER TABLE waits for every reader of the registry
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS reason text")
+    if check is not None and all(f"'{s.value}'" in check for s in State):
+        return
+    if check is not None:
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP CONSTRAINT tenantry_tenants_state")
+    conn.exec_driver_sql(
+        f"ALTER TABLE {table} ADD CONSTRAINT tenantry_tenants_state CHECK ({_STATE_CHECK})"
+    )
 
 
 def get(conn: Connection, name: str) -> TenantInfo | None:
@@ -161,6 +188,14 @@ def insert(
         .returning(*tenants.c)
     ).one()
     return TenantInfo.from_row(row)
+
+
+def keeping_suspension(state: State) -> sa.ColumnElement[str]:
+    """``state`` for a row, unless it is suspended: migrations reach suspended tenants and
+    leave them suspended."""
+    return sa.case(
+        (tenants.c.state == State.SUSPENDED.value, State.SUSPENDED.value), else_=state.value
+    )
 
 
 def update(conn: Connection, name: str, /, **values: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 
-from ..errors import UnknownTenant
+from ..errors import TenantSuspended, UnknownTenant
 from ..names import validate_name
 from ..strategies import routing_options
 from ..strict.logins import LOGIN_OPTION, LoginRoles
@@ -68,10 +68,13 @@ class Router(Generic[E]):
     ) -> tuple[TenantInfo, dict[str, Any]]:
         """Tenant ``name``'s row and the execution options of its route, read on ``conn``.
 
-        :class:`UnknownTenant` if it is not registered or not usable.
+        :class:`UnknownTenant` if it is not registered or not usable, :class:`TenantSuspended`
+        if it is suspended.
         """
         validate_name(name, self.prefix)
         info = registry.get(conn, name)
+        if info is not None and info.state is registry.State.SUSPENDED:
+            raise TenantSuspended(name, info.error)
         if info is None or not info.usable:
             raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
         options = routing_options(name, info.schema, self.search_path)

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import UnfinishedOperation, UnknownTenant
-from . import intents, registry
+from . import generation, intents, registry
+from .generation import Freshness
 from .intents import Intent, Operation
 from .registry import Location, State, TenantInfo
 
@@ -23,6 +24,8 @@ class TenantStore:
         self.engine = engine
         self._ready = False
         self._listeners: list[Callable[[str], None]] = []
+        #: When changes made by other processes are noticed (:mod:`.generation`).
+        self.freshness = Freshness(self.begin)
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(name)`` after a unit of work on tenant ``name`` (route caches)."""
@@ -41,6 +44,7 @@ class TenantStore:
         if not self._ready:
             with self.engine.begin() as conn:
                 registry.ensure(conn)
+                generation.ensure(conn)
                 intents.ensure(conn)
             self._ready = True
         with self.engine.begin() as conn:
@@ -130,6 +134,7 @@ class TenantWork:
     def update(self, name: str, /, **values: Any) -> TenantInfo:
         """Change ``name``'s row (``name=`` renames it); its intent is done."""
         registry.update(self.main, name, **values)
+        generation.bump(self.main)
         intents.clear(self.main, name)
         info = registry.get(self.main, values.get("name", name))
         assert info is not None
@@ -138,4 +143,5 @@ class TenantWork:
     def delete(self, name: str) -> None:
         """Unregister ``name``; its intent is done."""
         registry.delete(self.main, name)
+        generation.bump(self.main)
         intents.clear(self.main, name)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..core import Core, registry
-from ..core.registry import State, TenantInfo
+from ..core.registry import MIGRATABLE_STATES, State, TenantInfo
 from ..errors import ConfirmationRequired, MigrationError, UnknownTenant
 from ..models import SHARED_SCHEMA
 from ..names import quote
@@ -21,7 +21,8 @@ from .revisions import is_downgrade, matches, resolve
 from .stream import MigrationStream
 from .tenant import migrate_one
 
-_MIGRATABLE = frozenset({State.READY, State.MIGRATING, State.FAILED})
+_MIGRATABLE = MIGRATABLE_STATES
+_SETTLED = frozenset({State.READY, State.SUSPENDED})
 
 
 @dataclass
@@ -54,7 +55,7 @@ def plan(
             raise UnknownTenant(pattern, "not registered")
     todo, current = [], []
     for info in chosen:
-        if info.state == State.READY and info.revision == wanted:
+        if info.state in _SETTLED and info.revision == wanted:
             current.append(TenantOutcome(info.name, "current", info.revision, info.revision))
         elif info.state in _MIGRATABLE:
             todo.append(info)

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import sqlalchemy as sa
 
 from ..core import Core, registry
-from ..core.registry import State, TenantInfo
+from ..core.registry import State, TenantInfo, keeping_suspension
 from ..names import quote
 from ..provisioning.sqlscript import query_script
 from ..strategies.base import prepared
@@ -26,6 +26,8 @@ from .revisions import is_downgrade
 from .stream import is_revision_name
 
 log = logging.getLogger("tenantry.fleet")
+#: A migrated tenant's state: ready, or still suspended.
+_READY = keeping_suspension(State.READY)
 
 
 def mark_migrating(core: Core, names: Sequence[str]) -> None:
@@ -35,7 +37,7 @@ def mark_migrating(core: Core, names: Sequence[str]) -> None:
             main.execute(
                 registry.tenants.update()
                 .where(registry.tenants.c.name.in_(list(names)))
-                .values(state=State.MIGRATING.value, updated_at=sa.func.now())
+                .values(state=keeping_suspension(State.MIGRATING), updated_at=sa.func.now())
             )
 
 
@@ -68,7 +70,7 @@ def migrate_one(
         log.error("migration of tenant %s failed: %s", name, error)
         try:
             with core.store.begin() as main:
-                registry.update(main, name, state=State.FAILED, error=error)
+                registry.update(main, name, state=keeping_suspension(State.FAILED), error=error)
         except Exception:  # the database is gone: the tenant stays 'migrating'
             log.exception("cannot record the failure of tenant %s", name)
         return TenantOutcome(name, "failed", info.revision, info.revision, error)
@@ -95,7 +97,7 @@ def _ordinary(core: Core, info: TenantInfo, target: str | None) -> Step:
                 step = stream.downgrade(conn, info.schema, goal)
             else:
                 step = stream.upgrade(conn, info.schema, goal)
-        registry.update(main, info.name, state=State.READY, revision=step.after, error=None)
+        registry.update(main, info.name, state=_READY, revision=step.after, error=None)
     return step
 
 
@@ -154,7 +156,7 @@ def _prefetched(core: Core, info: TenantInfo, target: str | None) -> Step | None
                     run = stream.downgrade if down else stream.upgrade
                     step = run(conn, info.schema, target, heads=heads)
             if step.after != target:
-                registry.update(main, info.name, state=State.READY, revision=step.after,
+                registry.update(main, info.name, state=_READY, revision=step.after,
                                 error=None)
     except _NoVersionTable as exc:
         log.info("tenant %s has no version table, migrating the long way: %s", info.name, exc)
@@ -187,7 +189,7 @@ def _compiled(
                 else:
                     compiled.run(conn, info.schema)
             if not same_database:
-                registry.update(main, info.name, state=State.READY, revision=target, error=None)
+                registry.update(main, info.name, state=_READY, revision=target, error=None)
     except StaleRevision as exc:  # rolled back; the registry was out of date
         log.info("compiled step skipped: %s", exc)
         return None
@@ -225,7 +227,7 @@ def _ready_template(dialect: sa.engine.Dialect, revision: str) -> str:
     update = (
         registry.tenants.update()
         .where(registry.tenants.c.name == _NAME_MARK[1:-1])
-        .values(state=State.READY.value, revision=revision, error=None, updated_at=sa.func.now())
+        .values(state=_READY, revision=revision, error=None, updated_at=sa.func.now())
     )
     compiled = update.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     text = f"{compiled};\n"
