@@ -5,7 +5,7 @@
 
 from ..errors import AmbiguousRequest
 from .asgi import TenantMiddleware
-from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, SUSPENDED_TENANT, UNKNOWN_TENANT, Reject
 from .resolvers import (
     RequestView,
     Resolution,
@@ -21,6 +21,7 @@ from .wsgi import WSGITenantMiddleware
 __all__ = [
     "AMBIGUOUS_TENANT",
     "MISSING_TENANT",
+    "SUSPENDED_TENANT",
     "UNKNOWN_TENANT",
     "AmbiguousRequest",
     "Reject",
