@@ -18,6 +18,7 @@ from . import (
     query,
     relocation,
     revision,
+    suspension,
     tenants,
     transfer,
 )
@@ -95,6 +96,8 @@ app.command()(revision.revision)
 app.command()(tenants.create)
 app.command()(tenants.drop)
 app.command()(tenants.rename)
+app.command()(suspension.suspend)
+app.command()(suspension.resume)
 app.command()(adopting.adopt)
 app.command("list")(tenants.list_)
 app.command()(migrating.migrate)
