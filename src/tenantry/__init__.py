@@ -2,6 +2,7 @@
 
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .core.events import HookFailure, TenantEvent
+from .core.history import HistoryEntry
 from .core.registry import Location, State, TenantInfo
 from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
@@ -71,6 +72,7 @@ __all__ = [
     "EngineRegistry",
     "Finding",
     "ForeignKeyAcrossDatabases",
+    "HistoryEntry",
     "HookFailure",
     "HybridStrategy",
     "InvalidTenantName",

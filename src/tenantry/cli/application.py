@@ -13,6 +13,7 @@ from . import (
     demo,
     devserver,
     doctor,
+    history,
     init,
     migrating,
     query,
@@ -98,6 +99,7 @@ app.command()(tenants.drop)
 app.command()(tenants.rename)
 app.command()(suspension.suspend)
 app.command()(suspension.resume)
+app.command()(history.history)
 app.command()(adopting.adopt)
 app.command("list")(tenants.list_)
 app.command()(migrating.migrate)

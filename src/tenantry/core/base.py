@@ -37,6 +37,7 @@ from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from ..strict.roles import StrictRoles
 from .events import Events
+from .history import History
 from .options import PROVISIONING, STRATEGIES, make_engine, one_of, pool_options
 from .registry import Location, TenantInfo
 from .router import Route, Router
@@ -120,8 +121,11 @@ class Core:
             self.engine, self.prefix, **strategy_options
         )
         self.store = TenantStore(self.engine)
-        #: The application's lifecycle hooks (:mod:`tenantry.core.events`).
+        #: The application's lifecycle hooks (:mod:`tenantry.core.events`), and the history
+        #: every event is written to (:mod:`tenantry.core.history`).
         self.events = Events()
+        self.history = History(self.store.begin)
+        self.events.journal = self.history.record
         #: ``routing="search_path"``: unqualified tables are tenant tables, found through the
         #: ``search_path`` each tenant transaction sets (docs/search-path.md).
         self.search_path = routing == "search_path"

@@ -130,9 +130,11 @@ def migrate_all(
         if on_outcome is not None:
             on_outcome(outcome)
 
-    done = run(core, todo.todo, todo.target, jobs=jobs, on_outcome=heard, compiled=compiled)
-    report = MigrationReport(shared, todo.current + done)
-    core.events.after("fleet_migrated", None, report=report)
+    with core.history.batch():  # one statement for the run's history, at its end
+        done = run(core, todo.todo, todo.target, jobs=jobs, on_outcome=heard,
+                   compiled=compiled)
+        report = MigrationReport(shared, todo.current + done)
+        core.events.after("fleet_migrated", None, report=report)
     return report
 
 
