@@ -5,13 +5,16 @@ from .core.events import HookFailure, TenantEvent
 from .core.registry import Location, State, TenantInfo
 from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
+from .domains import Domain, normalise_domain
 from .errors import (
     AdminSessionRequired,
     ClientProgramNotFound,
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
+    DomainTaken,
     ForeignKeyAcrossDatabases,
+    InvalidDomain,
     InvalidTenantName,
     MigrationError,
     MoveError,
@@ -33,6 +36,7 @@ from .errors import (
     TenantSuspended,
     TransferError,
     UnfinishedOperation,
+    UnknownDomain,
     UnknownServer,
     UnknownTenant,
     UnversionedStorage,
@@ -66,6 +70,8 @@ __all__ = [
     "ContextExecutor",
     "DatabaseStrategy",
     "DoctorReport",
+    "Domain",
+    "DomainTaken",
     "Drift",
     "EngineMetrics",
     "EngineRegistry",
@@ -73,6 +79,7 @@ __all__ = [
     "ForeignKeyAcrossDatabases",
     "HookFailure",
     "HybridStrategy",
+    "InvalidDomain",
     "InvalidTenantName",
     "Location",
     "Manifest",
@@ -114,6 +121,7 @@ __all__ = [
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",
+    "UnknownDomain",
     "UnknownServer",
     "UnknownTenant",
     "UnversionedStorage",
@@ -124,6 +132,7 @@ __all__ = [
     "current_tenant",
     "fewest_tenants",
     "make_engine",
+    "normalise_domain",
     "run_in_thread",
     "tenant_of",
     "use",

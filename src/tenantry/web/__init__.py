@@ -5,6 +5,7 @@
 
 from ..errors import AmbiguousRequest
 from .asgi import TenantMiddleware
+from .registered import domains
 from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject
 from .resolvers import (
     RequestView,
@@ -30,6 +31,7 @@ __all__ = [
     "TenantMiddleware",
     "WSGITenantMiddleware",
     "bearer_claim",
+    "domains",
     "header",
     "host_map",
     "path_prefix",
