@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..domains import normalise_domain
 from .console import out
 from .exits import handle_errors
 from .options import JsonOpt
@@ -42,7 +43,8 @@ def add(
 def remove(ctx: typer.Context, domain: DomainArg) -> None:
     """Take a domain from its tenant."""
     removed = tenancy_of(ctx).remove_domain(domain)
-    out.print(f"domain {domain}: {'removed' if removed else 'not registered'}", highlight=False)
+    said = "removed" if removed else "not registered"
+    out.print(f"domain {normalise_domain(domain)}: {said}", highlight=False)
 
 
 @app.command()
@@ -50,7 +52,7 @@ def remove(ctx: typer.Context, domain: DomainArg) -> None:
 def primary(ctx: typer.Context, tenant: TenantArg, domain: DomainArg) -> None:
     """Make one of a tenant's domains its primary."""
     tenancy_of(ctx).set_primary_domain(tenant, domain)
-    out.print(f"domain {domain}: primary of tenant {tenant}", highlight=False)
+    out.print(f"domain {normalise_domain(domain)}: primary of tenant {tenant}", highlight=False)
 
 
 @app.command("list")
