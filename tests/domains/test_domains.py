@@ -317,3 +317,28 @@ def test_async_verbs(two: Tenancy) -> None:
         await aio.dispose()
 
     asyncio.run(main())
+
+
+def test_an_answer_read_across_a_change_is_not_remembered(two: Tenancy) -> None:
+    two.add_domain("acme", "acme.com")
+
+    class ChangedMeanwhile(DomainMap):
+        def _read(self, host: str) -> str | None:
+            found = super()._read(host)
+            self.clear()  # as a change committing in another thread between read and store
+            return found
+
+    hosts = ChangedMeanwhile(two.core.store)
+    assert hosts.tenant_of("acme.com") == "acme"
+    assert len(hosts) == 0
+
+
+def test_a_registry_made_before_domains_gets_the_table(database_url: str, two: Tenancy) -> None:
+    with two.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE tenantry_domains"))
+    older = Tenancy(database_url)  # as a process of the new version meeting an older registry
+    try:
+        assert older.add_domain("acme", "acme.com") == "acme.com"
+        assert older.tenant_for_host("acme.com") == "acme"
+    finally:
+        older.dispose()
