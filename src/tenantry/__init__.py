@@ -6,13 +6,16 @@ from .core.history import HistoryEntry
 from .core.registry import Location, State, TenantInfo
 from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
+from .domains import Domain, normalise_domain
 from .errors import (
     AdminSessionRequired,
     ClientProgramNotFound,
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
+    DomainTaken,
     ForeignKeyAcrossDatabases,
+    InvalidDomain,
     InvalidTenantName,
     MigrationError,
     MoveError,
@@ -34,6 +37,7 @@ from .errors import (
     TenantSuspended,
     TransferError,
     UnfinishedOperation,
+    UnknownDomain,
     UnknownServer,
     UnknownTenant,
     UnversionedStorage,
@@ -67,6 +71,8 @@ __all__ = [
     "ContextExecutor",
     "DatabaseStrategy",
     "DoctorReport",
+    "Domain",
+    "DomainTaken",
     "Drift",
     "EngineMetrics",
     "EngineRegistry",
@@ -75,6 +81,7 @@ __all__ = [
     "HistoryEntry",
     "HookFailure",
     "HybridStrategy",
+    "InvalidDomain",
     "InvalidTenantName",
     "Location",
     "Manifest",
@@ -116,6 +123,7 @@ __all__ = [
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",
+    "UnknownDomain",
     "UnknownServer",
     "UnknownTenant",
     "UnversionedStorage",
@@ -126,6 +134,7 @@ __all__ = [
     "current_tenant",
     "fewest_tenants",
     "make_engine",
+    "normalise_domain",
     "run_in_thread",
     "tenant_of",
     "use",

@@ -261,3 +261,25 @@ class TenantLoginRefused(TenantryError):
             f"cannot log in as tenant role {role!r}: {reason} (a dropped tenant, or a login "
             "secret other than the one that set its password: Tenancy.reset_logins())"
         )
+
+
+class InvalidDomain(TenantryError, ValueError):
+    """Not a domain a tenant can have: a port, a scheme, a path, a wildcard, an IP address,
+    an empty or too long label, or a name IDNA refuses."""
+
+
+class DomainTaken(TenantryError):
+    """The domain is registered to another tenant already."""
+
+    def __init__(self, domain: str, tenant: str) -> None:
+        self.domain, self.tenant = domain, tenant
+        super().__init__(f"domain {domain!r} belongs to tenant {tenant!r}")
+
+
+class UnknownDomain(TenantryError, LookupError):
+    """The domain is not registered (to that tenant)."""
+
+    def __init__(self, domain: str, tenant: str | None = None) -> None:
+        self.domain, self.tenant = domain, tenant
+        super().__init__(f"domain {domain!r} is not registered"
+                         + (f" to tenant {tenant!r}" if tenant else ""))

@@ -13,6 +13,7 @@ from . import (
     demo,
     devserver,
     doctor,
+    domains,
     history,
     init,
     migrating,
@@ -114,6 +115,7 @@ app.command()(relocation.move)
 app.command()(doctor.doctor)
 app.command()(relocation.promote)
 app.command()(relocation.demote)
+app.add_typer(domains.app)
 
 
 def main() -> None:

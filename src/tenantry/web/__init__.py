@@ -5,6 +5,7 @@
 
 from ..errors import AmbiguousRequest
 from .asgi import TenantMiddleware
+from .registered import domains
 from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, SUSPENDED_TENANT, UNKNOWN_TENANT, Reject
 from .resolvers import (
     RequestView,
@@ -31,6 +32,7 @@ __all__ = [
     "TenantMiddleware",
     "WSGITenantMiddleware",
     "bearer_claim",
+    "domains",
     "header",
     "host_map",
     "path_prefix",
