@@ -93,3 +93,33 @@ def test_wsgi_selects_the_tenant_of_the_host(hosted: Tenancy) -> None:
     hosted.rename_tenant("acme", "acme2")  # its domains stay with it
     assert client.get("/", headers={"Host": "www.acme.com"}).json == {"tenant": "acme2"}
 
+
+
+def test_asgi_never_reads_the_domain_table_on_the_event_loop(hosted: Tenancy) -> None:
+    import threading
+
+    import sqlalchemy as sa
+
+    readers: list[bool] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "tenantry_domains" in statement or "tenantry_generation" in statement:
+            readers.append(threading.current_thread() is threading.main_thread())
+
+    async def main() -> None:
+        at = AsyncTenancy(hosted)
+        middleware = TenantMiddleware(app(), at, domains(at))
+        transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            for _ in range(3):  # a miss (read in a thread), then hits from memory
+                r = await client.get("/", headers={"Host": "globex.com"})
+                assert r.json() == {"tenant": "globex"}
+        await at.dispose()
+
+    hosted.domain_map.clear()
+    sa.event.listen(hosted.engine, "before_cursor_execute", seen)
+    try:
+        asyncio.run(main())  # the event loop runs in the main thread
+    finally:
+        sa.event.remove(hosted.engine, "before_cursor_execute", seen)
+    assert readers and not any(readers)  # read, and never on the event loop's thread

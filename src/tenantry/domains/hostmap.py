@@ -21,6 +21,10 @@ from .names import normalise_domain
 DEFAULT_SIZE = 10_000
 
 
+class NotCached(LookupError):
+    """The answer for a host needs the database (:meth:`DomainMap.tenant_of` ``wait=False``)."""
+
+
 class DomainMap:
     """Host -> tenant (or ``None``), the ``size`` most recently asked hosts kept; thread-safe.
 
@@ -42,16 +46,23 @@ class DomainMap:
     def __len__(self) -> int:
         return len(self._hosts)
 
-    def tenant_of(self, host: str) -> str | None:
-        """The tenant owning domain ``host`` (a host name, without port), or ``None``."""
+    def tenant_of(self, host: str, *, wait: bool = True) -> str | None:
+        """The tenant owning domain ``host`` (a host name, without port), or ``None``.
+
+        ``wait=False``: answer from memory only, :class:`NotCached` if that needs the database.
+        """
         freshness = self.store.freshness
         if freshness.due():
+            if not wait:
+                raise NotCached(host)
             freshness.check()
         with self._lock:
             if host in self._hosts:
                 self._hosts.move_to_end(host)
                 return self._hosts[host]
             epoch = self._epoch
+        if not wait:
+            raise NotCached(host)
         tenant = self._read(host)
         with self._lock:
             if epoch == self._epoch:  # no change since the read: the answer still holds

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..context import use
 from ..errors import InvalidTenantName, TenantSuspended, UnknownTenant
@@ -18,7 +19,15 @@ from .rejections import (
     Reject,
     rejection,
 )
-from .resolvers import RequestView, Resolution, Resolver, host_of
+from .resolvers import (
+    RequestView,
+    Resolution,
+    Resolver,
+    WouldBlock,
+    done_on_event_loop,
+    host_of,
+    resolving_on_event_loop,
+)
 
 if TYPE_CHECKING:
     from ..aio import AsyncTenancy
@@ -28,6 +37,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+A = TypeVar("A")
+T = TypeVar("T")
 
 #: WebSocket close code used when a WebSocket connection is refused (policy violation).
 WS_REFUSED = 1008
@@ -94,7 +106,18 @@ class TenantMiddleware(TenantPolicy):
             await self.app(scope, receive, send)
             return
         view = request_view(scope)
-        found = self.decide(view)
+        token = resolving_on_event_loop()
+        try:
+            found = self.decide(view)
+        except WouldBlock:  # a resolver needs the database: not on the event loop
+            found = None
+            blocked = True
+        else:
+            blocked = False
+        finally:
+            done_on_event_loop(token)
+        if blocked:
+            found = await _to_thread(self.decide, view)
         if found is None:
             with use(None):
                 await self.app(scope, receive, send)
@@ -121,19 +144,19 @@ class TenantMiddleware(TenantPolicy):
         """Raise :class:`UnknownTenant` unless ``tenant`` is registered and usable
         (:class:`TenantSuspended` if it is suspended)."""
         if isinstance(self.tenancy, Tenancy):
-            await _to_thread(_check_sync, self.tenancy, tenant)
+            await _to_thread(functools.partial(_check_sync, self.tenancy), tenant)
         else:
             await self.tenancy.route(tenant)
 
 
-async def _to_thread(fn: Callable[[Tenancy, str], None], tenancy: Tenancy, tenant: str) -> None:
-    """Run ``fn`` in a worker thread: anyio's when available (asyncio or trio), else asyncio's."""
+async def _to_thread(fn: Callable[[A], T], arg: A) -> T:
+    """Run ``fn(arg)`` in a worker thread: anyio's when available (asyncio or trio), else
+    asyncio's."""
     try:
         from anyio import to_thread
     except ImportError:  # pragma: no cover - Starlette and FastAPI depend on anyio
-        await asyncio.to_thread(fn, tenancy, tenant)
-    else:
-        await to_thread.run_sync(fn, tenancy, tenant)
+        return await asyncio.to_thread(fn, arg)
+    return await to_thread.run_sync(fn, arg)
 
 
 def _check_sync(tenancy: Tenancy, tenant: str) -> None:

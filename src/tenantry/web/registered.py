@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..domains.hostmap import NotCached
 from ..tenancy import Tenancy
-from .resolvers import RequestView, Resolver
+from .resolvers import RequestView, Resolver, WouldBlock, may_block
 
 if TYPE_CHECKING:
     from ..aio import AsyncTenancy
@@ -18,12 +19,17 @@ def domains(tenancy: Tenancy | AsyncTenancy) -> Resolver:
 
     Answers come from the Tenancy's :class:`~tenantry.domains.DomainMap` (an
     :class:`~tenantry.aio.AsyncTenancy`'s admin Tenancy's): a host not seen lately costs one
-    indexed query (in the request's thread, or on the event loop under ASGI), and changes made
-    by other processes are seen within a second.
+    indexed query (in the request's thread; under ASGI in a worker thread, the event loop never
+    waits for it), and changes made by other processes are seen within a second.
     """
     hosts = (tenancy if isinstance(tenancy, Tenancy) else tenancy.admin).domain_map
 
     def resolve(request: RequestView) -> str | None:
-        return hosts.tenant_of(request.host)
+        if may_block():
+            return hosts.tenant_of(request.host)
+        try:
+            return hosts.tenant_of(request.host, wait=False)
+        except NotCached:
+            raise WouldBlock(request.host) from None
 
     return resolve

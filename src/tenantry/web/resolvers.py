@@ -14,12 +14,37 @@ the first or the last copy while a framework or a proxy check reads the other.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ..errors import AmbiguousRequest
+
+#: Set by the ASGI middleware while it runs resolvers on the event loop: a resolver that would
+#: wait for I/O raises :class:`WouldBlock` instead, and is run again in a worker thread.
+_on_event_loop: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tenantry_resolving_on_event_loop", default=False
+)
+
+
+class WouldBlock(Exception):
+    """A resolver needs I/O (a database read) and runs on an event loop: run it in a thread."""
+
+
+def may_block() -> bool:
+    """Whether a resolver may wait for I/O here (``False`` on an ASGI event loop)."""
+    return not _on_event_loop.get()
+
+
+def resolving_on_event_loop() -> contextvars.Token[bool]:
+    """Mark the resolvers run from now on as running on an event loop (reset the token)."""
+    return _on_event_loop.set(True)
+
+
+def done_on_event_loop(token: contextvars.Token[bool]) -> None:
+    _on_event_loop.reset(token)
 
 
 class RequestView:
