@@ -20,6 +20,7 @@ from . import (
     revision,
     tenants,
     transfer,
+    webconsole,
 )
 from .options import (
     AlembicIniOpt,
@@ -109,6 +110,7 @@ app.command()(relocation.move)
 app.command()(doctor.doctor)
 app.command()(relocation.promote)
 app.command()(relocation.demote)
+app.command()(webconsole.console)
 
 
 def main() -> None:
