@@ -34,8 +34,8 @@ def sizes(tenancy: Tenancy, infos: Sequence[TenantInfo]) -> dict[str, int | None
     if in_main:
         with tenancy.core.store.begin() as conn:
             schemas = [i.schema for i in in_main]
-            by_schema: dict[str, object] = dict(
-                conn.execute(_SCHEMA_SIZES, {"schemas": schemas}).tuples())
+            rows = conn.execute(_SCHEMA_SIZES, {"schemas": schemas})
+            by_schema: dict[str, object] = {row[0]: row[1] for row in rows}
         found.update({i.name: _int(by_schema.get(i.schema)) for i in in_main})
     by_server: dict[str, list[TenantInfo]] = defaultdict(list)
     for info in infos:
@@ -55,8 +55,8 @@ def _database_sizes(
     databases = [i.location.database for i in infos]
     try:
         with strategy.admin(server).connect() as conn:
-            by_database: dict[str | None, object] = dict(
-                conn.execute(_DATABASE_SIZES, {"databases": databases}).tuples())
+            rows = conn.execute(_DATABASE_SIZES, {"databases": databases})
+            by_database: dict[str | None, object] = {row[0]: row[1] for row in rows}
     except sa.exc.DBAPIError:  # the server is down or refuses us: sizes unknown, page still shown
         return {}
     return {i.name: _int(by_database.get(i.location.database)) for i in infos}
