@@ -16,6 +16,7 @@ from tenantry.console.security import COOKIE, csrf_token, is_loopback
 from tenantry.console.sizes import human, sizes
 from tenantry.core.registry import State
 from tenantry.errors import ConfigurationError
+from tenantry.names import quote
 from tests.console.support import HOSTILE, TOKEN, set_row, small_fleet
 from tests.support.databases import MIGRATIONS
 
@@ -145,7 +146,8 @@ def test_sizes_come_from_the_catalogs(fleet_tenancy: Tenancy) -> None:
     before = sizes(fleet_tenancy, [acme])["acme"]
     assert before is not None and before > 0
     with fleet_tenancy.engine.begin() as conn:  # grow one of acme's tables
-        conn.exec_driver_sql(f'CREATE TABLE "{acme.schema}".filler AS '
+        conn.exec_driver_sql(f"SET LOCAL search_path TO {quote(acme.schema)}")
+        conn.exec_driver_sql("CREATE TABLE filler AS "
                              "SELECT repeat('x', 1000) AS t FROM generate_series(1, 2000)")
     after = sizes(fleet_tenancy, [acme])["acme"]
     assert after is not None and after > before + 1_000_000

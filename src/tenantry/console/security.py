@@ -30,7 +30,7 @@ HEADERS = {
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # "no-referrer" would make form posts say Origin: null
     "cache-control": "no-store",
 }
 

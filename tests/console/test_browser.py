@@ -1,0 +1,138 @@
+"""The console in a real browser: Debian's chromium, headless, driven by Selenium through
+chromium-driver. The main pages are kept as screenshots (test artifacts) and suspend/resume is
+done by filling in and clicking the tenant page's forms.
+
+Screenshots go to ``$TENANTRY_ARTIFACTS/console`` (default: ``test-artifacts/console`` at the
+repository root). CI (.ci/run) installs chromium; without it locally the test is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tenantry import Tenancy
+from tenantry.console import console_app
+from tenantry.core.registry import State
+from tests.console.support import TOKEN, small_fleet
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ROOT = Path(__file__).resolve().parents[2]
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--window-size=1280,1000"]
+
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
+                "chromium-driver; CI installs them)", allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (the dev extra)")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+
+def artifacts() -> Path:
+    base = Path(os.environ.get("TENANTRY_ARTIFACTS") or ROOT / "test-artifacts")
+    folder = base / "console"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def console_url(tenancy: Tenancy) -> Iterator[str]:
+    """A writable console of a small fleet, served by uvicorn in a thread."""
+    small_fleet(tenancy)
+    port = free_port()
+    config = uvicorn.Config(console_app(tenancy, token=TOKEN, writable=True),
+                            host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def fits(driver: object) -> bool:
+    """Whether the page fits the window's width (no horizontal scrolling)."""
+    script = "return document.documentElement.scrollWidth <= window.innerWidth"
+    return bool(driver.execute_script(script))  # type: ignore[attr-defined]
+
+
+def test_the_console_in_a_browser(console_url: str, browser: object,
+                                  tenancy: Tenancy) -> None:
+    driver = browser  # a selenium Chrome
+    shots = artifacts()
+    wait = WebDriverWait(driver, 15)  # type: ignore[arg-type]
+
+    driver.get(f"{console_url}/?token={TOKEN}")  # type: ignore[attr-defined]
+    assert driver.current_url == f"{console_url}/"  # type: ignore[attr-defined]  # token gone
+    heading = driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
+    assert heading == "Fleet overview"
+    assert "unpaid invoice" in driver.page_source  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(shots / "overview.png"))  # type: ignore[attr-defined]
+    assert fits(driver), "overview"
+
+    driver.find_element(By.LINK_TEXT, "Tenants").click()  # type: ignore[attr-defined]
+    wait.until(expected_conditions.url_to_be(f"{console_url}/tenants"))
+    rows = driver.find_elements(By.CSS_SELECTOR, "table tr")  # type: ignore[attr-defined]
+    assert len(rows) == 1 + 4
+    assert driver.save_screenshot(str(shots / "tenants.png"))  # type: ignore[attr-defined]
+    assert fits(driver), "tenants"
+
+    driver.find_element(By.LINK_TEXT, "acme").click()  # type: ignore[attr-defined]
+    wait.until(expected_conditions.url_to_be(f"{console_url}/tenants/acme"))
+    assert driver.save_screenshot(str(shots / "tenant.png"))  # type: ignore[attr-defined]
+    assert fits(driver), "tenant"
+
+    driver.find_element(By.ID, "reason").send_keys("chargeback <b>review</b>")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "suspend").click()  # type: ignore[attr-defined]
+    wait.until(expected_conditions.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, ".notice"), "Tenant suspended."))
+    assert "suspended" in driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
+    assert "chargeback <b>review</b>" in driver.find_element(  # type: ignore[attr-defined]
+        By.ID, "history").text  # shown as typed, not as markup
+    info = tenancy.get_tenant("acme")
+    assert info.state is State.SUSPENDED and info.reason == "chargeback <b>review</b>"
+    assert driver.save_screenshot(str(shots / "tenant-suspended.png"))  # type: ignore[attr-defined]
+    assert fits(driver), "tenant-suspended"
+
+    driver.find_element(By.ID, "resume").click()  # type: ignore[attr-defined]
+    wait.until(expected_conditions.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, ".notice"), "Tenant resumed."))
+    assert tenancy.get_tenant("acme").state is State.READY
+    assert driver.find_elements(By.ID, "suspend")  # type: ignore[attr-defined]  # offered again
