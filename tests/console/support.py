@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import sqlalchemy as sa
 
 from tenantry import Tenancy
@@ -25,3 +27,11 @@ def small_fleet(tenancy: Tenancy) -> None:
     set_row(tenancy, "initech", state="failed",
             error="relation \"invoices\" already exists (revision 0002)")
     tenancy.suspend_tenant("umbrella", reason="unpaid invoice")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -9,7 +9,6 @@ repository root). CI (.ci/run) installs chromium; without it locally the test is
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import uvicorn
 from tenantry import Tenancy
 from tenantry.console import console_app
 from tenantry.core.registry import State
-from tests.console.support import TOKEN, small_fleet
+from tests.console.support import TOKEN, free_port, small_fleet
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -45,13 +44,6 @@ def artifacts() -> Path:
     folder = base / "console"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -125,6 +125,7 @@ def test_tenants_list_filters_searches_and_pages(
     html = read_only.get("/tenants?q=glo&state=ready").text
     assert "globex" in html and "1 tenant(s)" in html
     assert read_only.get("/tenants?state=bogus&page=x").status_code == 200  # ignored
+    assert "No tenant matches" in read_only.get(f"/tenants?page={10**30}").text
 
 
 def test_tenant_page_shows_record_size_and_history(
@@ -139,6 +140,7 @@ def test_tenant_page_shows_record_size_and_history(
         assert shown in html
     assert "n/a" not in html  # the size was measured
     assert read_only.get("/tenants/nobody").status_code == 404
+    assert read_only.get("/tenants/Not%20A%20Name%21").status_code == 404
 
 
 def test_sizes_come_from_the_catalogs(fleet_tenancy: Tenancy) -> None:

@@ -24,6 +24,8 @@ from .sizes import human, sizes
 
 #: The largest form the console accepts (its forms hold a token, a name and a reason).
 MAX_FORM = 8192
+#: The highest page number asked for (beyond the last page a page is empty anyway).
+MAX_PAGE = 10**9
 #: The longest suspension reason kept.
 MAX_REASON = 500
 #: What ``?notice=`` may say after an action (never text from the request).
@@ -66,6 +68,7 @@ class Console:
             state = None
         search = (params.get("q") or "").strip()[:200] or None
         number = int(params["page"]) if params.get("page", "").isdigit() else 1
+        number = min(number, MAX_PAGE)
         found = fleet.page(self.tenancy, number=number, state=state, search=search)
         return self.render(request, "tenants.html", page=found, state=state, search=search,
                            sizes=sizes(self.tenancy, found.rows), head=fleet.head_of(self.tenancy))
@@ -77,7 +80,7 @@ class Console:
                     status: int = 200) -> Response:
         try:
             info = self.tenancy.get_tenant(name)
-        except UnknownTenant:
+        except TenantryError:  # unknown, or not even a valid name
             return self.render(request, "error.html", 404, title="No such tenant",
                                message=f"There is no tenant named {name!r}.")
         return self.render(request, "tenant.html", status, info=info, problem=problem,
