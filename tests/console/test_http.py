@@ -4,6 +4,7 @@ read-only mode, CSRF, typed confirmation, actions changing the registry, escapin
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -263,3 +264,27 @@ def test_drop_needs_the_tenant_name_typed(writable: TestClient, fleet_tenancy: T
     assert dropped.status_code == 303  # type: ignore[attr-defined]
     assert not fleet_tenancy.tenant_exists("acme")
     assert "Tenant dropped." in writable.get("/tenants?notice=dropped").text
+
+
+def test_a_large_fleet_is_counted_not_loaded(tenancy: Tenancy) -> None:
+    """100,000 registry rows: the overview counts them, the list shows one page of 50."""
+    tenancy.setup()
+    with tenancy.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO public.tenantry_tenants (name, strategy, schema, state, revision, error) "
+            "SELECT 't' || lpad(i::text, 6, '0'), 'schema', 'tenant_t' || lpad(i::text, 6, '0'), "
+            "CASE WHEN mod(i, 1000) = 0 THEN 'failed' ELSE 'ready' END, "
+            "CASE WHEN mod(i, 10) = 0 THEN 't001' ELSE 't002' END, "
+            "CASE WHEN mod(i, 1000) = 0 THEN 'boom' END FROM generate_series(1, 100000) i")
+    with client_of(tenancy, writable=False) as client:
+        started = time.perf_counter()
+        overview = client.get("/").text
+        overview_took = time.perf_counter() - started
+        started = time.perf_counter()
+        listing = client.get("/tenants?page=1000").text
+        listing_took = time.perf_counter() - started
+    assert "100000" in overview and "10000 not at the head revision" in overview
+    assert "Needing attention (100)" in overview
+    assert listing.count('<a href="/tenants/t') == 50 and "page 1000 of 2000" in listing
+    assert "t049951" in listing and "t050000" in listing
+    print(f"100k tenants: overview {overview_took:.3f}s, a list page {listing_took:.3f}s")
