@@ -66,7 +66,7 @@ def console_url(tenancy: Tenancy) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in FLAGS:
@@ -79,52 +79,52 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
-def fits(driver: object) -> bool:
+def fits(driver: webdriver.Chrome) -> bool:
     """Whether the page fits the window's width (no horizontal scrolling)."""
     script = "return document.documentElement.scrollWidth <= window.innerWidth"
-    return bool(driver.execute_script(script))  # type: ignore[attr-defined]
+    return bool(driver.execute_script(script))
 
 
-def test_the_console_in_a_browser(console_url: str, browser: object,
+def test_the_console_in_a_browser(console_url: str, browser: webdriver.Chrome,
                                   tenancy: Tenancy) -> None:
-    driver = browser  # a selenium Chrome
+    driver = browser
     shots = artifacts()
-    wait = WebDriverWait(driver, 15)  # type: ignore[arg-type]
+    wait = WebDriverWait(driver, 15)
 
-    driver.get(f"{console_url}/?token={TOKEN}")  # type: ignore[attr-defined]
-    assert driver.current_url == f"{console_url}/"  # type: ignore[attr-defined]  # token gone
-    heading = driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
+    driver.get(f"{console_url}/?token={TOKEN}")
+    assert driver.current_url == f"{console_url}/"  # token gone
+    heading = driver.find_element(By.TAG_NAME, "h1").text
     assert heading == "Fleet overview"
-    assert "unpaid invoice" in driver.page_source  # type: ignore[attr-defined]
-    assert driver.save_screenshot(str(shots / "overview.png"))  # type: ignore[attr-defined]
+    assert "unpaid invoice" in driver.page_source
+    assert driver.save_screenshot(str(shots / "overview.png"))
     assert fits(driver), "overview"
 
-    driver.find_element(By.LINK_TEXT, "Tenants").click()  # type: ignore[attr-defined]
+    driver.find_element(By.LINK_TEXT, "Tenants").click()
     wait.until(expected_conditions.url_to_be(f"{console_url}/tenants"))
-    rows = driver.find_elements(By.CSS_SELECTOR, "table tr")  # type: ignore[attr-defined]
+    rows = driver.find_elements(By.CSS_SELECTOR, "table tr")
     assert len(rows) == 1 + 4
-    assert driver.save_screenshot(str(shots / "tenants.png"))  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(shots / "tenants.png"))
     assert fits(driver), "tenants"
 
-    driver.find_element(By.LINK_TEXT, "acme").click()  # type: ignore[attr-defined]
+    driver.find_element(By.LINK_TEXT, "acme").click()
     wait.until(expected_conditions.url_to_be(f"{console_url}/tenants/acme"))
-    assert driver.save_screenshot(str(shots / "tenant.png"))  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(shots / "tenant.png"))
     assert fits(driver), "tenant"
 
-    driver.find_element(By.ID, "reason").send_keys("chargeback <b>review</b>")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "suspend").click()  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "reason").send_keys("chargeback <b>review</b>")
+    driver.find_element(By.ID, "suspend").click()
     wait.until(expected_conditions.text_to_be_present_in_element(
         (By.CSS_SELECTOR, ".notice"), "Tenant suspended."))
-    assert "suspended" in driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
-    assert "chargeback <b>review</b>" in driver.find_element(  # type: ignore[attr-defined]
+    assert "suspended" in driver.find_element(By.TAG_NAME, "h1").text
+    assert "chargeback <b>review</b>" in driver.find_element(
         By.ID, "history").text  # shown as typed, not as markup
     info = tenancy.get_tenant("acme")
     assert info.state is State.SUSPENDED and info.reason == "chargeback <b>review</b>"
-    assert driver.save_screenshot(str(shots / "tenant-suspended.png"))  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(shots / "tenant-suspended.png"))
     assert fits(driver), "tenant-suspended"
 
-    driver.find_element(By.ID, "resume").click()  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "resume").click()
     wait.until(expected_conditions.text_to_be_present_in_element(
         (By.CSS_SELECTOR, ".notice"), "Tenant resumed."))
     assert tenancy.get_tenant("acme").state is State.READY
-    assert driver.find_elements(By.ID, "suspend")  # type: ignore[attr-defined]  # offered again
+    assert driver.find_elements(By.ID, "suspend")  # offered again
