@@ -12,9 +12,11 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from tenantry import Tenancy
@@ -46,10 +48,9 @@ def artifacts() -> Path:
     return folder
 
 
-@pytest.fixture
-def console_url(tenancy: Tenancy) -> Iterator[str]:
-    """A writable console of a small fleet, served by uvicorn in a thread."""
-    small_fleet(tenancy)
+@contextmanager
+def serving(tenancy: Tenancy) -> Iterator[str]:
+    """A writable console of ``tenancy`` served by uvicorn in a thread: its base URL."""
     port = free_port()
     config = uvicorn.Config(console_app(tenancy, token=TOKEN, writable=True),
                             host="127.0.0.1", port=port, log_level="warning")
@@ -63,6 +64,14 @@ def console_url(tenancy: Tenancy) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def console_url(tenancy: Tenancy) -> Iterator[str]:
+    """A writable console of a small fleet."""
+    small_fleet(tenancy)
+    with serving(tenancy) as url:
+        yield url
 
 
 @pytest.fixture
@@ -128,3 +137,25 @@ def test_the_console_in_a_browser(console_url: str, browser: webdriver.Chrome,
         (By.CSS_SELECTOR, ".notice"), "Tenant resumed."))
     assert tenancy.get_tenant("acme").state is State.READY
     assert driver.find_elements(By.ID, "suspend")  # offered again
+
+
+def test_database_tenants_overview_in_a_browser(dbt: Tenancy,
+                                                browser: webdriver.Chrome) -> None:
+    """Database tenants on two servers: engine metrics and per-server counts are shown."""
+    for name in ("acme", "globex", "initech"):
+        dbt.create_tenant(name)
+    with dbt.session("acme") as session:  # an engine opened: the metrics move
+        session.execute(sa.text("SELECT 1"))
+    with serving(dbt) as url:
+        browser.get(f"{url}/?token={TOKEN}")
+        metrics = browser.find_element(By.XPATH, "//h2[text()='Engine metrics']/..").text
+        assert "open engines" in metrics and "n/a" not in metrics
+        servers = browser.find_element(By.XPATH, "//h2[text()='By server']/..").text
+        assert "main" in servers and "second" in servers
+        assert browser.save_screenshot(str(artifacts() / "overview-database.png"))
+        assert fits(browser), "overview-database"
+        browser.get(f"{url}/tenants")
+        assert browser.page_source.count(" MB<") == 3  # each tenant's database size
+        browser.get(f"{url}/tenants/globex")
+        assert browser.save_screenshot(str(artifacts() / "tenant-database.png"))
+        assert fits(browser), "tenant-database"
