@@ -23,6 +23,7 @@ from . import (
     suspension,
     tenants,
     transfer,
+    webconsole,
 )
 from .options import (
     AlembicIniOpt,
@@ -116,6 +117,7 @@ app.command()(doctor.doctor)
 app.command()(relocation.promote)
 app.command()(relocation.demote)
 app.add_typer(domains.app)
+app.command()(webconsole.console)
 
 
 def main() -> None:
