@@ -288,3 +288,20 @@ def test_a_large_fleet_is_counted_not_loaded(tenancy: Tenancy) -> None:
     assert listing.count('<a href="/tenants/t') == 50 and "page 1000 of 2000" in listing
     assert "t049951" in listing and "t050000" in listing
     print(f"100k tenants: overview {overview_took:.3f}s, a list page {listing_took:.3f}s")
+
+
+def test_tenant_page_shows_domains_and_lifecycle_history(
+    read_only: TestClient, fleet_tenancy: Tenancy
+) -> None:
+    fleet_tenancy.add_domain("initech", "initech.example")
+    fleet_tenancy.add_domain("initech", "Bücher.example", primary=True)
+    fleet_tenancy.suspend_tenant("initech", reason="audit <b>now</b>")
+    html = read_only.get("/tenants/initech").text
+    assert "Domains" in html and "initech.example" in html
+    assert "xn--bcher-kva.example" in html and "bücher.example" in html
+    primary_row = html[html.index("xn--bcher-kva.example"):].split("</tr>")[0]
+    assert "yes" in primary_row
+    assert "suspended" in html and "reason=audit &lt;b&gt;now&lt;/b&gt;" in html
+    assert "created" in html  # the history's first event
+    bare = read_only.get("/tenants/acme").text
+    assert "no domains" in bare

@@ -45,14 +45,26 @@ def storage_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
 
 
 def history_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
-    """What the registry remembers: created, last changed, last error, suspension reason."""
-    return {}
+    """What the registry remembers (created, last changed, last error, suspension reason) and
+    the tenant's latest lifecycle events (:meth:`~tenantry.Tenancy.history`)."""
+    return {"events": tenancy.history(info.name, limit=HISTORY_SHOWN)}
+
+
+def domain_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
+    """The tenant's domains, the primary first."""
+    found = sorted(tenancy.domains(info.name), key=lambda d: (not d.primary, d.domain))
+    return {"domains": found}
+
+
+#: Lifecycle events shown on a tenant's page (newest first).
+HISTORY_SHOWN = 20
 
 
 #: The tenant page's sections, top to bottom.
 SECTIONS: list[Section] = [
     Section("Registry", "registry.html", registry_values),
     Section("Storage", "storage.html", storage_values),
+    Section("Domains", "domains.html", domain_values),
     Section("History", "history.html", history_values),
 ]
 
