@@ -1,5 +1,6 @@
 """tenantry: multi-tenancy for SQLAlchemy 2 + Alembic applications on PostgreSQL."""
 
+from .cachekeys import tenant_key
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .core.events import HookFailure, TenantEvent
 from .core.registry import Location, State, TenantInfo
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .hooks.orm import AdminSession, TenantSession, assign, tenant_of
 from .jobs import TenantProcessPool
+from .jobs.each import EachOutcome, EachReport
 from .logs import TenantFilter
 from .migrations.fleet import Drift
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
@@ -67,6 +69,8 @@ __all__ = [
     "DatabaseStrategy",
     "DoctorReport",
     "Drift",
+    "EachOutcome",
+    "EachReport",
     "EngineMetrics",
     "EngineRegistry",
     "Finding",
@@ -125,6 +129,7 @@ __all__ = [
     "fewest_tenants",
     "make_engine",
     "run_in_thread",
+    "tenant_key",
     "tenant_of",
     "use",
 ]

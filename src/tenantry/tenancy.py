@@ -19,7 +19,7 @@ from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
 from .crosstenant.across import across as run_across
 from .doctor import Doctor, DoctorReport
-from .facade import OperatingVerbs, RelocationVerbs, StrictVerbs, TransferVerbs
+from .facade import EachVerbs, OperatingVerbs, RelocationVerbs, StrictVerbs, TransferVerbs
 from .hooks.orm import AdminSession, TenantSession
 from .hooks.statements import StatementSchemas
 from .migrations import fleet
@@ -48,7 +48,7 @@ class TenancyConfig:
         return Tenancy(self.url, **self.options)
 
 
-class Tenancy(OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs):
+class Tenancy(OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, EachVerbs):
     """Multi-tenancy for one application database.
 
     ``bind`` is an :class:`~sqlalchemy.engine.Engine` or a URL (then tenantry owns the engine

@@ -28,6 +28,7 @@ from ..migrations.streamconfig import StreamSource
 from ..strategies.enginemetrics import EngineMetrics
 from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
+from .each import AsyncEachVerbs
 from .engine import Driver, make_async_engine, sync_url
 from .routing import AsyncRouting
 from .threads import in_admin_thread
@@ -35,7 +36,8 @@ from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, 
 
 
 class AsyncTenancy(
-    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting
+    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting,
+    AsyncEachVerbs,
 ):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 

@@ -1,8 +1,9 @@
 """The facade's verbs, in groups: :class:`~tenantry.Tenancy` is made of them."""
 
+from .each import EachVerbs
 from .operating import OperatingVerbs
 from .relocation import RelocationVerbs
 from .strict import StrictVerbs
 from .transfer import TransferVerbs
 
-__all__ = ["OperatingVerbs", "RelocationVerbs", "StrictVerbs", "TransferVerbs"]
+__all__ = ["EachVerbs", "OperatingVerbs", "RelocationVerbs", "StrictVerbs", "TransferVerbs"]
