@@ -18,6 +18,7 @@ from . import (
     query,
     relocation,
     revision,
+    running,
     tenants,
     transfer,
 )
@@ -109,6 +110,7 @@ app.command()(relocation.move)
 app.command()(doctor.doctor)
 app.command()(relocation.promote)
 app.command()(relocation.demote)
+app.command("run")(running.run)
 
 
 def main() -> None:
