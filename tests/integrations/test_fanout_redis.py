@@ -19,7 +19,7 @@ from types import ModuleType
 import pytest
 import sqlalchemy as sa
 
-from tenantry import Tenancy, TenantSuspended
+from tenantry import Tenancy, TenantSuspended, tenant_key
 from tenantry.jobs import celery as tenantry_celery
 from tenantry.jobs import fanout
 
@@ -174,3 +174,21 @@ def test_fan_out_through_redis_and_a_worker_process(
     assert names_in(tenancy, "initech") == ["now"]  # not matched by the beat entry's globs
     assert names_in(tenancy, "globex") == []
     assert sorted(p.name for p in (folder / "started").iterdir()) == ["acme", "initech"]
+
+
+def test_one_tenants_cache_keys_are_flushed_with_scan_match(redis_url: str) -> None:
+    """docs/every-tenant.md's flush: ``SCAN MATCH tenant_key("*")`` finds exactly one tenant's
+    keys, whatever the keys hold (``:``, glob characters), not a tenant whose name extends it."""
+    import redis  # the module is skipped without it
+
+    client = redis.Redis.from_url(redis_url)
+    keys = ["plain", "a:b:c", "glob*[x]?", ""]
+    for tenant in ("acme", "acme_eu", "globex"):
+        for key in keys:
+            client.set(tenant_key(key, tenant=tenant), tenant)
+    found = sorted(k.decode() for k in client.scan_iter(match=tenant_key("*", tenant="acme"),
+                                                          count=2))
+    assert found == sorted(tenant_key(k, tenant="acme") for k in keys)
+    client.unlink(*found)
+    assert client.dbsize() == 2 * len(keys)
+    client.close()

@@ -151,20 +151,26 @@ def test_bad_arguments_are_refused(three: Tenancy) -> None:
     with pytest.raises(ConfigurationError):
         three.each("not callable")  # type: ignore[arg-type]
 
+    async def coroutine(name: str) -> None:
+        pass
+
+    with pytest.raises(ConfigurationError, match="coroutine function"):
+        three.each(coroutine)
+
 
 def test_async_each_awaits_coroutines_with_the_tenant_selected(three: Tenancy) -> None:
     three.suspend_tenant("initech")
 
-    async def count(name: str) -> tuple[str | None, int]:
-        await asyncio.sleep(0.01)
-        async with at.session() as s:
-            s.add(Customer(name=name))
-            await s.commit()
-            return current_tenant(), len((await s.scalars(sa.select(Customer))).all())
-
     async def main() -> None:
-        nonlocal at
         async with AsyncTenancy(three) as at:
+
+            async def count(name: str) -> tuple[str | None, int]:
+                await asyncio.sleep(0.01)
+                async with at.session() as s:
+                    s.add(Customer(name=name))
+                    await s.commit()
+                    return current_tenant(), len((await s.scalars(sa.select(Customer))).all())
+
             report = await at.each(count, jobs=2, run="r1")
             assert [(o.tenant, o.outcome, o.value) for o in report.tenants] == [
                 ("acme", "ok", ("acme", 1)), ("globex", "ok", ("globex", 1)),
@@ -177,5 +183,4 @@ def test_async_each_awaits_coroutines_with_the_tenant_selected(three: Tenancy) -
             plain = await at.each(lambda name: add_customer(three, name), ["acme"])
             assert [(o.tenant, o.value) for o in plain.tenants] == [("acme", 2)]
 
-    at: AsyncTenancy
     asyncio.run(main())

@@ -3,6 +3,7 @@ each call, ``jobs`` calls at once on threads, one outcome per tenant, a named ru
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import Counter
@@ -180,6 +181,8 @@ def each(
     threads = checked_jobs(jobs)
     if not callable(fn):
         raise ConfigurationError(f"each() wants a function of the tenant name, not {fn!r}")
+    if inspect.iscoroutinefunction(fn):
+        raise ConfigurationError(f"{fn!r} is a coroutine function: use AsyncTenancy.each")
     state = EachRun(core, run, on_outcome)
     todo = state.plan(tenants)
     if threads == 1 or len(todo) <= 1:
