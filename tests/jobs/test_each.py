@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -184,3 +184,17 @@ def test_async_each_awaits_coroutines_with_the_tenant_selected(three: Tenancy) -
             assert [(o.tenant, o.value) for o in plain.tenants] == [("acme", 2)]
 
     asyncio.run(main())
+
+
+def test_each_reaches_database_tenants(make_tenancy: Callable[..., Tenancy]) -> None:
+    """Database per tenant, on two servers: each() routes by the registry as sessions do."""
+    dbt = make_tenancy(placement=lambda tenant, load: "second" if tenant == "initech" else "main")
+    for name in ("acme", "globex", "initech"):
+        dbt.create_tenant(name)
+    dbt.suspend_tenant("globex")
+    report = dbt.each(lambda name: add_customer(dbt, name), jobs=2, run="db-1")
+    assert [(o.tenant, o.outcome, o.value) for o in report.tenants] == [
+        ("acme", "ok", 1), ("globex", "suspended", None), ("initech", "ok", 1)]
+    with dbt.session("initech") as s:
+        assert s.scalars(sa.select(Customer.name)).all() == ["for-initech-initech"]
+    assert dbt.locate("initech").server == "second"

@@ -168,6 +168,13 @@ def call(core: Core, fn: Callable[[str], Any], name: str) -> EachOutcome:
     return EachOutcome(name, "ok", None, elapsed(started), value)
 
 
+def recorded(state: EachRun, fn: Callable[[str], Any], name: str) -> EachOutcome:
+    """:func:`call`, its outcome recorded (on the calling thread: workers record in parallel)."""
+    outcome = call(state.core, fn, name)
+    state.record(outcome)
+    return outcome
+
+
 def each(
     core: Core,
     fn: Callable[[str], Any],
@@ -190,7 +197,7 @@ def each(
             state.settle(call(core, fn, name))
         return state.report()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tenantry-each") as pool:
-        futures = [pool.submit(call, core, fn, name) for name in todo]
+        futures = [pool.submit(recorded, state, fn, name) for name in todo]
         for future in as_completed(futures):
-            state.settle(future.result())
+            state.add(future.result())
     return state.report()

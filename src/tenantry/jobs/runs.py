@@ -47,7 +47,10 @@ def done(conn: Connection, run: str) -> set[str]:
 
 
 def record(conn: Connection, run: str, tenant: str, outcome: str, error: str | None) -> None:
-    """Record (or replace) ``tenant``'s outcome in ``run``."""
+    """Record (or replace) ``tenant``'s outcome in ``run``, in ``conn``'s transaction, which
+    commits without waiting for the WAL flush: a record lost to a server crash only means that
+    tenant runs again on resume, as if the process had died before recording it."""
+    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
     statement = insert(runs).values(run=run, tenant=tenant, outcome=outcome, error=error)
     conn.execute(statement.on_conflict_do_update(
         index_elements=[runs.c.run, runs.c.tenant],
