@@ -3,6 +3,7 @@ outcomes on stdout, exit 1 on failure, resumable with --run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 from typer.testing import CliRunner
 
-from tenantry import Tenancy
+from tenantry import EachOutcome, Tenancy
 from tenantry.cli import app
+from tenantry.cli.running import EachProgress
 
 JOB = '''
 import os
@@ -125,3 +128,15 @@ def test_run_refuses_what_it_cannot_run(project: Path, database_url: str) -> Non
     unknown = run_in(project, database_url, "run", "nightly:stamp", "--tenant", "nobody")
     assert unknown.returncode == 1 and "nobody" in unknown.stderr
     assert all("Traceback" not in r.stderr for r in (no_scope, missing, coroutine, unknown))
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    with EachProgress(console, 3) as progress:
+        progress.advance(EachOutcome("a", "ok", duration=0.1))
+        progress.advance(EachOutcome("b", "failed", "RuntimeError: boom"))
+        progress.advance(EachOutcome("c", "suspended", "tenant 'c' is suspended"))
+    text = buffer.getvalue()
+    assert "running" in text and "3/3" in text and "1 failed" in text
+    assert " b: RuntimeError: boom" in text
