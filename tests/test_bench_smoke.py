@@ -20,6 +20,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.sta
 FIGURES = {
     "across.py": r"across\(\), chunk=250, jobs=2 +[\d.]+ ms +[\d.]+x",
     "aio_web.py": r"WSGI request .* ratio +[\d.]+",
+    "each.py": r"resuming a finished run of \d+ tenants: \d+ ms",
     "engines.py": r"zipf\(1\.1\) +speed-up warm +[\d.]+x",
     "fleet_migrate.py": r"jobs=2 compiled +\d+ tenants: \d+ MB",
     "promote.py": r"demote +offline .* writes blocked +\d+ ms",

@@ -1,5 +1,6 @@
 """tenantry: multi-tenancy for SQLAlchemy 2 + Alembic applications on PostgreSQL."""
 
+from .cachekeys import tenant_key
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .core.events import HookFailure, TenantEvent
 from .core.history import HistoryEntry
@@ -45,6 +46,7 @@ from .errors import (
 )
 from .hooks.orm import AdminSession, TenantSession, assign, tenant_of
 from .jobs import TenantProcessPool
+from .jobs.each import EachOutcome, EachReport
 from .logs import TenantFilter
 from .migrations.fleet import Drift
 from .migrations.results import MigrationReport, Step, TenantOutcome, TenantStatus
@@ -74,6 +76,8 @@ __all__ = [
     "Domain",
     "DomainTaken",
     "Drift",
+    "EachOutcome",
+    "EachReport",
     "EngineMetrics",
     "EngineRegistry",
     "Finding",
@@ -136,6 +140,7 @@ __all__ = [
     "make_engine",
     "normalise_domain",
     "run_in_thread",
+    "tenant_key",
     "tenant_of",
     "use",
 ]

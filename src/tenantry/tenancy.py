@@ -19,7 +19,14 @@ from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
 from .crosstenant.across import across as run_across
 from .doctor import Doctor, DoctorReport
-from .facade import DomainVerbs, OperatingVerbs, RelocationVerbs, StrictVerbs, TransferVerbs
+from .facade import (
+    DomainVerbs,
+    EachVerbs,
+    OperatingVerbs,
+    RelocationVerbs,
+    StrictVerbs,
+    TransferVerbs,
+)
 from .hooks.orm import AdminSession, TenantSession
 from .hooks.statements import StatementSchemas
 from .migrations import fleet
@@ -48,7 +55,9 @@ class TenancyConfig:
         return Tenancy(self.url, **self.options)
 
 
-class Tenancy(OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, DomainVerbs):
+class Tenancy(
+    OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, DomainVerbs, EachVerbs
+):
     """Multi-tenancy for one application database.
 
     ``bind`` is an :class:`~sqlalchemy.engine.Engine` or a URL (then tenantry owns the engine

@@ -50,7 +50,7 @@ COMMANDS = [
     ["migrate"], ["status"], ["downgrade", "base", "--yes"], ["export", "acme", "out"],
     ["import", "in", "--as", "acme"], ["query", "SELECT 1", "--all-tenants"],
     ["move", "acme", "--to", "eu"], ["doctor"], ["promote", "acme"], ["demote", "acme"],
-    ["demo"],
+    ["demo"], ["run", "tenantry.names:check_syntax", "--all-tenants"],
 ]
 
 

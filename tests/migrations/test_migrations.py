@@ -53,7 +53,7 @@ def test_alembic_operations_land_in_the_tenant_schema(tenancy: Tenancy) -> None:
         )
     assert public == {"users", "alembic_version", "tenantry_tenants", "tenantry_templates",
                       "tenantry_intents", "tenantry_generation",
-                      "tenantry_history", "tenantry_domains"}
+                      "tenantry_history", "tenantry_domains", "tenantry_runs"}
     assert columns(tenancy, "public", "customers") == {}
 
 

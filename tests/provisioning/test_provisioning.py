@@ -156,4 +156,4 @@ def test_metadata_mode_and_custom_prefix(database_url: str) -> None:
         assert {"co_acme.customers", "co_acme.orders", "co_acme.settings"} <= expected
         assert tables == expected | {"public.tenantry_tenants", "public.tenantry_intents",
                                      "public.tenantry_generation", "public.tenantry_history",
-                                     "public.tenantry_domains"}
+                                     "public.tenantry_domains", "public.tenantry_runs"}

@@ -29,6 +29,7 @@ from ..strategies.enginemetrics import EngineMetrics
 from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
 from .domains import AsyncDomainVerbs
+from .each import AsyncEachVerbs
 from .engine import Driver, make_async_engine, sync_url
 from .routing import AsyncRouting
 from .threads import in_admin_thread
@@ -36,8 +37,8 @@ from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, 
 
 
 class AsyncTenancy(
-    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting,
-    AsyncDomainVerbs,
+    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs,
+    AsyncDomainVerbs, AsyncEachVerbs, AsyncRouting,
 ):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 

@@ -20,6 +20,7 @@ from . import (
     query,
     relocation,
     revision,
+    running,
     suspension,
     tenants,
     transfer,
@@ -118,6 +119,7 @@ app.command()(relocation.promote)
 app.command()(relocation.demote)
 app.add_typer(domains.app)
 app.command()(webconsole.console)
+app.command("run")(running.run)
 
 
 def main() -> None:

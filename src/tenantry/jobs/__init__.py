@@ -3,6 +3,8 @@
 Threads: :func:`~tenantry.carry`, :class:`~tenantry.ContextExecutor`.
 Processes: :class:`TenantProcessPool` (or ``carry(fn)`` handed to any pool).
 Celery: :mod:`tenantry.jobs.celery` (imported on demand; needs the ``celery`` extra).
+Every tenant: :meth:`Tenancy.each <tenantry.Tenancy.each>` (:mod:`tenantry.jobs.each`), and for
+Celery :mod:`tenantry.jobs.fanout` (a task fanned out over the tenants, beat entries).
 """
 
 from __future__ import annotations
