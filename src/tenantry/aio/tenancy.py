@@ -37,8 +37,8 @@ from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, 
 
 
 class AsyncTenancy(
-    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs,
-    AsyncDomainVerbs, AsyncEachVerbs, AsyncRouting,
+    AsyncRouting, AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs,
+    AsyncStrictVerbs, AsyncDomainVerbs, AsyncEachVerbs,
 ):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 
