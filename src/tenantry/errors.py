@@ -261,3 +261,13 @@ class TenantLoginRefused(TenantryError):
             f"cannot log in as tenant role {role!r}: {reason} (a dropped tenant, or a login "
             "secret other than the one that set its password: Tenancy.reset_logins())"
         )
+
+
+class InvalidRecord(TenantryError, ValueError):
+    """A tenant record (:meth:`~tenantry.Tenancy.update_tenant`, ``create_tenant(record=)``)
+    or a ``where=`` filter that the record columns refuse: a value of the wrong type, a
+    missing required value."""
+
+
+class UnknownRecordField(InvalidRecord, LookupError):
+    """A record field that is not among the Tenancy's ``tenant_columns``."""
