@@ -163,7 +163,7 @@ class TenantWork:
         registry.update(self.main, name, **values)
         generation.bump(self.main)
         intents.clear(self.main, name)
-        info = registry.get(self.main, values.get("name", name))
+        info = self.row(values.get("name", name))
         assert info is not None
         return info
 
