@@ -240,3 +240,11 @@ def test_async_tenancy(database_url: str) -> None:
                 where={"plan": ["pro", "free"]})]
 
     assert asyncio.run(main()) == [("acme", "pro"), ("globex", "free")]
+
+
+def test_adopted_tenants_get_the_defaults(rt: Tenancy) -> None:
+    with rt.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA legacy_x")
+    info = rt.adopt_tenant("legacy", schema="legacy_x")
+    assert info.record["plan"] == "free"
+    assert record_rows(rt)["legacy"]["plan"] == "free"
