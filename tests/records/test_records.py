@@ -242,6 +242,11 @@ def test_async_tenancy(database_url: str) -> None:
     assert asyncio.run(main()) == [("acme", "pro"), ("globex", "free")]
 
 
+def test_async_tenancy_of_a_tenancy_takes_no_columns(rt: Tenancy) -> None:
+    with pytest.raises(ConfigurationError, match="to the Tenancy"):
+        AsyncTenancy(rt, tenant_columns=record_columns())
+
+
 def test_adopted_tenants_get_the_defaults(rt: Tenancy) -> None:
     with rt.engine.begin() as conn:
         conn.exec_driver_sql("CREATE SCHEMA legacy_x")

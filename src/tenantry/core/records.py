@@ -34,6 +34,7 @@ Where = Mapping[str, Any] | sa.ColumnElement[bool]
 _UNDEFINED_TABLE = "42P01"
 _REFUSED_CLASSES = ("22", "23")  # data exceptions, integrity violations: the values' fault
 _MARK = "tenantry_records"  # Table.info key of the tables tenantry made
+_REGISTRY_WIDTH = len(registry.tenants.c)  # where a row of Records.select has its record
 
 
 class Records:
@@ -56,7 +57,8 @@ class Records:
     # -- reading -----------------------------------------------------------------------------
 
     def select(self) -> sa.Select[Any]:
-        """Registry rows LEFT JOIN their records (record columns labelled ``record_<i>``)."""
+        """Registry rows LEFT JOIN their records (the record's columns after the registry's,
+        labelled ``record_<i>``)."""
         labelled = [c.label(f"record_{i}") for i, c in enumerate(self._field_columns())]
         return sa.select(registry.tenants, *labelled).select_from(
             registry.tenants.outerjoin(self.table, self.table.c.name == registry.tenants.c.name)
@@ -64,7 +66,7 @@ class Records:
 
     def record_of(self, row: Any) -> dict[str, Any]:
         """The record of a row of :meth:`select`."""
-        return {c.name: getattr(row, f"record_{i}") for i, c in enumerate(self._field_columns())}
+        return dict(zip(self.fields, row[_REGISTRY_WIDTH:], strict=True))
 
     def text_record(self, conn: Connection, name: str) -> dict[str, str | None] | None:
         """Tenant ``name``'s record as each value's PostgreSQL text form (``None``: no row)."""
