@@ -2,16 +2,20 @@
 
 from .context import ContextExecutor, carry, current_tenant, run_in_thread, use
 from .core.events import HookFailure, TenantEvent
+from .core.history import HistoryEntry
 from .core.registry import Location, State, TenantInfo
 from .crosstenant.across import TenantRow
 from .doctor import DoctorReport, Finding, Problem
+from .domains import Domain, normalise_domain
 from .errors import (
     AdminSessionRequired,
     ClientProgramNotFound,
     ConfigurationError,
     ConfirmationRequired,
     ConnectionBudgetExceeded,
+    DomainTaken,
     ForeignKeyAcrossDatabases,
+    InvalidDomain,
     InvalidRecord,
     InvalidTenantName,
     MigrationError,
@@ -34,6 +38,7 @@ from .errors import (
     TenantSuspended,
     TransferError,
     UnfinishedOperation,
+    UnknownDomain,
     UnknownRecordField,
     UnknownServer,
     UnknownTenant,
@@ -68,13 +73,17 @@ __all__ = [
     "ContextExecutor",
     "DatabaseStrategy",
     "DoctorReport",
+    "Domain",
+    "DomainTaken",
     "Drift",
     "EngineMetrics",
     "EngineRegistry",
     "Finding",
     "ForeignKeyAcrossDatabases",
+    "HistoryEntry",
     "HookFailure",
     "HybridStrategy",
+    "InvalidDomain",
     "InvalidRecord",
     "InvalidTenantName",
     "Location",
@@ -117,6 +126,7 @@ __all__ = [
     "TenantryError",
     "TransferError",
     "UnfinishedOperation",
+    "UnknownDomain",
     "UnknownRecordField",
     "UnknownServer",
     "UnknownTenant",
@@ -128,6 +138,7 @@ __all__ = [
     "current_tenant",
     "fewest_tenants",
     "make_engine",
+    "normalise_domain",
     "run_in_thread",
     "tenant_of",
     "use",

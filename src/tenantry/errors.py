@@ -263,6 +263,28 @@ class TenantLoginRefused(TenantryError):
         )
 
 
+class InvalidDomain(TenantryError, ValueError):
+    """Not a domain a tenant can have: a port, a scheme, a path, a wildcard, an IP address,
+    an empty or too long label, or a name IDNA refuses."""
+
+
+class DomainTaken(TenantryError):
+    """The domain is registered to another tenant already."""
+
+    def __init__(self, domain: str, tenant: str) -> None:
+        self.domain, self.tenant = domain, tenant
+        super().__init__(f"domain {domain!r} belongs to tenant {tenant!r}")
+
+
+class UnknownDomain(TenantryError, LookupError):
+    """The domain is not registered (to that tenant)."""
+
+    def __init__(self, domain: str, tenant: str | None = None) -> None:
+        self.domain, self.tenant = domain, tenant
+        super().__init__(f"domain {domain!r} is not registered"
+                         + (f" to tenant {tenant!r}" if tenant else ""))
+
+
 class InvalidRecord(TenantryError, ValueError):
     """A tenant record (:meth:`~tenantry.Tenancy.update_tenant`, ``create_tenant(record=)``)
     or a ``where=`` filter that the record columns refuse: a value of the wrong type, a

@@ -20,7 +20,7 @@ from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
 from .crosstenant.across import across as run_across
 from .doctor import Doctor, DoctorReport
-from .facade import OperatingVerbs, RelocationVerbs, StrictVerbs, TransferVerbs
+from .facade import DomainVerbs, OperatingVerbs, RelocationVerbs, StrictVerbs, TransferVerbs
 from .facade.records import RecordVerbs
 from .hooks.orm import AdminSession, TenantSession
 from .hooks.statements import StatementSchemas
@@ -50,7 +50,8 @@ class TenancyConfig:
         return Tenancy(self.url, **self.options)
 
 
-class Tenancy(OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, RecordVerbs):
+class Tenancy(OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, DomainVerbs,
+              RecordVerbs):
     """Multi-tenancy for one application database.
 
     ``bind`` is an :class:`~sqlalchemy.engine.Engine` or a URL (then tenantry owns the engine

@@ -52,7 +52,8 @@ def test_alembic_operations_land_in_the_tenant_schema(tenancy: Tenancy) -> None:
             )
         )
     assert public == {"users", "alembic_version", "tenantry_tenants", "tenantry_templates",
-                      "tenantry_intents", "tenantry_generation"}
+                      "tenantry_intents", "tenantry_generation",
+                      "tenantry_history", "tenantry_domains"}
     assert columns(tenancy, "public", "customers") == {}
 
 

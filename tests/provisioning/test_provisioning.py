@@ -155,4 +155,5 @@ def test_metadata_mode_and_custom_prefix(database_url: str) -> None:
         expected |= {f"public.{table.name}" for table in shared_tables(metadata)}
         assert {"co_acme.customers", "co_acme.orders", "co_acme.settings"} <= expected
         assert tables == expected | {"public.tenantry_tenants", "public.tenantry_intents",
-                                     "public.tenantry_generation"}
+                                     "public.tenantry_generation", "public.tenantry_history",
+                                     "public.tenantry_domains"}

@@ -29,6 +29,7 @@ from ..migrations.streamconfig import StreamSource
 from ..strategies.enginemetrics import EngineMetrics
 from ..strict.logins import LoginSecret
 from ..tenancy import Tenancy
+from .domains import AsyncDomainVerbs
 from .engine import Driver, make_async_engine, sync_url
 from .records import AsyncRecordVerbs
 from .routing import AsyncRouting
@@ -37,8 +38,8 @@ from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, 
 
 
 class AsyncTenancy(
-    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs,
-    AsyncRecordVerbs, AsyncRouting,
+    AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncRouting,
+    AsyncDomainVerbs, AsyncRecordVerbs,
 ):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 

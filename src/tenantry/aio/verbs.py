@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core import Router
 from ..core.events import Hook, When
+from ..core.history import HistoryEntry
 from ..core.registry import TenantInfo
 from ..tenancy import Tenancy
 from ..transfer import Manifest, Progress
@@ -112,6 +113,10 @@ class AsyncOperatingVerbs:
     ) -> Callable[..., object]:
         """See :meth:`Tenancy.on` (no I/O; after-hooks may be coroutine functions)."""
         return self.admin.on(event, hook, when=when)
+
+    async def history(self, name: str | None = None, *, limit: int = 100) -> list[HistoryEntry]:
+        """See :meth:`Tenancy.history`."""
+        return await in_admin_thread(self.admin, self.admin.history, name, limit=limit)
 
     async def suspend_tenant(self, name: str, *, reason: str | None = None) -> TenantInfo:
         """See :meth:`Tenancy.suspend_tenant`."""

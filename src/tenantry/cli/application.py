@@ -13,11 +13,14 @@ from . import (
     demo,
     devserver,
     doctor,
+    domains,
+    history,
     init,
     migrating,
     query,
     relocation,
     revision,
+    suspension,
     tenants,
     transfer,
 )
@@ -96,6 +99,9 @@ app.command()(tenants.create)
 app.command()(tenants.update)
 app.command()(tenants.drop)
 app.command()(tenants.rename)
+app.command()(suspension.suspend)
+app.command()(suspension.resume)
+app.command()(history.history)
 app.command()(adopting.adopt)
 app.command("list")(tenants.list_)
 app.command()(migrating.migrate)
@@ -110,6 +116,7 @@ app.command()(relocation.move)
 app.command()(doctor.doctor)
 app.command()(relocation.promote)
 app.command()(relocation.demote)
+app.add_typer(domains.app)
 
 
 def main() -> None:

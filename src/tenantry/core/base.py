@@ -37,6 +37,7 @@ from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from ..strict.roles import StrictRoles
 from .events import Events
+from .history import History
 from .options import PROVISIONING, STRATEGIES, make_engine, one_of, pool_options
 from .records import Records
 from .registry import Location, TenantInfo
@@ -126,8 +127,11 @@ class Core:
         self.records = (Records(self.metadata, tenant_columns, managed=shared_migrations is None)
                         if tenant_columns else None)
         self.store = TenantStore(self.engine, self.records)
-        #: The application's lifecycle hooks (:mod:`tenantry.core.events`).
+        #: The application's lifecycle hooks (:mod:`tenantry.core.events`), and the history
+        #: every event is written to (:mod:`tenantry.core.history`).
         self.events = Events()
+        self.history = History(self.store.begin)
+        self.events.journal = self.history.record
         #: ``routing="search_path"``: unqualified tables are tenant tables, found through the
         #: ``search_path`` each tenant transaction sets (docs/search-path.md).
         self.search_path = routing == "search_path"

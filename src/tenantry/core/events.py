@@ -76,6 +76,8 @@ class Events:
         self.failures: deque[HookFailure] = deque(maxlen=KEPT_FAILURES)
         #: The event loop coroutine after-hooks run on (set by AsyncTenancy).
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: Where every event is written down first (the tenants' history).
+        self.journal: Callable[[TenantEvent], None] | None = None
         self._lock = threading.Lock()
 
     def on(self, event: str, hook: Hook, when: When = "after") -> Hook:
@@ -116,8 +118,11 @@ class Events:
             hook(happened)
 
     def after(self, event: str, tenant: str | None, **details: Any) -> list[HookFailure]:
-        """Run ``event``'s after-hooks; failures are logged, kept, and returned."""
+        """Write ``event`` in the journal, then run its after-hooks; failures are logged, kept,
+        and returned."""
         happened = TenantEvent(event, tenant, details)
+        if self.journal is not None:
+            self.journal(happened)
         failed = []
         for hook in list(self._hooks.get((event, "after"), ())):
             try:

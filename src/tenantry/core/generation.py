@@ -60,7 +60,7 @@ class Freshness:
         self._begin = begin
         self.interval = interval
         self._seen: int | None = None
-        self._next = 0.0
+        self._read_at = -float("inf")
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
 
@@ -70,7 +70,7 @@ class Freshness:
 
     def due(self) -> bool:
         """Whether the interval since the last read is over (cheap: the hot path asks)."""
-        return time.monotonic() >= self._next
+        return time.monotonic() - self._read_at >= self.interval
 
     def check(self) -> None:
         """Read the generation (if due) and tell the listeners if it moved."""
@@ -82,7 +82,7 @@ class Freshness:
 
     def seen(self, value: int) -> None:
         """Record ``value`` as read now; the listeners hear if it differs from the last."""
-        self._next = time.monotonic() + self.interval
+        self._read_at = time.monotonic()
         moved = self._seen is not None and value != self._seen
         self._seen = value
         if moved:

@@ -74,7 +74,7 @@ class Router(Generic[E]):
         validate_name(name, self.prefix)
         info = registry.get(conn, name)
         if info is not None and info.state is registry.State.SUSPENDED:
-            raise TenantSuspended(name, info.error)
+            raise TenantSuspended(name, info.reason)
         if info is None or not info.usable:
             raise UnknownTenant(name, "" if info is None else f"state is {info.state}")
         options = routing_options(name, info.schema, self.search_path)

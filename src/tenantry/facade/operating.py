@@ -1,4 +1,4 @@
-"""Running tenants day to day: lifecycle hooks, suspension."""
+"""Running tenants day to day: lifecycle hooks, history, suspension."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from ..core import Core
 from ..core.events import Hook, When
+from ..core.history import HistoryEntry
 from ..core.registry import TenantInfo
 from ..provisioning import suspension
 
 
 class OperatingVerbs:
-    """Lifecycle hooks (:mod:`tenantry.core.events`) and suspension."""
+    """Lifecycle hooks (:mod:`tenantry.core.events`), history and suspension."""
 
     core: Core
 
@@ -30,6 +31,11 @@ class OperatingVerbs:
                 return self.core.events.on(event, fn, when)
             return register
         return self.core.events.on(event, hook, when)
+
+    def history(self, name: str | None = None, *, limit: int = 100) -> list[HistoryEntry]:
+        """The latest ``limit`` lifecycle events, newest first: of tenant ``name`` (under the
+        name it had then), or of every tenant and fleet run."""
+        return self.core.history.read(name, limit)
 
     def suspend_tenant(self, name: str, *, reason: str | None = None) -> TenantInfo:
         """Suspend tenant ``name``: its data stays and migrations still reach it, but sessions,

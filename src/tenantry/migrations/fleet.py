@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..core import Core, registry
 from ..core.records import Where
 from ..core.registry import MIGRATABLE_STATES, State, TenantInfo
-from ..errors import ConfirmationRequired, MigrationError, UnknownTenant
+from ..errors import ConfigurationError, ConfirmationRequired, MigrationError, UnknownTenant
 from ..models import SHARED_SCHEMA
 from ..names import quote
 from ..strategies.base import set_search_path
@@ -96,7 +96,15 @@ def migrate_tenant(core: Core, name: str, target: str = "heads") -> TenantOutcom
     outcome = migrate_one(core, core.tenant(name), resolved)
     if not outcome.ok:
         raise MigrationError(f"tenant {name!r}: {outcome.error}")
+    _heard(core, outcome)
     return outcome
+
+
+def _heard(core: Core, outcome: TenantOutcome) -> None:
+    """Tell the ``migrated`` after-hooks of a tenant the run changed (in this process)."""
+    if outcome.ok and outcome.before != outcome.after:
+        core.events.after("migrated", outcome.tenant, before=outcome.before,
+                          after=outcome.after)
 
 
 def migrate_all(
@@ -113,13 +121,27 @@ def migrate_all(
 ) -> MigrationReport:
     """Shared stream first, then every (matching) tenant; see
     :meth:`tenantry.Tenancy.migrate_all`."""
+    if jobs != 1 and core.events.wanted("migrated", "inside"):
+        raise ConfigurationError(
+            "inside 'migrated' hooks run in this process's transactions: migrate with jobs=1"
+        )
     shared = migrate_shared(core)
     stream = core.require_tenant_stream()
     todo = plan(core, stream, target, tenants, confirm=confirm, where=where)
     if on_plan is not None:
         on_plan(len(todo.todo))
-    done = run(core, todo.todo, todo.target, jobs=jobs, on_outcome=on_outcome, compiled=compiled)
-    return MigrationReport(shared, todo.current + done)
+
+    def heard(outcome: TenantOutcome) -> None:
+        _heard(core, outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    with core.history.batch():  # one statement for the run's history, at its end
+        done = run(core, todo.todo, todo.target, jobs=jobs, on_outcome=heard,
+                   compiled=compiled)
+        report = MigrationReport(shared, todo.current + done)
+        core.events.after("fleet_migrated", None, report=report)
+    return report
 
 
 def status(core: Core, where: Where | None = None) -> list[TenantStatus]:

@@ -17,7 +17,7 @@ from ..core import Core, registry
 from ..core.registry import State, TenantInfo, keeping_suspension
 from ..names import quote
 from ..provisioning.sqlscript import query_script
-from ..strategies.base import prepared
+from ..strategies.base import prepared, routed
 from ..strategies.hybrid import HybridStrategy
 from ..strategies.schema import SchemaStrategy
 from .compiled import Compiler, StaleRevision, literal
@@ -97,6 +97,9 @@ def _ordinary(core: Core, info: TenantInfo, target: str | None) -> Step:
                 step = stream.downgrade(conn, info.schema, goal)
             else:
                 step = stream.upgrade(conn, info.schema, goal)
+            if step.changed:
+                core.events.inside("migrated", info.name, routed(conn, info.name, info.location),
+                                   before=step.before, after=step.after)
         registry.update(main, info.name, state=_READY, revision=step.after, error=None)
     return step
 
@@ -122,6 +125,8 @@ def _prefetched(core: Core, info: TenantInfo, target: str | None) -> Step | None
     """
     stream = core.require_tenant_stream()
     if target is None or info.revision is None or info.location.database is not None:
+        return None
+    if core.events.wanted("migrated", "inside"):  # they run in the ordinary migration
         return None
     if not is_revision_name(stream.script, target):  # e.g. a relative "+1"
         return None
@@ -171,6 +176,8 @@ def _compiled(
     if compiler is None or target is None or info.revision == target:
         return None
     if core.strict_roles is not None:  # migrations must run as the tenant's role
+        return None
+    if core.events.wanted("migrated", "inside"):  # they run in the ordinary migration
         return None
     if is_downgrade(compiler.stream, info.revision, target):
         return None

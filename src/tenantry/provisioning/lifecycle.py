@@ -25,6 +25,7 @@ from ..errors import (
 )
 from ..names import validate_name
 from ..relocation import recovery
+from ..strategies.base import routed
 from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LoginRoles
 from .template import TEMPLATE_SCHEMA
@@ -62,7 +63,10 @@ def create(core: Core, name: str, kind: str | None = None,
 
         def fill(conn: Connection, location: Location) -> str | None:
             with core.as_tenant(conn, name, location):
-                return core.build_tenant_tables(conn, location.schema)
+                revision = core.build_tenant_tables(conn, location.schema)
+                core.events.inside("created", name, routed(conn, name, location),
+                                   revision=revision)
+                return revision
 
         # A database tenant's tables may be built in a template database first, in its schema.
         with explaining_missing_shared_tables(name, location.schema, TEMPLATE_SCHEMA,
@@ -70,6 +74,7 @@ def create(core: Core, name: str, kind: str | None = None,
             info = provision(core, work, name, location, fill, record)
     log.info("created tenant %s in %s (revision %s)", name, location.schema, info.revision,
              extra={"tenant": name})
+    core.events.after("created", name, revision=info.revision)
     return info
 
 
@@ -160,10 +165,13 @@ def drop(core: Core, name: str, *, confirm: bool = False) -> bool:
         if info is None:
             return False
         pending = work.unfinished()
+        if pending is None:  # inside hooks may veto: before the first step that commits
+            core.events.inside("dropped", name, routed(work.main, name, info.location))
         if info.location.database is not None and pending is None:
             work.intend(Intent(Operation.DROP, name, info.location, None))
         remove(core, work, info)
     log.info("dropped tenant %s (%s)", name, info.location.schema, extra={"tenant": name})
+    core.events.after("dropped", name, location=info.location)
     return True
 
 
@@ -192,7 +200,8 @@ def rename(core: Core, old: str, new: str) -> TenantInfo:
             raise TenantExists(f"cannot rename {old!r}: storage {location.schema!r} exists")
         step: Callable[[str], None] | None = None
         if location.database is not None:  # renaming a database commits step by step
-            if pending is None:
+            if pending is None:  # inside hooks may veto: before the first step that commits
+                core.events.inside("renamed", new, work.main, old=old)
                 work.intend(Intent(Operation.RENAME, old, info.location, location, target=new))
             step = work.step_recorder(old)
         core.strategy.rename(work.main, info.location, location, step)
@@ -200,7 +209,10 @@ def rename(core: Core, old: str, new: str) -> TenantInfo:
             with core.role_connection(work.main, info.location) as roles_conn:
                 core.strict_roles.rename(roles_conn, new, info.location, location)
         renamed = work.update(old, name=new, location=location)
+        if location.database is None:  # one transaction: the hooks see the renamed tables
+            core.events.inside("renamed", new, routed(work.main, new, location), old=old)
     log.info("renamed tenant %s to %s", old, new, extra={"tenant": new})
+    core.events.after("renamed", new, old=old)
     return renamed
 
 

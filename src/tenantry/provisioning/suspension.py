@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.engine import Connection
-
-from ..core import Core, TenantWork
+from ..core import Core
 from ..core.registry import State, TenantInfo
 from ..errors import TenantryError, UnknownTenant
 from ..names import validate_name
-from ..strategies import routing_options
+from ..strategies.base import routed
 
 log = logging.getLogger("tenantry")
 
@@ -50,14 +48,7 @@ def _change(
         if state is None:
             state = State.FAILED if info.error else State.READY
         changed = work.update(name, state=state, reason=reason)
-        core.events.inside(event, name, _routed(work, changed), reason=reason)
+        core.events.inside(event, name, routed(work.main, name, changed.location),
+                           reason=reason)
     core.events.after(event, name, reason=reason)
     return changed
-
-
-def _routed(work: TenantWork, info: TenantInfo) -> Connection:
-    """The registry transaction's connection, its tenant tables routed to ``info``'s schema
-    (tenants of other databases: the main database's connection, for shared tables)."""
-    if info.location.database is not None:
-        return work.main
-    return work.main.execution_options(**routing_options(info.name, info.schema))

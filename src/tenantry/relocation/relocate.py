@@ -30,8 +30,9 @@ log = logging.getLogger("tenantry")
 Plan = Callable[[Connection, TenantInfo], tuple[Move, Location] | None]
 
 
-def relocate(core: Core, name: str, plan: Plan, done: str) -> TenantInfo:
-    """Copy tenant ``name`` as ``plan`` says and switch its registry row to the new place.
+def relocate(core: Core, name: str, plan: Plan, done: str, event: str) -> TenantInfo:
+    """Copy tenant ``name`` as ``plan`` says and switch its registry row to the new place;
+    then ``event``'s after-hooks hear of it (``source`` and ``target`` locations).
 
     A failure aborts the copy and leaves the tenant where it was.
     """
@@ -59,6 +60,7 @@ def relocate(core: Core, name: str, plan: Plan, done: str) -> TenantInfo:
         raise
     move.finish()
     log.info(done, extra={"tenant": name})
+    core.events.after(event, name, source=info.location, target=moved.location)
     return moved
 
 
@@ -78,7 +80,7 @@ def move(core: Core, name: str, to: str, *, lock_timeout: str, online: bool | No
         return Move(strategy, name, source, target, lock_timeout=lock_timeout,
                     online=online), target
 
-    return relocate(core, name, plan, f"moved tenant {name} to server {to}")
+    return relocate(core, name, plan, f"moved tenant {name} to server {to}", "moved")
 
 
 def promote(
@@ -111,7 +113,8 @@ def promote(
                               online=online, leave_out=keys)
         return promotion, target
 
-    return relocate(core, name, plan, f"promoted tenant {name} to its own database")
+    return relocate(core, name, plan, f"promoted tenant {name} to its own database",
+                    "promoted")
 
 
 def demote(core: Core, name: str, *, lock_timeout: str, online: bool | None) -> TenantInfo:
@@ -128,4 +131,5 @@ def demote(core: Core, name: str, *, lock_timeout: str, online: bool | None) -> 
                             online=online)
         return demotion, Location(info.schema)
 
-    return relocate(core, name, plan, f"demoted tenant {name} to a schema of the main database")
+    return relocate(core, name, plan,
+                    f"demoted tenant {name} to a schema of the main database", "demoted")

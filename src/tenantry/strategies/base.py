@@ -35,6 +35,15 @@ def routing_options(tenant: str, schema: str, search_path: bool = False) -> dict
     return options
 
 
+def routed(conn: Connection, name: str, location: Location) -> Connection:
+    """``conn`` (same transaction) with tenant ``name``'s tables routed to ``location``'s
+    schema: what inside hooks get (on the main database's connection, a tenant of another
+    database has no tables to route: shared tables only)."""
+    if location.database is not None and conn.engine.url.database != location.database:
+        return conn
+    return conn.execution_options(**routing_options(name, location.schema))
+
+
 def set_search_path(conn: Connection, schema: str) -> None:
     """Put only ``schema`` on the search path for the rest of the current transaction.
 

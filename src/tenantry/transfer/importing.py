@@ -23,6 +23,7 @@ from ..errors import (
 from ..names import quote, validate_name
 from ..provisioning import lifecycle
 from ..relocation import recovery, sequences
+from ..strategies.base import routed
 from ..strategies.database import DatabaseStrategy
 from .manifest import (
     Manifest,
@@ -93,6 +94,8 @@ def import_tenant(
             revision = stream.upgrade(conn, location.schema).after
         if roles is not None:  # strict mode: the new tenant's role owns what was loaded
             roles.provision(conn, as_name, location)
+        core.events.inside("imported", as_name, routed(conn, as_name, location),
+                           source=manifest.tenant, revision=revision)
         return revision
 
     with core.store.work([as_name], Operation.IMPORT) as work:
@@ -109,9 +112,15 @@ def import_tenant(
                 "drop it and import over it"
             )
         else:
+            core.events.inside("dropped", as_name,
+                               routed(work.main, as_name, existing.location))
             lifecycle.remove(core, work, existing)
         location = core.locate_new(as_name, work.main, None)
-        return lifecycle.provision(core, work, as_name, location, fill, record)
+        info = lifecycle.provision(core, work, as_name, location, fill, record)
+    if existing is not None:
+        core.events.after("dropped", as_name, location=existing.location)
+    core.events.after("imported", as_name, source=manifest.tenant, revision=info.revision)
+    return info
 
 
 def _record(core: Core, manifest: Manifest) -> dict[str, str | None] | None:

@@ -5,7 +5,8 @@
 
 from ..errors import AmbiguousRequest
 from .asgi import TenantMiddleware
-from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject
+from .registered import domains
+from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, SUSPENDED_TENANT, UNKNOWN_TENANT, Reject
 from .resolvers import (
     RequestView,
     Resolution,
@@ -21,6 +22,7 @@ from .wsgi import WSGITenantMiddleware
 __all__ = [
     "AMBIGUOUS_TENANT",
     "MISSING_TENANT",
+    "SUSPENDED_TENANT",
     "UNKNOWN_TENANT",
     "AmbiguousRequest",
     "Reject",
@@ -30,6 +32,7 @@ __all__ = [
     "TenantMiddleware",
     "WSGITenantMiddleware",
     "bearer_claim",
+    "domains",
     "header",
     "host_map",
     "path_prefix",

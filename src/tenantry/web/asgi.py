@@ -7,10 +7,17 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..context import use
-from ..errors import InvalidTenantName, UnknownTenant
+from ..errors import InvalidTenantName, TenantSuspended, UnknownTenant
 from ..tenancy import Tenancy
 from .policy import Handler, TenantPolicy
-from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
+from .rejections import (
+    AMBIGUOUS_TENANT,
+    MISSING_TENANT,
+    SUSPENDED_TENANT,
+    UNKNOWN_TENANT,
+    Reject,
+    rejection,
+)
 from .resolvers import RequestView, Resolution, Resolver, host_of
 
 if TYPE_CHECKING:
@@ -58,7 +65,7 @@ class TenantMiddleware(TenantPolicy):
     tenant gets ``on_missing`` (default 400) unless ``required`` is false (or returns false
     for it), in which case it runs with no tenant selected. There is never a default tenant.
     A request whose tenant-naming header appears more than once gets ``on_ambiguous``
-    (default 400).
+    (default 400). A suspended tenant's request gets ``on_suspended`` (default 403).
     The tenant is visible in the endpoint (and in sync endpoints that Starlette runs in its
     threadpool, which copies the context) and reset when the request ends.
     """
@@ -73,10 +80,11 @@ class TenantMiddleware(TenantPolicy):
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
         on_ambiguous: Handler = AMBIGUOUS_TENANT,
+        on_suspended: Handler = SUSPENDED_TENANT,
     ) -> None:
         super().__init__(
             resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing,
-            on_ambiguous=on_ambiguous,
+            on_ambiguous=on_ambiguous, on_suspended=on_suspended,
         )
         self.app = app
         self.tenancy = tenancy
@@ -99,6 +107,9 @@ class TenantMiddleware(TenantPolicy):
         except (UnknownTenant, InvalidTenantName):
             await _refuse(scope, send, rejection(self.on_unknown, view, found.tenant))
             return
+        except TenantSuspended:
+            await _refuse(scope, send, rejection(self.on_suspended, view, found.tenant))
+            return
         if found.strip:
             scope = dict(scope, root_path=scope.get("root_path", "") + found.strip)
             if not scope["path"].startswith(scope["root_path"]):
@@ -107,7 +118,8 @@ class TenantMiddleware(TenantPolicy):
             await self.app(scope, receive, send)
 
     async def _check(self, tenant: str) -> None:
-        """Raise :class:`UnknownTenant` unless ``tenant`` is registered and usable."""
+        """Raise :class:`UnknownTenant` unless ``tenant`` is registered and usable
+        (:class:`TenantSuspended` if it is suspended)."""
         if isinstance(self.tenancy, Tenancy):
             await _to_thread(_check_sync, self.tenancy, tenant)
         else:

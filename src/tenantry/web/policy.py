@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..errors import AmbiguousRequest
-from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, as_tuple
+from .rejections import (
+    AMBIGUOUS_TENANT,
+    MISSING_TENANT,
+    SUSPENDED_TENANT,
+    UNKNOWN_TENANT,
+    Reject,
+    as_tuple,
+)
 from .resolvers import RequestView, Resolution, Resolver, resolve
 
 Handler = Reject | Callable[[RequestView, str | None], Reject]
 
 
 class TenantPolicy:
-    """Resolvers tried in order, whether a tenant is required, and the three refusals."""
+    """Resolvers tried in order, whether a tenant is required, and the four refusals."""
 
     def __init__(
         self,
@@ -22,8 +29,10 @@ class TenantPolicy:
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
         on_ambiguous: Handler = AMBIGUOUS_TENANT,
+        on_suspended: Handler = SUSPENDED_TENANT,
     ) -> None:
         self.resolvers = as_tuple(resolvers)
+        self.on_suspended = on_suspended
         self.required = required
         self.on_unknown = on_unknown
         self.on_missing = on_missing

@@ -36,6 +36,8 @@ def _json(status: int, detail: str) -> Reject:
 
 #: Default answer for a tenant that is not registered (or not a valid name): 404.
 UNKNOWN_TENANT = _json(404, "unknown tenant")
+#: Default answer for a request naming a suspended tenant: 403 (never another tenant).
+SUSPENDED_TENANT = _json(403, "tenant suspended")
 #: Default answer for a request that names no tenant where one is required: 400.
 MISSING_TENANT = _json(400, "no tenant in request")
 #: Default answer for a request whose tenant-naming header appears more than once: 400.

@@ -8,10 +8,17 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from ..context import enter
-from ..errors import InvalidTenantName, UnknownTenant
+from ..errors import InvalidTenantName, TenantSuspended, UnknownTenant
 from ..tenancy import Tenancy
 from .policy import Handler, TenantPolicy
-from .rejections import AMBIGUOUS_TENANT, MISSING_TENANT, UNKNOWN_TENANT, Reject, rejection
+from .rejections import (
+    AMBIGUOUS_TENANT,
+    MISSING_TENANT,
+    SUSPENDED_TENANT,
+    UNKNOWN_TENANT,
+    Reject,
+    rejection,
+)
 from .resolvers import RequestView, Resolution, Resolver, host_of
 
 if TYPE_CHECKING:
@@ -38,8 +45,8 @@ class WSGITenantMiddleware(TenantPolicy):
     Flask: ``app.wsgi_app = WSGITenantMiddleware(app.wsgi_app, tenancy, [header()])``.
     Same rules as the ASGI :class:`~tenantry.web.TenantMiddleware`: ``on_unknown`` (default
     404), ``on_missing`` (default 400, unless ``required`` is false), ``on_ambiguous`` (default
-    400: a tenant-naming header repeated, which WSGI servers join with commas), never a
-    default tenant.
+    400: a tenant-naming header repeated, which WSGI servers join with commas),
+    ``on_suspended`` (default 403, a suspended tenant), never a default tenant.
     Each request runs in its own copy of the context, including the iteration of a streamed
     response body, so the tenant never outlives the request nor leaks into the server thread.
     A path prefix found by :func:`~tenantry.web.path_prefix` moves to ``SCRIPT_NAME``.
@@ -55,10 +62,11 @@ class WSGITenantMiddleware(TenantPolicy):
         on_unknown: Reject | Callable[[RequestView, str | None], Reject] = UNKNOWN_TENANT,
         on_missing: Reject | Callable[[RequestView, str | None], Reject] = MISSING_TENANT,
         on_ambiguous: Handler = AMBIGUOUS_TENANT,
+        on_suspended: Handler = SUSPENDED_TENANT,
     ) -> None:
         super().__init__(
             resolvers, required=required, on_unknown=on_unknown, on_missing=on_missing,
-            on_ambiguous=on_ambiguous,
+            on_ambiguous=on_ambiguous, on_suspended=on_suspended,
         )
         self.app = app
         self.tenancy = tenancy
@@ -86,6 +94,8 @@ class WSGITenantMiddleware(TenantPolicy):
                     pass
             except (UnknownTenant, InvalidTenantName):
                 return _refuse(start_response, rejection(self.on_unknown, view, tenant))
+            except TenantSuspended:
+                return _refuse(start_response, rejection(self.on_suspended, view, tenant))
             if found.strip:
                 environ = dict(environ)
                 environ["SCRIPT_NAME"] = str(environ.get("SCRIPT_NAME", "")) + found.strip

@@ -1,0 +1,36 @@
+"""`tenantry suspend` / `tenantry resume`."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from tenantry.cli import app
+from tests.support.databases import MIGRATIONS
+
+runner = CliRunner()
+
+
+def test_suspend_and_resume_from_the_command_line(database_url: str) -> None:
+    env = {"TENANTRY_URL": database_url,
+           "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
+           "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared")}
+
+    def run(*args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, list(args), env=env)
+        return result.exit_code, result.stdout, result.stderr
+
+    assert run("migrate")[0] == 0
+    assert run("create", "acme", "globex")[0] == 0
+    code, out, _ = run("suspend", "acme", "--reason", "unpaid")
+    assert code == 0 and "tenant acme: suspended (unpaid)" in out
+    code, out, _ = run("list", "--json")
+    assert {t["name"]: t["state"] for t in json.loads(out)} == {"acme": "suspended",
+                                                               "globex": "ready"}
+    code, out, _ = run("migrate", "--json")  # suspended tenants are migrated too
+    assert code == 0
+    code, out, _ = run("resume", "acme")
+    assert code == 0 and "tenant acme: ready" in out
+    code, _, err = run("suspend", "nope")
+    assert code != 0 and "nope" in err
