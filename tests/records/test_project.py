@@ -93,6 +93,9 @@ def test_autogenerate_and_the_cli(project: Path, database_url: str) -> None:
     migrated = json.loads(cli(project, database_url, "migrate", "--json", "--where",
                               "plan=pro"))
     assert [t["tenant"] for t in migrated["tenants"]] == ["acme"]
+    queried = cli(project, database_url, "query", "--all-tenants", "--json", "--where",
+                  "plan=free", "SELECT count(*) AS n FROM __tenant__.projects")
+    assert [json.loads(line)["tenant"] for line in queried.splitlines()] == ["initech"]
 
 
 def test_cli_refuses_bad_records(project: Path, database_url: str) -> None:
