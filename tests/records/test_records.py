@@ -253,3 +253,16 @@ def test_adopted_tenants_get_the_defaults(rt: Tenancy) -> None:
     info = rt.adopt_tenant("legacy", schema="legacy_x")
     assert info.record["plan"] == "free"
     assert record_rows(rt)["legacy"]["plan"] == "free"
+
+
+def test_columns_declared_later_are_added(database_url: str) -> None:
+    """Without a shared stream tenantry adds the columns a later release declares."""
+    with record_tenancy(database_url, tenant_columns=record_columns()[:1]) as first:
+        first.create_tenant("acme", record={"plan": "pro"})
+    later = [*record_columns(), sa.Column("region", sa.Enum("eu", "us", name="region"),
+                                          nullable=False, server_default="eu")]
+    with record_tenancy(database_url, tenant_columns=later) as second:
+        assert second.get_tenant("acme").record == {
+            "plan": "pro", "owner_email": None, "paid_until": None, "seats": None,
+            "region": "eu"}
+        assert second.update_tenant("acme", region="us", seats=2).record["region"] == "us"

@@ -10,6 +10,7 @@ routing does not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,11 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateColumn
 
 from ..errors import ConfigurationError, InvalidRecord, MigrationError, UnknownRecordField
 from ..models import SHARED_SCHEMA
 from . import registry
 from .registry import TenantInfo
+
+log = logging.getLogger("tenantry")
 
 #: The record table's name (in ``public``). Not ``tenantry_*``: it is the application's table,
 #: so the shared stream's autogenerate keeps it.
@@ -49,10 +53,24 @@ class Records:
         self.managed = managed
 
     def ensure(self, conn: Connection) -> None:
-        """Create the table if tenantry manages it and it is missing (under the global lock
-        the registry's set-up holds)."""
-        if self.managed:
-            self.table.create(conn, checkfirst=True)
+        """If tenantry manages the table: create it, or add the declared columns it lacks
+        (under the global lock the registry's set-up holds). Columns are never dropped or
+        changed: that is a migration's work."""
+        if not self.managed:
+            return
+        self.table.create(conn, checkfirst=True)
+        present = {c["name"] for c in sa.inspect(conn).get_columns(RECORDS_TABLE, SHARED_SCHEMA)}
+        for column in self._field_columns():
+            if column.name in present:
+                continue
+            if isinstance(column.type, sa.types.SchemaType):  # an enum's type first
+                column.type.create(conn, checkfirst=True)
+            definition = str(CreateColumn(column).compile(dialect=conn.dialect))
+            conn.exec_driver_sql(  # the column's DDL as SQLAlchemy renders it, names quoted
+                f"ALTER TABLE {SHARED_SCHEMA}.{RECORDS_TABLE} ADD COLUMN "
+                + definition.replace("%", "%%")
+            )
+            log.info("added column %s to %s.%s", column.name, SHARED_SCHEMA, RECORDS_TABLE)
 
     # -- reading -----------------------------------------------------------------------------
 
