@@ -37,6 +37,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from .aio import AsyncTenancy
+from .core import registry
+from .core.records import RECORDS_TABLE
 from .errors import MigrationError
 from .migrations.stream import upgrade_revs
 from .models import SHARED_SCHEMA, TENANT_SCHEMA, is_tenant_table
@@ -82,6 +84,8 @@ def tenant_metadata(metadata: sa.MetaData) -> sa.MetaData:
                  referred_schema: str | None) -> str | None:
         return None if referred_schema == TENANT_SCHEMA else referred_schema
 
+    if f"{SHARED_SCHEMA}.{RECORDS_TABLE}" in metadata.tables:  # its foreign key resolves
+        registry.tenants.to_metadata(copy)
     for table in metadata.sorted_tables:
         if not is_tenant_table(table):
             table.to_metadata(copy, referred_schema_fn=referred)

@@ -283,3 +283,13 @@ class UnknownDomain(TenantryError, LookupError):
         self.domain, self.tenant = domain, tenant
         super().__init__(f"domain {domain!r} is not registered"
                          + (f" to tenant {tenant!r}" if tenant else ""))
+
+
+class InvalidRecord(TenantryError, ValueError):
+    """A tenant record (:meth:`~tenantry.Tenancy.update_tenant`, ``create_tenant(record=)``)
+    or a ``where=`` filter that the record columns refuse: a value of the wrong type, a
+    missing required value."""
+
+
+class UnknownRecordField(InvalidRecord, LookupError):
+    """A record field that is not among the Tenancy's ``tenant_columns``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from .context import current_tenant
 from .context import use as use_context
 from .core import Core, make_engine
+from .core.records import Where
 from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
 from .crosstenant.across import across as run_across
@@ -23,6 +24,7 @@ from .facade import (
     DomainVerbs,
     EachVerbs,
     OperatingVerbs,
+    RecordVerbs,
     RelocationVerbs,
     StrictVerbs,
     TransferVerbs,
@@ -56,7 +58,8 @@ class TenancyConfig:
 
 
 class Tenancy(
-    OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, DomainVerbs, EachVerbs
+    OperatingVerbs, TransferVerbs, RelocationVerbs, StrictVerbs, DomainVerbs, EachVerbs,
+    RecordVerbs,
 ):
     """Multi-tenancy for one application database.
 
@@ -72,6 +75,8 @@ class Tenancy(
     (for tenants running untrusted SQL) makes those roles log in, with passwords derived from
     ``login_secret`` (default ``$TENANTRY_LOGIN_SECRET``): see docs/isolation.md.
     ``routing="search_path"`` serves unqualified models and SQL: docs/search-path.md.
+    ``tenant_columns`` are the application's columns of each tenant (plan, owner...), in the
+    shared table :attr:`records`: docs/records.md.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class Tenancy(
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
+        tenant_columns: Sequence[sa.Column[Any]] | None = None,
     ) -> None:
         options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
         #: The core this facade names (:mod:`tenantry.core`).
@@ -137,9 +143,9 @@ class Tenancy(
         with self.core.store.begin():
             pass
 
-    def list_tenants(self) -> list[TenantInfo]:
-        """Every registered tenant, by name."""
-        return self.core.store.all()
+    def list_tenants(self, *, where: Where | None = None) -> list[TenantInfo]:
+        """Every registered tenant (whose record matches ``where``), by name."""
+        return self.core.store.all(where)
 
     def get_tenant(self, name: str) -> TenantInfo:
         """The registry row of ``name``; :class:`UnknownTenant` if there is none."""
@@ -155,15 +161,17 @@ class Tenancy(
 
     # -- provisioning --------------------------------------------------------------------
 
-    def create_tenant(self, name: str, *, strategy: str | None = None) -> TenantInfo:
+    def create_tenant(self, name: str, *, strategy: str | None = None,
+                      record: Mapping[str, Any] | None = None) -> TenantInfo:
         """Create tenant ``name`` at the head revision and register it; idempotent.
 
         Concurrent callers are serialised by an advisory lock; with the schema strategy the
         storage, the migrations and the registry row commit in one transaction, so a failure
         leaves nothing behind. ``strategy`` (``"schema"``/``"database"``; hybrid Tenancy only)
-        chooses where a new tenant lives (default: a schema of the main database).
+        chooses where a new tenant lives (default: a schema of the main database). ``record``:
+        its record's fields (the others get their defaults), written with the registry row.
         """
-        return lifecycle.create(self.core, name, strategy)
+        return lifecycle.create(self.core, name, strategy, record)
 
     def drop_tenant(self, name: str, *, confirm: bool = False) -> bool:
         """Drop tenant ``name`` and all its data. Needs ``confirm=True``.
@@ -242,14 +250,16 @@ class Tenancy(
         jobs: int = 1,
         chunk: int = DEFAULT_CHUNK,
         progress: Callable[[int], None] | None = None,
+        where: Where | None = None,
     ) -> Iterator[TenantRow]:
         """Run a read-only ``statement`` in every (or each listed) tenant, streaming rows.
 
         Yields :class:`TenantRow` ``(tenant, row, columns)``. Schema tenants are batched
         ``chunk`` per round trip (``UNION ALL``); ``jobs`` batches run concurrently.
+        ``where``: only tenants whose record matches.
         """
         return run_across(self.core, statement, tenants, jobs=jobs, chunk=chunk,
-                          progress=progress)
+                          progress=progress, where=where)
 
     def engine_metrics(self) -> EngineMetrics:
         """Counters of the tenant engine registry (database strategy, or ``strict='login'``)."""
@@ -279,8 +289,10 @@ class Tenancy(
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
         compiled: bool = False,
+        where: Where | None = None,
     ) -> MigrationReport:
-        """Shared stream first, then every tenant (or those matching the glob ``tenants``).
+        """Shared stream first, then every tenant (or those matching the glob ``tenants``, and
+        whose record matches ``where``).
 
         Each tenant is migrated to ``target`` (up or down) in its own transaction, by ``jobs``
         processes (this one and ``jobs - 1`` helpers; ``"auto"``: helpers only if the work left
@@ -294,11 +306,12 @@ class Tenancy(
         tenantry.migrations.compiled).
         """
         return fleet.migrate_all(self.core, target, tenants, jobs=jobs, on_outcome=on_outcome,
-                                 on_plan=on_plan, confirm=confirm, compiled=compiled)
+                                 on_plan=on_plan, confirm=confirm, compiled=compiled,
+                                 where=where)
 
-    def status(self) -> list[TenantStatus]:
-        """Each tenant's revision against the head, from one registry query."""
-        return fleet.status(self.core)
+    def status(self, *, where: Where | None = None) -> list[TenantStatus]:
+        """Each tenant's (whose record matches ``where``) revision against the head."""
+        return fleet.status(self.core, where)
 
     def drift(self) -> fleet.Drift:
         """Revision counts, states and failed/migrating tenants, from one registry query."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Literal
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from ..context import current_tenant
 from ..context import use as use_context
 from ..core import Router
+from ..core.records import Where
 from ..core.registry import Location, TenantInfo
 from ..crosstenant.across import DEFAULT_CHUNK, TenantRow
 from ..doctor import DoctorReport
@@ -31,6 +32,7 @@ from ..tenancy import Tenancy
 from .domains import AsyncDomainVerbs
 from .each import AsyncEachVerbs
 from .engine import Driver, make_async_engine, sync_url
+from .records import AsyncRecordVerbs
 from .routing import AsyncRouting
 from .threads import in_admin_thread
 from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, AsyncTransferVerbs
@@ -38,7 +40,7 @@ from .verbs import AsyncOperatingVerbs, AsyncRelocationVerbs, AsyncStrictVerbs, 
 
 class AsyncTenancy(
     AsyncRouting, AsyncOperatingVerbs, AsyncTransferVerbs, AsyncRelocationVerbs,
-    AsyncStrictVerbs, AsyncDomainVerbs, AsyncEachVerbs,
+    AsyncStrictVerbs, AsyncDomainVerbs, AsyncEachVerbs, AsyncRecordVerbs,
 ):
     """Multi-tenancy for asyncio applications, with the same rules as :class:`~tenantry.Tenancy`.
 
@@ -67,8 +69,10 @@ class AsyncTenancy(
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
+        tenant_columns: Sequence[Any] | None = None,
     ) -> None:
         admin_options: dict[str, Any] = {
+            "tenant_columns": tenant_columns,
             "routing": routing,
             "strict": strict,
             "login_secret": login_secret,
@@ -82,7 +86,7 @@ class AsyncTenancy(
         self._engine_options = dict(engine_options or {})
         if isinstance(bind, Tenancy):
             if (metadata is not None or tenant_migrations or shared_migrations or prefix or strict
-                    or login_secret is not None or routing != "translate"):
+                    or login_secret is not None or routing != "translate" or tenant_columns):
                 raise ConfigurationError(
                     "pass Tenancy options to the Tenancy, not to AsyncTenancy(tenancy)"
                 )
@@ -177,9 +181,9 @@ class AsyncTenancy(
         await in_admin_thread(self.admin, self.admin.setup)
         self._registry_ready = True
 
-    async def list_tenants(self) -> list[TenantInfo]:
+    async def list_tenants(self, *, where: Where | None = None) -> list[TenantInfo]:
         """See :meth:`Tenancy.list_tenants`."""
-        return await in_admin_thread(self.admin, self.admin.list_tenants)
+        return await in_admin_thread(self.admin, self.admin.list_tenants, where=where)
 
     async def get_tenant(self, name: str) -> TenantInfo:
         """See :meth:`Tenancy.get_tenant`."""
@@ -193,9 +197,11 @@ class AsyncTenancy(
         """See :meth:`Tenancy.locate`."""
         return await in_admin_thread(self.admin, self.admin.locate, name)
 
-    async def create_tenant(self, name: str, *, strategy: str | None = None) -> TenantInfo:
+    async def create_tenant(self, name: str, *, strategy: str | None = None,
+                            record: Mapping[str, Any] | None = None) -> TenantInfo:
         """See :meth:`Tenancy.create_tenant`."""
-        return await in_admin_thread(self.admin, self.admin.create_tenant, name, strategy=strategy)
+        return await in_admin_thread(self.admin, self.admin.create_tenant, name,
+                                     strategy=strategy, record=record)
 
     async def drop_tenant(self, name: str, *, confirm: bool = False) -> bool:
         """See :meth:`Tenancy.drop_tenant` (needs ``confirm=True``)."""
@@ -235,16 +241,17 @@ class AsyncTenancy(
         on_plan: Callable[[int], None] | None = None,
         confirm: bool = False,
         compiled: bool = False,
+        where: Where | None = None,
     ) -> MigrationReport:
         """See :meth:`Tenancy.migrate_all` (callbacks run in the worker thread)."""
         return await in_admin_thread(
             self.admin, self.admin.migrate_all, target, tenants, jobs=jobs, on_outcome=on_outcome,
-            on_plan=on_plan, confirm=confirm, compiled=compiled,
+            on_plan=on_plan, confirm=confirm, compiled=compiled, where=where,
         )
 
-    async def status(self) -> list[TenantStatus]:
+    async def status(self, *, where: Where | None = None) -> list[TenantStatus]:
         """See :meth:`Tenancy.status`."""
-        return await in_admin_thread(self.admin, self.admin.status)
+        return await in_admin_thread(self.admin, self.admin.status, where=where)
 
     async def drift(self) -> Drift:
         """See :meth:`Tenancy.drift`."""
@@ -262,9 +269,11 @@ class AsyncTenancy(
         jobs: int = 1,
         chunk: int = DEFAULT_CHUNK,
         progress: Callable[[int], None] | None = None,
+        where: Where | None = None,
     ) -> AsyncIterator[TenantRow]:
         """See :meth:`Tenancy.across`: the rows are read in a worker thread, a page at a time."""
-        rows = self.admin.across(statement, tenants, jobs=jobs, chunk=chunk, progress=progress)
+        rows = self.admin.across(statement, tenants, jobs=jobs, chunk=chunk, progress=progress,
+                                 where=where)
         while page := await asyncio.to_thread(_page, rows):
             for row in page:
                 yield row

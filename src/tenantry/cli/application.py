@@ -98,6 +98,7 @@ def options(
 app.command()(init.init)
 app.command()(revision.revision)
 app.command()(tenants.create)
+app.command()(tenants.update)
 app.command()(tenants.drop)
 app.command()(tenants.rename)
 app.command()(suspension.suspend)

@@ -18,6 +18,7 @@ from .console import err, out
 from .exits import handle_errors
 from .options import JobsOpt, JsonOpt
 from .progress import MigrationProgress, drift_tables, failures_table, report_json, summary_table
+from .records import WhereOpt, cells, fields, jsonable, where_of
 from .settings import tenancy_of
 
 
@@ -40,12 +41,14 @@ def migrate(
                      "round trip (migrations must not query the database)."),
     ] = False,
     as_json: JsonOpt = False,
+    where: WhereOpt = None,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
     how_many = parse_jobs(jobs)
     tenancy = tenancy_of(ctx)
+    chosen = where_of(where)
     if dry_run:
-        names = [t.name for t in tenancy.list_tenants() if matches(t.name, tenant)]
+        names = [t.name for t in tenancy.list_tenants(where=chosen) if matches(t.name, tenant)]
         if not names:
             raise ConfigurationError("--dry-run: no tenant matches")
         out.print(tenancy.migration_sql(names[0], to), highlight=False, markup=False)
@@ -54,7 +57,7 @@ def migrate(
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
             to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
-            confirm=yes, compiled=compiled,
+            confirm=yes, compiled=compiled, where=chosen,
         )
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:
@@ -77,10 +80,12 @@ def status(
     ctx: typer.Context,
     as_json: JsonOpt = False,
     each: Annotated[bool, typer.Option("--each", help="One line per tenant.")] = False,
+    where: WhereOpt = None,
 ) -> None:
     """Revision drift at a glance: tenants per revision and state, failed/migrating ones."""
     tenancy = tenancy_of(ctx)
-    rows = tenancy.status()
+    rows = tenancy.status(where=where_of(where))
+    extra = fields(tenancy)
     known = tenancy.tenant_stream is not None  # without the stream, the head is unknown
     if not known:
         err.print("no tenant migrations configured (--tenant-migrations, "
@@ -89,16 +94,18 @@ def status(
     if as_json:
         out.print_json(json.dumps([
             {"tenant": r.tenant, "state": r.state, "revision": r.revision, "head": r.head,
-             "current": r.current if known else None, "error": r.error}
+             "current": r.current if known else None, "error": r.error,
+             **({"record": jsonable(r.record)} if extra else {})}
             for r in rows
         ]))
         return
     if each:
-        table = Table("tenant", "state", "revision", "head", "")
+        table = Table("tenant", "state", "revision", "head", "", *extra)
         for r in rows:
             mark = ("[green]current[/green]" if r.current else "[yellow]behind[/yellow]"
                     ) if known else "-"
-            table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark)
+            table.add_row(r.tenant, r.state, r.revision or "-", r.head or "-", mark,
+                          *cells(extra, r.record))
         out.print(table)
     head = tenancy.tenant_stream.head if tenancy.tenant_stream is not None else None
     drift = Drift.of(head, rows)  # from the rows read above: one registry query

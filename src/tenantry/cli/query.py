@@ -16,6 +16,7 @@ from ..crosstenant.across import DEFAULT_CHUNK
 from ..errors import ConfigurationError
 from .console import err, out
 from .exits import handle_errors
+from .records import WhereOpt, where_of
 from .settings import tenancy_of
 
 
@@ -31,15 +32,18 @@ def query(
     jobs: Annotated[int, typer.Option(help="Batches run concurrently.", min=1)] = 1,
     chunk: Annotated[int, typer.Option(help="Tenants per round trip.", min=1)] = DEFAULT_CHUNK,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
+    where: WhereOpt = None,
 ) -> None:
     """Run a read-only SQL query in many tenants; each row is tagged with its tenant."""
     if all_tenants == bool(tenant):
         raise ConfigurationError("pass either --all-tenants or --tenant NAME (repeatable)")
     tenancy = tenancy_of(ctx)
     names = None if all_tenants else tenant
-    total = len(tenancy.list_tenants()) if names is None else len(set(names))
+    chosen = where_of(where)
+    total = len(tenancy.list_tenants(where=chosen)) if names is None else len(set(names))
     with _progress(total) as advance:
-        rows = tenancy.across(sa.text(sql), names, jobs=jobs, chunk=chunk, progress=advance)
+        rows = tenancy.across(sa.text(sql), names, jobs=jobs, chunk=chunk, progress=advance,
+                              where=chosen)
         if as_json:
             for r in rows:
                 print(json.dumps({"tenant": r.tenant, **r.mapping()}, default=str), flush=True)

@@ -10,7 +10,7 @@ relocation, transfer, doctor) take a Core.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -39,6 +39,7 @@ from ..strict.roles import StrictRoles
 from .events import Events
 from .history import History
 from .options import PROVISIONING, STRATEGIES, make_engine, one_of, pool_options
+from .records import Records
 from .registry import Location, TenantInfo
 from .router import Route, Router
 from .store import TenantStore
@@ -72,6 +73,7 @@ class Core:
         strict: bool | Literal["login"] = False,
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
+        tenant_columns: Sequence[sa.Column[Any]] | None = None,
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
         self.options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
@@ -120,7 +122,11 @@ class Core:
         self.strategy: Strategy = STRATEGIES[strategy](
             self.engine, self.prefix, **strategy_options
         )
-        self.store = TenantStore(self.engine)
+        #: The application's tenant records (docs/records.md); tenantry creates their table
+        #: when no shared stream does.
+        self.records = (Records(self.metadata, tenant_columns, managed=shared_migrations is None)
+                        if tenant_columns else None)
+        self.store = TenantStore(self.engine, self.records)
         #: The application's lifecycle hooks (:mod:`tenantry.core.events`), and the history
         #: every event is written to (:mod:`tenantry.core.history`).
         self.events = Events()

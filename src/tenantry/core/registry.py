@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +81,9 @@ class TenantInfo:
     updated_at: datetime
     #: Why the tenant is suspended (given to :meth:`~tenantry.Tenancy.suspend_tenant`).
     reason: str | None = None
+    #: The application's record of the tenant (``Tenancy(tenant_columns=...)``): filled by
+    #: listing reads (``get_tenant``, ``list_tenants``), empty on routes (docs/records.md).
+    record: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def schema(self) -> str:
@@ -91,7 +94,7 @@ class TenantInfo:
         return self.state in USABLE_STATES
 
     @classmethod
-    def from_row(cls, row: Any) -> TenantInfo:
+    def from_row(cls, row: Any, record: Mapping[str, Any] | None = None) -> TenantInfo:
         return cls(
             name=row.name,
             strategy=row.strategy,
@@ -102,6 +105,7 @@ class TenantInfo:
             created_at=row.created_at,
             updated_at=row.updated_at,
             reason=row.reason,
+            record=dict(record or {}),
         )
 
 

@@ -3,7 +3,7 @@ and the unit of work every change of a tenant goes through."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -14,14 +14,17 @@ from ..errors import UnfinishedOperation, UnknownTenant
 from . import generation, intents, registry
 from .generation import Freshness
 from .intents import Intent, Operation
+from .records import Records, Where, check_fields, read_tenants
 from .registry import Location, State, TenantInfo
 
 
 class TenantStore:
     """The registry of one main database, and who must hear when a tenant changes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, records: Records | None = None) -> None:
         self.engine = engine
+        #: The application's tenant records (``Tenancy(tenant_columns=...)``), if any.
+        self.records = records
         self._ready = False
         self._listeners: list[Callable[[str], None]] = []
         #: When changes made by other processes are noticed (:mod:`.generation`).
@@ -46,19 +49,22 @@ class TenantStore:
                 registry.ensure(conn)
                 generation.ensure(conn)
                 intents.ensure(conn)
+                if self.records is not None:
+                    self.records.ensure(conn)
             self._ready = True
         with self.engine.begin() as conn:
             yield conn
 
-    def all(self) -> list[TenantInfo]:
-        """Every registered tenant, by name."""
+    def all(self, where: Where | None = None) -> list[TenantInfo]:
+        """Every registered tenant (matching ``where``), by name, with its record."""
         with self.begin() as conn:
-            return registry.all_tenants(conn)
+            return read_tenants(conn, self.records, where=where)
 
     def find(self, name: str) -> TenantInfo | None:
-        """The registry row of ``name``, or ``None``."""
+        """The registry row of ``name`` with its record, or ``None``."""
         with self.begin() as conn:
-            return registry.get(conn, name)
+            found = read_tenants(conn, self.records, name=name)
+        return found[0] if found else None
 
     def get(self, name: str) -> TenantInfo:
         """The registry row of ``name``; :class:`UnknownTenant` if there is none."""
@@ -77,7 +83,7 @@ class TenantStore:
         try:
             with self.begin() as main:
                 registry.lock_tenants(main, names)
-                yield TenantWork(self.engine, main, list(names), operation)
+                yield TenantWork(self.engine, main, list(names), operation, self.records)
         finally:
             self.changed(*names)
 
@@ -90,15 +96,19 @@ class TenantWork:
     """
 
     def __init__(
-        self, engine: Engine, main: Connection, names: list[str], operation: Operation | None
+        self, engine: Engine, main: Connection, names: list[str], operation: Operation | None,
+        records: Records | None = None,
     ) -> None:
         self.engine = engine
         self.main = main
         self.names = names
         self.operation = operation
+        self.records = records
 
     def row(self, name: str) -> TenantInfo | None:
-        return registry.get(self.main, name)
+        """``name``'s registry row with its record, or ``None``."""
+        found = read_tenants(self.main, self.records, name=name)
+        return found[0] if found else None
 
     def unfinished(self) -> Intent | None:
         """This operation's unfinished intent on the names (to resume); raises
@@ -125,10 +135,27 @@ class TenantWork:
         """A callable recording each step of ``tenant``'s intent as it commits."""
         return partial(intents.advance, self.engine, tenant)
 
-    def insert(self, name: str, kind: str, location: Location, revision: str | None) -> TenantInfo:
-        """Register ``name`` as ready; its intent (if any) is done."""
+    def insert(self, name: str, kind: str, location: Location, revision: str | None,
+               record: Mapping[str, Any] | None = None) -> TenantInfo:
+        """Register ``name`` as ready, with its ``record`` (the other fields: their defaults);
+        its intent (if any) is done."""
         info = registry.insert(self.main, name, kind, location, State.READY, revision)
+        if self.records is not None:
+            self.records.write(self.main, name, record or {})
+            info = self.row(name) or info
+        elif record:
+            check_fields(None, record)
         intents.clear(self.main, name)
+        return info
+
+    def set_record(self, name: str, values: Mapping[str, Any]) -> TenantInfo:
+        """Set fields of ``name``'s record (a row is made if it had none)."""
+        check_fields(self.records, values)
+        if self.records is not None:
+            self.records.write(self.main, name, values)
+        info = self.row(name)
+        if info is None:
+            raise UnknownTenant(name)
         return info
 
     def update(self, name: str, /, **values: Any) -> TenantInfo:
@@ -136,7 +163,7 @@ class TenantWork:
         registry.update(self.main, name, **values)
         generation.bump(self.main)
         intents.clear(self.main, name)
-        info = registry.get(self.main, values.get("name", name))
+        info = self.row(values.get("name", name))
         assert info is not None
         return info
 

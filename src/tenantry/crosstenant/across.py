@@ -25,6 +25,7 @@ from sqlalchemy.sql import CompoundSelect, Select, TextClause
 from sqlalchemy.sql.compiler import Compiled
 
 from ..core import Core
+from ..core.records import Where
 from ..core.registry import TenantInfo
 from ..errors import NotReadOnly, UnknownTenant
 from ..hooks.statements import statement_tables
@@ -123,10 +124,13 @@ def _run_batch(
             yield TenantRow(row[0], tuple(row[1:]), columns)
 
 
-def select_tenants(core: Core, tenants: Iterable[str] | None) -> list[TenantInfo]:
-    """Registry rows of ``tenants`` (default: every usable tenant), in name order."""
+def select_tenants(
+    core: Core, tenants: Iterable[str] | None, where: Where | None = None
+) -> list[TenantInfo]:
+    """Registry rows of ``tenants`` (default: every usable tenant), in name order; with
+    ``where``, only those whose record matches."""
     if tenants is None:
-        return [i for i in core.store.all() if i.usable]
+        return [i for i in core.store.all(where) if i.usable]
     wanted = list(dict.fromkeys(tenants))
     for name in wanted:
         validate_name(name, core.prefix)
@@ -134,7 +138,8 @@ def select_tenants(core: Core, tenants: Iterable[str] | None) -> list[TenantInfo
     missing = [n for n in wanted if n not in known or not known[n].usable]
     if missing:
         raise UnknownTenant(missing[0], f"cannot query across {missing}")
-    return [known[n] for n in wanted]
+    picked = None if where is None else {i.name for i in core.store.all(where)}
+    return [known[n] for n in wanted if picked is None or n in picked]
 
 
 def across(
@@ -145,8 +150,10 @@ def across(
     jobs: int = 1,
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int], None] | None = None,
+    where: Where | None = None,
 ) -> Iterator[TenantRow]:
-    """Run ``statement`` in each tenant; yield :class:`TenantRow` as results arrive.
+    """Run ``statement`` in each tenant (whose record matches ``where``); yield
+    :class:`TenantRow` as results arrive.
 
     Checked at call time, before any row is asked for: a statement that is not read-only
     (:class:`NotReadOnly`) and unknown tenants (:class:`UnknownTenant`). ``jobs`` batches run
@@ -154,7 +161,7 @@ def across(
     number of tenants it covered.
     """
     check_read_only(statement)
-    infos = select_tenants(core, tenants)
+    infos = select_tenants(core, tenants, where)
     reader = _reader(core)
     groups: dict[int, tuple[Engine, list[TenantInfo]]] = {}
     for info in infos:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..core import Core, registry
+from ..core.records import Where
 from ..core.registry import MIGRATABLE_STATES, State, TenantInfo
 from ..errors import ConfigurationError, ConfirmationRequired, MigrationError, UnknownTenant
 from ..models import SHARED_SCHEMA
@@ -41,15 +42,19 @@ def plan(
     patterns: Sequence[str] | None,
     *,
     confirm: bool = False,
+    where: Where | None = None,
 ) -> Plan:
     """Read the registry once; split the tenants into to-do and already-at-``target``.
 
-    Downgrading destroys data: it needs ``confirm=True``.
+    Downgrading destroys data: it needs ``confirm=True``. ``where``: only tenants whose
+    record matches (one more query).
     """
     wanted = resolve(stream, target)
     with core.store.begin() as conn:
         infos = registry.all_tenants(conn)
-    chosen = [i for i in infos if matches(i.name, patterns)]
+    picked = None if where is None else {i.name for i in core.store.all(where)}
+    chosen = [i for i in infos
+              if matches(i.name, patterns) and (picked is None or i.name in picked)]
     for pattern in patterns or ():
         if not any(ch in pattern for ch in "*?[") and not any(i.name == pattern for i in chosen):
             raise UnknownTenant(pattern, "not registered")
@@ -112,6 +117,7 @@ def migrate_all(
     on_plan: Callable[[int], None] | None,
     confirm: bool,
     compiled: bool,
+    where: Where | None = None,
 ) -> MigrationReport:
     """Shared stream first, then every (matching) tenant; see
     :meth:`tenantry.Tenancy.migrate_all`."""
@@ -121,7 +127,7 @@ def migrate_all(
         )
     shared = migrate_shared(core)
     stream = core.require_tenant_stream()
-    todo = plan(core, stream, target, tenants, confirm=confirm)
+    todo = plan(core, stream, target, tenants, confirm=confirm, where=where)
     if on_plan is not None:
         on_plan(len(todo.todo))
 
@@ -138,11 +144,12 @@ def migrate_all(
     return report
 
 
-def status(core: Core) -> list[TenantStatus]:
-    """Each tenant's revision against the head, from one registry query."""
+def status(core: Core, where: Where | None = None) -> list[TenantStatus]:
+    """Each tenant's (matching ``where``) revision against the head and its record, from one
+    registry query."""
     head = core.tenant_stream.head if core.tenant_stream is not None else None
-    return [TenantStatus(i.name, i.state.value, i.revision, head, i.error)
-            for i in core.store.all()]
+    return [TenantStatus(i.name, i.state.value, i.revision, head, i.error, i.record)
+            for i in core.store.all(where)]
 
 
 def migration_sql(core: Core, name: str, target: str = "heads") -> str:

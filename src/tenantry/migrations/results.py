@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class TenantStatus:
     revision: str | None
     head: str | None
     error: str | None
+    #: The tenant's record (``Tenancy(tenant_columns=...)``; empty without).
+    record: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def current(self) -> bool:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ..core import Core, TenantWork
 from ..core.intents import Intent, Operation
+from ..core.records import check_fields
 from ..core.registry import Location, TenantInfo
 from ..errors import (
     ConfirmationRequired,
@@ -33,12 +35,13 @@ log = logging.getLogger("tenantry")
 UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation ... does not exist"
 
 
-def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
-    """Create tenant ``name`` (as ``kind``, hybrid only) at the head revision; idempotent.
-
-    See :meth:`tenantry.Tenancy.create_tenant`.
+def create(core: Core, name: str, kind: str | None = None,
+           record: Mapping[str, Any] | None = None) -> TenantInfo:
+    """Create tenant ``name`` (as ``kind``, hybrid only) at the head revision, with its
+    ``record``; idempotent. See :meth:`tenantry.Tenancy.create_tenant`.
     """
     validate_name(name, core.prefix)
+    check_fields(core.records, record or {})  # before anything is made
     if core.schema_kind(kind):  # builds it, if needed, before a connection is held
         with explaining_missing_shared_tables(name, TEMPLATE_SCHEMA):
             core.warm_template()
@@ -68,7 +71,7 @@ def create(core: Core, name: str, kind: str | None = None) -> TenantInfo:
         # A database tenant's tables may be built in a template database first, in its schema.
         with explaining_missing_shared_tables(name, location.schema, TEMPLATE_SCHEMA,
                                               own_database=location.database is not None):
-            info = provision(core, work, name, location, fill)
+            info = provision(core, work, name, location, fill, record)
     log.info("created tenant %s in %s (revision %s)", name, location.schema, info.revision,
              extra={"tenant": name})
     core.events.after("created", name, revision=info.revision)
@@ -116,9 +119,11 @@ def provision(
     name: str,
     location: Location,
     fill: Callable[[Connection, Location], str | None],
+    record: Mapping[str, Any] | None = None,
 ) -> TenantInfo:
     """Make tenant ``name``'s storage at ``location``, ``fill`` it (returns the revision) and
-    register it, in ``work``'s transaction; a failure leaves nothing behind."""
+    register it with its ``record``, in ``work``'s transaction; a failure (a record value
+    refused too) leaves nothing behind."""
     if core.strategy.exists(work.main, location):
         raise TenantExists(
             f"storage {location.schema!r} for tenant {name!r} exists but is not "
@@ -130,12 +135,13 @@ def provision(
     try:
         with core.strategy.storage(work.main, name, location, create=True) as conn:
             revision = fill(conn, location)
+            # registered before the storage commits: a refused record undoes the storage
+            return work.insert(name, core.kind_of(location), location, revision, record)
     except BaseException:
         if own_steps:
             recovery.discard_failed_create(core.database_strategy(), core.engine, work.main,
                                            name, location)
         raise
-    return work.insert(name, core.kind_of(location), location, revision)
 
 
 def remove(core: Core, work: TenantWork, info: TenantInfo) -> None:

@@ -58,6 +58,9 @@ def export_tenant(
     directory = _empty_directory(Path(dest))
     try:
         manifest = _export(core, info, directory, pg_dump, progress, batch_rows)
+        if core.records is not None:  # in the main database, whichever the tenant's
+            with core.store.begin() as main:
+                manifest.record = core.records.text_record(main, name) or {}
     except BaseException:
         for child in directory.iterdir():  # it was empty: leave no half-written export
             if child.is_dir():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..core import Core, HasCore, core_of
 from ..core.intents import Intent, Operation
+from ..core.records import check_fields
 from ..core.registry import Location, TenantInfo
 from ..errors import (
     TenantExists,
@@ -30,6 +32,8 @@ from .manifest import (
     verify_checksums,
 )
 from .tables import Table, qualified, table_list, version_table_of
+
+log = logging.getLogger("tenantry")
 
 
 def import_tenant(
@@ -68,6 +72,7 @@ def import_tenant(
                 f"export of {manifest.tenant!r} is at revision {manifest.revision!r}, unknown "
                 "to this application's tenant migrations"
             )
+    record = _record(core, manifest)
     roles = core.strict_roles
     if roles is not None:
         roles.ensure_group()  # before the tenant lock, as create_tenant does
@@ -111,11 +116,23 @@ def import_tenant(
                                routed(work.main, as_name, existing.location))
             lifecycle.remove(core, work, existing)
         location = core.locate_new(as_name, work.main, None)
-        info = lifecycle.provision(core, work, as_name, location, fill)
+        info = lifecycle.provision(core, work, as_name, location, fill, record)
     if existing is not None:
         core.events.after("dropped", as_name, location=existing.location)
     core.events.after("imported", as_name, source=manifest.tenant, revision=info.revision)
     return info
+
+
+def _record(core: Core, manifest: Manifest) -> dict[str, str | None] | None:
+    """The export's record for the new tenant (checked against this Tenancy's fields)."""
+    if manifest.record is None:
+        return None
+    if core.records is None:
+        log.warning("the export of %s has a record (%s) and this Tenancy declares no record "
+                    "columns: not imported", manifest.tenant, ", ".join(manifest.record))
+        return None
+    check_fields(core.records, manifest.record)
+    return manifest.record
 
 
 def _resume(core: Core, main: Connection, name: str, pending: Intent) -> TenantInfo | None:

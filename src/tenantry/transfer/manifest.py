@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import (
     TransferError,
@@ -67,9 +68,15 @@ class Manifest:
     version_table: str = "alembic_version"
     format: str = FORMAT
     version: int = FORMAT_VERSION
+    #: The tenant's record (``Tenancy(tenant_columns=...)``), each value in its PostgreSQL
+    #: text form; ``None``: the exporting Tenancy had none (then not written).
+    record: dict[str, str | None] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+        data: dict[str, Any] = asdict(self)
+        if data["record"] is None:  # readable by tenantry versions before records
+            del data["record"]
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def read(cls, directory: Path) -> Manifest:
