@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..context import use
+from ..core.records import Where
 from ..errors import TenantSuspended
 from ..jobs.each import EachOutcome, EachReport, EachRun, call, checked_jobs, elapsed, failed
 from ..jobs.each import suspended as suspended_outcome
@@ -33,6 +34,7 @@ class AsyncEachVerbs:
         jobs: int = 1,
         run: str | None = None,
         on_outcome: Callable[[EachOutcome], None] | None = None,
+        where: Where | None = None,
     ) -> EachReport:
         """See :meth:`Tenancy.each`. A coroutine function is awaited on this event loop, up to
         ``jobs`` at once, each call in its own task with the tenant selected (so
@@ -41,7 +43,7 @@ class AsyncEachVerbs:
         ``tenancy.admin.session()``). ``on_outcome`` is called on the event loop."""
         limit = asyncio.Semaphore(checked_jobs(jobs))
         state = EachRun(self.admin.core, run, on_outcome)
-        todo = await in_admin_thread(self.admin, state.plan, tenants)
+        todo = await in_admin_thread(self.admin, state.plan, tenants, where)
         awaited = inspect.iscoroutinefunction(fn)
 
         async def one(name: str) -> None:

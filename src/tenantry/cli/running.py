@@ -31,6 +31,7 @@ from ..loading import import_spec
 from .console import err, out
 from .exits import handle_errors
 from .options import JsonOpt
+from .records import WhereOpt, where_of
 from .settings import tenancy_of
 
 # A failing tenant is one red line on stderr; its traceback goes to the application's logging
@@ -59,6 +60,7 @@ def run(
         typer.Option("--run", help="Record outcomes under this id; running it again skips the "
                      "tenants already ok (resume).", show_default=False),
     ] = None,
+    where: WhereOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Call MODULE:FN(tenant) for every tenant, with the tenant selected. Suspended tenants are
@@ -67,9 +69,12 @@ def run(
         raise ConfigurationError("say which tenants: --all-tenants, or --tenant PATTERN")
     fn = load_function(function)
     tenancy = tenancy_of(ctx)
+    matching = where_of(where)
     started = time.monotonic()
-    with EachProgress(err, len(choose(tenancy.core, tenant)), quiet=as_json) as progress:
-        report = tenancy.each(fn, tenant, jobs=jobs, run=run_id, on_outcome=progress.advance)
+    with EachProgress(err, len(choose(tenancy.core, tenant, matching)),
+                      quiet=as_json) as progress:
+        report = tenancy.each(fn, tenant, jobs=jobs, run=run_id, on_outcome=progress.advance,
+                              where=matching)
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:
         raise typer.Exit(1)

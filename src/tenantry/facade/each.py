@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..core import Core
+from ..core.records import Where
 from ..jobs import each as each_tenant
 from ..jobs.each import EachOutcome, EachReport
 
@@ -23,6 +24,7 @@ class EachVerbs:
         jobs: int = 1,
         run: str | None = None,
         on_outcome: Callable[[EachOutcome], None] | None = None,
+        where: Where | None = None,
     ) -> EachReport:
         """Call ``fn(name)`` for every usable tenant (or those matching the glob ``tenants``)
         with that tenant selected, as in ``with tenancy.use(name)``: ``tenancy.session()``
@@ -34,7 +36,8 @@ class EachVerbs:
         (an id such as ``"nightly-2026-12-04"``) each outcome is recorded in
         ``public.tenantry_runs`` and calling ``each`` again with the same id skips the
         tenants already ``ok`` (``skipped``): a failed or interrupted run is resumed.
-        ``on_outcome`` sees each :class:`~tenantry.EachOutcome` as it is settled.
+        ``on_outcome`` sees each :class:`~tenantry.EachOutcome` as it is settled; ``where``
+        keeps the tenants whose record matches (:meth:`list_tenants`).
         """
         return each_tenant.each(self.core, fn, tenants, jobs=jobs, run=run,
-                                on_outcome=on_outcome)
+                                on_outcome=on_outcome, where=where)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from ..context import use
 from ..core import Core
+from ..core.records import Where
 from ..core.registry import USABLE_STATES, State, TenantInfo
 from ..errors import ConfigurationError, TenantSuspended, UnknownTenant
 from ..migrations.revisions import matches
@@ -78,12 +79,15 @@ def checked_jobs(jobs: object) -> int:
     raise ConfigurationError(f"jobs must be a number of threads (1 or more), not {jobs!r}")
 
 
-def choose(core: Core, patterns: Sequence[str] | None) -> list[TenantInfo]:
-    """The usable and suspended tenants matching the glob ``patterns`` (one registry query);
-    a pattern without wildcards must name a registered tenant."""
+def choose(
+    core: Core, patterns: Sequence[str] | None, where: Where | None = None
+) -> list[TenantInfo]:
+    """The usable and suspended tenants matching the glob ``patterns`` and whose record
+    matches ``where`` (one registry query); a pattern without wildcards must name a
+    registered tenant."""
     if isinstance(patterns, str):
         patterns = [patterns]
-    infos = core.store.all()
+    infos = core.store.all(where)
     for pattern in patterns or ():
         if not any(ch in pattern for ch in "*?[") and not any(i.name == pattern for i in infos):
             raise UnknownTenant(pattern, "not registered")
@@ -103,9 +107,9 @@ class EachRun:
         self.on_outcome = on_outcome
         self.outcomes: list[EachOutcome] = []
 
-    def plan(self, patterns: Sequence[str] | None) -> list[str]:
+    def plan(self, patterns: Sequence[str] | None, where: Where | None = None) -> list[str]:
         """Settle the tenants not to call (done in this run, suspended); the others' names."""
-        chosen = choose(self.core, patterns)
+        chosen = choose(self.core, patterns, where)
         finished: set[str] = set()
         if self.run is not None:
             with self.core.store.begin() as conn:
@@ -183,6 +187,7 @@ def each(
     jobs: int,
     run: str | None,
     on_outcome: Callable[[EachOutcome], None] | None,
+    where: Where | None = None,
 ) -> EachReport:
     """See :meth:`tenantry.Tenancy.each`."""
     threads = checked_jobs(jobs)
@@ -191,7 +196,7 @@ def each(
     if inspect.iscoroutinefunction(fn):
         raise ConfigurationError(f"{fn!r} is a coroutine function: use AsyncTenancy.each")
     state = EachRun(core, run, on_outcome)
-    todo = state.plan(tenants)
+    todo = state.plan(tenants, where)
     if threads == 1 or len(todo) <= 1:
         for name in todo:
             state.settle(call(core, fn, name))
