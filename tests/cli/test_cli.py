@@ -11,23 +11,11 @@ from typer.testing import CliRunner
 from tenantry.cli import app
 from tenantry.strategies import DatabaseStrategy, SchemaStrategy
 from tenantry.strategies.hybrid import HybridStrategy
-from tests.support.databases import MIGRATIONS
+from tests.support.cli import run
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(database_url: str) -> dict[str, str]:
-    return {
-        "TENANTRY_URL": database_url,
-        "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
-        "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared"),
-    }
-
-
-def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_create_list_status_migrate_drop(env: dict[str, str]) -> None:

@@ -10,23 +10,15 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tenantry import Tenancy
-from tenantry.cli import app
 from tenantry.names import quote
 from tenantry.strategies.base import prepared
 from tests.app.models import Customer
+from tests.support.cli import run
 from tests.support.databases import MIGRATIONS
 
 runner = CliRunner()
 UUID_SCHEMA = "0b6f3c2e-91d4-4c57-a0f1-5e2d7c9b8a61"
 
-
-@pytest.fixture
-def env(database_url: str) -> dict[str, str]:
-    return {
-        "TENANTRY_URL": database_url,
-        "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
-        "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared"),
-    }
 
 
 @pytest.fixture
@@ -47,10 +39,6 @@ def build_schema(t: Tenancy, schema: str) -> None:
         customers = sa.table("customers", sa.column("name"), schema=schema)
         conn.execute(customers.insert(), [{"name": "Ada"}])
 
-
-def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_adopt_one_schema(env: dict[str, str], legacy: Tenancy) -> None:

@@ -7,24 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tenantry.cli import app
-from tests.support.databases import MIGRATIONS
+from tests.support.cli import run
 
 runner = CliRunner()
 
 
-@pytest.fixture
-def env(database_url: str) -> dict[str, str]:
-    return {
-        "TENANTRY_URL": database_url,
-        "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
-        "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared"),
-    }
-
-
-def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env=env)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def listed(env: dict[str, str], *tenant: str) -> list[tuple[str, str, bool]]:

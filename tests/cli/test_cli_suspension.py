@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from tenantry.cli import app
-from tests.support.databases import MIGRATIONS
-
-runner = CliRunner()
+from tests.support.cli import run as run_cli
 
 
-def test_suspend_and_resume_from_the_command_line(database_url: str) -> None:
-    env = {"TENANTRY_URL": database_url,
-           "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
-           "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared")}
-
+def test_suspend_and_resume_from_the_command_line(env: dict[str, str]) -> None:
     def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, list(args), env=env)
-        return result.exit_code, result.stdout, result.stderr
+        return run_cli(env, *args)
 
     assert run("migrate")[0] == 0
     assert run("create", "acme", "globex")[0] == 0

@@ -14,7 +14,7 @@ from tenantry import NoTenantSelected, Tenancy, UnknownTenant, current_tenant, u
 from tenantry.aio import AsyncTenancy, async_url, sync_url
 from tenantry.errors import ConfigurationError
 from tests.app.models import Customer, User
-from tests.support.databases import MIGRATIONS
+from tests.support.databases import MIGRATIONS, seeded
 
 DRIVERS = ["psycopg", "asyncpg"]
 
@@ -26,12 +26,7 @@ def driver(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def acme_globex(tenancy: Tenancy) -> Iterator[Tenancy]:
-    for name in ("acme", "globex"):
-        tenancy.create_tenant(name)
-        with tenancy.session(name) as s:
-            s.add(Customer(name=f"{name}-seed"))
-            s.commit()
-    yield tenancy
+    yield seeded(tenancy, "acme", "globex")
 
 
 def test_async_url_picks_the_driver() -> None:

@@ -8,11 +8,9 @@ import logging
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
 from tenantry import Tenancy
-from tenantry.cli import app
-from tests.support.databases import MIGRATIONS
+from tests.support.cli import cli_env, run
 
 
 def test_every_event_is_written_newest_first(tenancy: Tenancy) -> None:
@@ -67,15 +65,12 @@ def test_losing_the_history_never_undoes_a_change(
 
 
 def test_the_history_command(database_url: str) -> None:
-    env = {"TENANTRY_URL": database_url,
-           "TENANTRY_TENANT_MIGRATIONS": str(MIGRATIONS / "tenant"),
-           "TENANTRY_SHARED_MIGRATIONS": str(MIGRATIONS / "shared")}
-    runner = CliRunner()
+    env = cli_env(database_url)
     for args in (["migrate"], ["create", "acme"], ["suspend", "acme", "--reason", "late"]):
-        assert runner.invoke(app, args, env=env).exit_code == 0
-    result = runner.invoke(app, ["history", "acme", "--json"], env=env)
-    assert result.exit_code == 0, result.stderr
-    assert [(e["event"], e["details"]) for e in json.loads(result.stdout)] == [
+        assert run(env, *args)[0] == 0
+    code, out, err = run(env, "history", "acme", "--json")
+    assert code == 0, err
+    assert [(e["event"], e["details"]) for e in json.loads(out)] == [
         ("suspended", {"reason": "late"}), ("created", {"revision": "t002"})]
-    result = runner.invoke(app, ["history"], env=env)
-    assert result.exit_code == 0 and "suspended" in result.stdout and "late" in result.stdout
+    code, out, _ = run(env, "history")
+    assert code == 0 and "suspended" in out and "late" in out

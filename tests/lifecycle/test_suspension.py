@@ -28,16 +28,12 @@ from tenantry.aio import AsyncTenancy
 from tenantry.errors import TenantryError
 from tenantry.web import Reject, TenantMiddleware, WSGITenantMiddleware, header
 from tests.app.models import Customer, Setting
+from tests.support.databases import seeded
 
 
 @pytest.fixture
 def acme_globex(tenancy: Tenancy) -> Iterator[Tenancy]:
-    for name in ("acme", "globex"):
-        tenancy.create_tenant(name)
-        with tenancy.session(name) as s:
-            s.add(Customer(name=f"{name}-seed"))
-            s.commit()
-    yield tenancy
+    yield seeded(tenancy, "acme", "globex")
 
 
 def test_sync_doors_refuse_a_suspended_tenant_and_resume_restores_them(

@@ -11,6 +11,7 @@ from sqlalchemy.pool import NullPool
 
 from tenantry import DatabaseStrategy, Tenancy, make_engine
 from tenantry.names import quote
+from tests.app.models import Customer
 
 TESTS = Path(__file__).resolve().parents[1]
 MIGRATIONS = TESTS / "app" / "migrations"
@@ -87,3 +88,13 @@ def backend_pids(url: str, like: str) -> set[int]:
             return set(conn.scalars(query, {"p": like}))
     finally:
         engine.dispose()
+
+
+def seeded(tenancy: Tenancy, *names: str) -> Tenancy:
+    """Create tenants ``names``, each with one customer named ``<tenant>-seed``."""
+    for name in names:
+        tenancy.create_tenant(name)
+        with tenancy.session(name) as s:
+            s.add(Customer(name=f"{name}-seed"))
+            s.commit()
+    return tenancy
