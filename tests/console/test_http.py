@@ -20,6 +20,7 @@ from tenantry.errors import ConfigurationError
 from tenantry.names import quote
 from tests.console.support import HOSTILE, TOKEN, set_row, small_fleet
 from tests.support.databases import MIGRATIONS
+from tests.support.records import record_tenancy
 
 
 def client_of(tenancy: Tenancy, *, writable: bool) -> TestClient:
@@ -305,3 +306,23 @@ def test_tenant_page_shows_domains_and_lifecycle_history(
     assert "created" in html  # the history's first event
     bare = read_only.get("/tenants/acme").text
     assert "no domains" in bare
+
+
+def test_tenant_page_shows_the_application_record(database_url: str) -> None:
+    rt = record_tenancy(database_url)
+    try:
+        rt.create_tenant("acme", record={"plan": "pro", "owner_email": "<ceo@acme.example>",
+                                         "seats": 12})
+        rt.create_tenant("globex")
+        client = client_of(rt, writable=False)
+        html = client.get("/tenants/acme").text
+        section = html[html.index("Record"):html.index("Storage")]
+        for shown in ("plan", "pro", "owner_email", "&lt;ceo@acme.example&gt;", "seats", "12",
+                      "paid_until"):
+            assert shown in section, shown
+        assert "free" in client.get("/tenants/globex").text  # the column's default
+    finally:
+        rt.dispose()
+    with Tenancy(database_url) as plain:
+        page = client_of(plain, writable=False).get("/tenants/acme").text
+    assert "no application fields" in page

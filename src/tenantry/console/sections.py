@@ -50,6 +50,13 @@ def history_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
     return {"events": tenancy.history(info.name, limit=HISTORY_SHOWN)}
 
 
+def record_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
+    """The application's fields of the tenant (``tenant_columns``), in declared order."""
+    records = tenancy.core.records
+    fields = list(records.fields) if records is not None else []
+    return {"fields": [(f, info.record.get(f)) for f in fields]}
+
+
 def domain_values(tenancy: Tenancy, info: TenantInfo) -> Mapping[str, Any]:
     """The tenant's domains, the primary first."""
     found = sorted(tenancy.domains(info.name), key=lambda d: (not d.primary, d.domain))
@@ -63,6 +70,7 @@ HISTORY_SHOWN = 20
 #: The tenant page's sections, top to bottom.
 SECTIONS: list[Section] = [
     Section("Registry", "registry.html", registry_values),
+    Section("Record", "record.html", record_values),
     Section("Storage", "storage.html", storage_values),
     Section("Domains", "domains.html", domain_values),
     Section("History", "history.html", history_values),
