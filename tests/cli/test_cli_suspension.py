@@ -16,8 +16,10 @@ def test_suspend_and_resume_from_the_command_line(env: dict[str, str]) -> None:
     code, out, _ = run("suspend", "acme", "--reason", "unpaid")
     assert code == 0 and "tenant acme: suspended (unpaid)" in out
     code, out, _ = run("list", "--json")
-    assert {t["name"]: t["state"] for t in json.loads(out)} == {"acme": "suspended",
-                                                               "globex": "ready"}
+    assert {t["name"]: (t["state"], t["reason"]) for t in json.loads(out)} == {
+        "acme": ("suspended", "unpaid"), "globex": ("ready", None)}
+    code, out, _ = run("list")
+    assert "suspended (unpaid)" in out
     code, out, _ = run("migrate", "--json")  # suspended tenants are migrated too
     assert code == 0
     code, out, _ = run("resume", "acme")

@@ -84,7 +84,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False, where: WhereOpt = None) 
         out.print_json(json.dumps([
             {"name": t.name, "strategy": t.strategy, "schema": t.schema,
              "database": t.location.database, "server": t.location.server,
-             "state": t.state.value, "revision": t.revision,
+             "state": t.state.value, "reason": t.reason, "revision": t.revision,
              **({"record": jsonable(t.record)} if extra else {})}
             for t in tenants
         ]))
@@ -92,7 +92,8 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False, where: WhereOpt = None) 
     table = Table("tenant", "strategy", "location", "state", "revision", *extra)
     for t in tenants:
         place = t.schema if t.location.database is None else f"{t.location.database}/{t.schema}"
-        table.add_row(t.name, t.strategy, place, t.state.value, t.revision or "-",
+        state = f"{t.state.value} ({t.reason})" if t.reason else t.state.value
+        table.add_row(t.name, t.strategy, place, state, t.revision or "-",
                       *cells(extra, t.record))
     out.print(table)
     out.print(f"{len(tenants)} tenant(s)")
