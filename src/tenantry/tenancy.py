@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from .context import current_tenant
 from .context import use as use_context
 from .core import Core, make_engine
+from .core.generation import DEFAULT_INTERVAL
 from .core.records import Where
 from .core.registry import Location, TenantInfo
 from .crosstenant.across import DEFAULT_CHUNK, TenantRow
@@ -76,7 +77,9 @@ class Tenancy(
     ``login_secret`` (default ``$TENANTRY_LOGIN_SECRET``): see docs/isolation.md.
     ``routing="search_path"`` serves unqualified models and SQL: docs/search-path.md.
     ``tenant_columns`` are the application's columns of each tenant (plan, owner...), in the
-    shared table :attr:`records`: docs/records.md.
+    shared table :attr:`records`: docs/records.md. Changes other processes make to the
+    registry (suspensions, drops, renames, moves, domains) are seen within
+    ``refresh_interval`` seconds (docs/lifecycle.md).
     """
 
     def __init__(
@@ -104,6 +107,7 @@ class Tenancy(
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
         tenant_columns: Sequence[sa.Column[Any]] | None = None,
+        refresh_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
         #: The core this facade names (:mod:`tenantry.core`).

@@ -25,7 +25,7 @@ from tenantry import (
     current_tenant,
 )
 from tenantry.aio import AsyncTenancy
-from tenantry.errors import TenantryError
+from tenantry.errors import ConfigurationError, TenantryError
 from tenantry.web import Reject, TenantMiddleware, WSGITenantMiddleware, header
 from tests.app.models import Customer, Setting
 from tests.support.databases import seeded
@@ -80,9 +80,12 @@ def test_bad_suspensions_are_typed_errors(acme_globex: Tenancy) -> None:
 
 
 def test_other_processes_notice_within_their_interval(acme_globex: Tenancy) -> None:
-    other = Tenancy(acme_globex.engine.url.render_as_string(hide_password=False))
+    url = acme_globex.engine.url.render_as_string(hide_password=False)
+    with pytest.raises(ConfigurationError, match="refresh_interval"):
+        Tenancy(url, refresh_interval=-1)
+    other = Tenancy(url, refresh_interval=0.05)
     try:
-        other.core.store.freshness.interval = 0.05
+        assert other.config().build().core.store.freshness.interval == 0.05
         with other.session("acme") as s:  # cached in the other process
             assert s.scalar(sa.select(Customer.name)) == "acme-seed"
         acme_globex.suspend_tenant("acme")

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from ..context import current_tenant
 from ..context import use as use_context
 from ..core import Router
+from ..core.generation import DEFAULT_INTERVAL
 from ..core.records import Where
 from ..core.registry import Location, TenantInfo
 from ..crosstenant.across import DEFAULT_CHUNK, TenantRow
@@ -70,9 +71,11 @@ class AsyncTenancy(
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
         tenant_columns: Sequence[Any] | None = None,
+        refresh_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         admin_options: dict[str, Any] = {
             "tenant_columns": tenant_columns,
+            "refresh_interval": refresh_interval,
             "routing": routing,
             "strict": strict,
             "login_secret": login_secret,
@@ -86,7 +89,8 @@ class AsyncTenancy(
         self._engine_options = dict(engine_options or {})
         if isinstance(bind, Tenancy):
             if (metadata is not None or tenant_migrations or shared_migrations or prefix or strict
-                    or login_secret is not None or routing != "translate" or tenant_columns):
+                    or login_secret is not None or routing != "translate" or tenant_columns
+                    or refresh_interval != DEFAULT_INTERVAL):
                 raise ConfigurationError(
                     "pass Tenancy options to the Tenancy, not to AsyncTenancy(tenancy)"
                 )

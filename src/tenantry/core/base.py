@@ -37,6 +37,7 @@ from ..strategies.hybrid import HybridStrategy, kind_of
 from ..strict.logins import LOGIN_OPTION, LoginEngines, LoginRoles, LoginSecret, resolve_secret
 from ..strict.roles import StrictRoles
 from .events import Events
+from .generation import DEFAULT_INTERVAL
 from .history import History
 from .options import PROVISIONING, STRATEGIES, make_engine, one_of, pool_options
 from .records import Records
@@ -74,6 +75,7 @@ class Core:
         login_secret: str | bytes | LoginSecret | None = None,
         routing: str = "translate",
         tenant_columns: Sequence[sa.Column[Any]] | None = None,
+        refresh_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         # the constructor's options, to rebuild this Tenancy in worker processes (config())
         self.options = {k: v for k, v in locals().items() if k not in ("self", "bind")}
@@ -127,6 +129,10 @@ class Core:
         self.records = (Records(self.metadata, tenant_columns, managed=shared_migrations is None)
                         if tenant_columns else None)
         self.store = TenantStore(self.engine, self.records)
+        if not isinstance(refresh_interval, int | float) or refresh_interval < 0:
+            raise ConfigurationError(f"refresh_interval must be seconds >= 0, not "
+                                     f"{refresh_interval!r}")
+        self.store.freshness.interval = float(refresh_interval)
         #: The application's lifecycle hooks (:mod:`tenantry.core.events`), and the history
         #: every event is written to (:mod:`tenantry.core.history`).
         self.events = Events()
