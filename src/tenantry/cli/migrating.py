@@ -42,6 +42,11 @@ def migrate(
     ] = False,
     as_json: JsonOpt = False,
     where: WhereOpt = None,
+    per_server: Annotated[
+        int | None,
+        typer.Option("--per-server", metavar="K", show_default=False,
+                     help="At most K tenants of one database server migrating at once."),
+    ] = None,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
     how_many = parse_jobs(jobs)
@@ -57,7 +62,7 @@ def migrate(
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
             to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
-            confirm=yes, compiled=compiled, where=chosen,
+            confirm=yes, compiled=compiled, where=chosen, per_server=per_server,
         )
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:

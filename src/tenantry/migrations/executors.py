@@ -21,6 +21,7 @@ from ..core.registry import TenantInfo
 from ..errors import MigrationError
 from .compiled import Compiler
 from .lifeline import exit_with_parent
+from .perserver import ServerSlots, checked_cap
 from .results import TenantOutcome
 from .tenant import migrate_batch
 
@@ -88,15 +89,19 @@ def run(
     jobs: Jobs = 1,
     on_outcome: OnOutcome | None = None,
     compiled: bool = False,
+    per_server: int | None = None,
 ) -> list[TenantOutcome]:
     """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes.
 
     ``jobs="auto"``: this process migrates a first batch (warming up), times a second, and
     starts helpers for the rest only if it is worth their start-up (:func:`auto_processes`).
     ``compiled=True`` renders each upgrade step's SQL once (see
-    :mod:`tenantry.migrations.compiled`).
+    :mod:`tenantry.migrations.compiled`). ``per_server``: at most this many tenants of one
+    database server migrating at once, across the processes (one process migrates one tenant
+    at a time, so ``jobs=1`` always keeps it).
     """
     jobs = checked(jobs)
+    per_server = checked_cap(per_server)
     outcomes: list[TenantOutcome] = []
 
     def record(outcome: TenantOutcome) -> None:
@@ -121,7 +126,9 @@ def run(
             for outcome in migrate_batch(core, batch, target, compiler):
                 record(outcome)
         return outcomes
-    for outcome in _parallel(core, todo, target, jobs, compiler):
+    parallel = (_parallel(core, todo, target, jobs, compiler) if per_server is None
+                else _capped(core, todo, target, jobs, per_server, compiler))
+    for outcome in parallel:
         record(outcome)
     return outcomes
 
@@ -144,13 +151,8 @@ def _parallel(
     this process migrates the next batch itself meanwhile, so work starts at once.
     """
     helpers = jobs - 1
-    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
-    batches = _batches(todo, size)
-    context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
-    with ProcessPoolExecutor(
-        max_workers=helpers, mp_context=context, initializer=_init_worker,
-        initargs=(core.recipe(), compiler is not None),
-    ) as pool:
+    batches = _batches(todo, _batch_size(todo, jobs))
+    with _helpers(core, helpers, compiler) as pool:
         pending: set[Future[list[TenantOutcome]]] = set()
 
         def refill() -> None:
@@ -171,6 +173,68 @@ def _parallel(
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 yield from future.result()
+
+
+def _capped(
+    core: Core,
+    todo: Sequence[TenantInfo],
+    target: str | None,
+    jobs: int,
+    per_server: int,
+    compiler: Compiler | None,
+) -> Iterator[TenantOutcome]:
+    """Like :func:`_parallel`, but each batch holds one server's tenants and no more than
+    ``per_server`` batches of one server are out at once (:class:`ServerSlots`).
+
+    A helper is given one batch at a time (a batch queued behind a busy helper would hold a
+    server's slot idle); while every server with work left is at its cap, this process waits
+    for a helper instead of migrating.
+    """
+    helpers = jobs - 1
+    slots = ServerSlots(todo, per_server, _batch_size(todo, jobs))
+    with _helpers(core, helpers, compiler) as pool:
+        pending: dict[Future[list[TenantOutcome]], str] = {}
+
+        def settle(done: Iterable[Future[list[TenantOutcome]]]) -> Iterator[TenantOutcome]:
+            for future in done:
+                slots.give_back(pending.pop(future))
+                yield from future.result()
+
+        def refill() -> None:
+            while len(pending) < helpers:
+                taken = slots.take()
+                if taken is None:
+                    return
+                server, batch = taken
+                pending[pool.submit(_run_batch, batch, target)] = server
+
+        refill()
+        while slots.left or pending:
+            own = slots.take()
+            if own is not None:
+                try:
+                    yield from migrate_batch(core, own[1], target, compiler)
+                finally:
+                    slots.give_back(own[0])
+                yield from settle([f for f in pending if f.done()])
+            elif pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                yield from settle(done)
+            refill()
+
+
+def _batch_size(todo: Sequence[TenantInfo], jobs: int) -> int:
+    """Tenants per batch: small enough that every process gets about 8 batches."""
+    return max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+
+
+def _helpers(core: Core, helpers: int, compiler: Compiler | None) -> ProcessPoolExecutor:
+    """A pool of ``helpers`` spawned processes, each with its own core (and compiler)."""
+    context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
+    return ProcessPoolExecutor(
+        max_workers=helpers, mp_context=context, initializer=_init_worker,
+        initargs=(core.recipe(), compiler is not None),
+    )
 
 
 _worker: Core | None = None
