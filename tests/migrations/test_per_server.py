@@ -7,6 +7,7 @@ overlapped on each server.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 import uuid
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from tenantry import MigrationError, Tenancy
+from tenantry.aio import AsyncTenancy
 from tenantry.cli import app
 from tenantry.core.registry import Location, State, TenantInfo
 from tenantry.migrations.perserver import ServerSlots, checked_cap, server_of
@@ -105,6 +107,15 @@ def test_slots_hand_out_one_servers_batches_up_to_the_cap() -> None:
     assert slots.take() is None and slots.left == 0
 
 
+def test_a_cap_of_two_lets_two_batches_of_one_server_out() -> None:
+    slots = ServerSlots([info(f"m{i}", "main") for i in range(3)], cap=2, size=1)
+    taken = [slots.take(), slots.take()]
+    assert all(t is not None and t[0] == "main" for t in taken)
+    assert slots.take() is None and slots.left == 1  # a third would exceed the cap
+    slots.give_back("main")
+    assert slots.take() is not None and slots.left == 0
+
+
 def info(name: str, server: str | None) -> TenantInfo:
     now = datetime.now()
     location = Location(f"tenant_{name}", None if server is None else name, server)
@@ -128,8 +139,16 @@ def test_a_bad_cap_fails_before_anything_runs_and_the_cli_passes_it_on(
     base = ["--url", database_url, "--strategy", "database", "--prefix", t.core.prefix,
             "--server", f"second={second_url}", "--tenant-migrations", str(stream)]
     runner = CliRunner()
-    result = runner.invoke(app, [*base, "migrate", "--per-server", "0"])
-    assert result.exit_code == 1 and "per_server must be" in result.stderr
+    for command in (["migrate"], ["downgrade", "t001", "--yes"]):
+        result = runner.invoke(app, [*base, *command, "--per-server", "0"])
+        assert result.exit_code == 1 and "per_server must be" in result.stderr
+
+    async def through_the_async_facade() -> None:
+        async with AsyncTenancy(t) as at:
+            await at.migrate_all(per_server=-1)
+
+    with pytest.raises(MigrationError, match="per_server must be"):
+        asyncio.run(through_the_async_facade())
     assert {i.revision for i in t.list_tenants()} == {"t002"}
     result = runner.invoke(app, [*base, "migrate", "--per-server", "1", "--jobs", "2"])
     assert result.exit_code == 0, (result.stdout, result.stderr)

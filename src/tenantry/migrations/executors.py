@@ -21,7 +21,7 @@ from ..core.registry import TenantInfo
 from ..errors import MigrationError
 from .compiled import Compiler
 from .lifeline import exit_with_parent
-from .perserver import ServerSlots, checked_cap
+from .perserver import Feeder, ServerSlots, checked_cap
 from .results import TenantOutcome
 from .tenant import migrate_batch
 
@@ -184,43 +184,27 @@ def _capped(
     compiler: Compiler | None,
 ) -> Iterator[TenantOutcome]:
     """Like :func:`_parallel`, but each batch holds one server's tenants and no more than
-    ``per_server`` batches of one server are out at once (:class:`ServerSlots`).
-
-    A helper is given one batch at a time (a batch queued behind a busy helper would hold a
-    server's slot idle); while every server with work left is at its cap, this process waits
-    for a helper instead of migrating.
+    ``per_server`` batches of one server are out at once (:class:`ServerSlots`); helpers are
+    fed by a :class:`Feeder` thread. While every server with work left is at its cap, this
+    process waits for a helper instead of migrating.
     """
-    helpers = jobs - 1
     slots = ServerSlots(todo, per_server, _batch_size(todo, jobs))
-    with _helpers(core, helpers, compiler) as pool:
-        pending: dict[Future[list[TenantOutcome]], str] = {}
-
-        def settle(done: Iterable[Future[list[TenantOutcome]]]) -> Iterator[TenantOutcome]:
-            for future in done:
-                slots.give_back(pending.pop(future))
-                yield from future.result()
-
-        def refill() -> None:
-            while len(pending) < helpers:
-                taken = slots.take()
-                if taken is None:
-                    return
-                server, batch = taken
-                pending[pool.submit(_run_batch, batch, target)] = server
-
-        refill()
-        while slots.left or pending:
-            own = slots.take()
-            if own is not None:
+    with _helpers(core, jobs - 1, compiler) as pool:
+        feeder = Feeder(slots, lambda batch: pool.submit(_run_batch, batch, target),
+                        [pool.submit(_started) for _ in range(jobs - 1)])
+        try:
+            while (own := feeder.take()) is not False:
+                if own is None:
+                    yield from feeder.collected().result()
+                    continue
                 try:
                     yield from migrate_batch(core, own[1], target, compiler)
                 finally:
-                    slots.give_back(own[0])
-                yield from settle([f for f in pending if f.done()])
-            elif pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                yield from settle(done)
-            refill()
+                    feeder.returned(own[0])
+                while not feeder.results.empty():
+                    yield from feeder.collected().result()
+        finally:
+            feeder.stop()
 
 
 def _batch_size(todo: Sequence[TenantInfo], jobs: int) -> int:
@@ -247,6 +231,11 @@ def _init_worker(recipe: tuple[str, dict[str, Any]], compiled: bool) -> None:
     url, options = recipe
     _worker = Core(url, **options)
     _worker_compiler = Compiler(_worker.require_tenant_stream()) if compiled else None
+
+
+def _started() -> None:
+    """A helper's first task: it returns once the helper has started (its core is built)."""
+    assert _worker is not None, "worker not initialised"
 
 
 def _run_batch(batch: Iterable[TenantInfo], target: str | None) -> list[TenantOutcome]:
