@@ -180,6 +180,6 @@ def test_without_a_cap_one_server_gets_both_processes(
 ) -> None:
     """The probe sees a violation when there is one: jobs=2 uncapped works through main's
     tenants (first in the registry) with both processes, once the helper has started."""
-    t = fleet(make_tenancy, stream, each=6, second=1)
+    t = fleet(make_tenancy, stream, each=8, second=1)
     assert t.migrate_all(jobs=2).ok
     assert overlaps(t)["main"] == 2
