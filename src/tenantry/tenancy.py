@@ -294,6 +294,7 @@ class Tenancy(
         confirm: bool = False,
         compiled: bool = False,
         where: Where | None = None,
+        per_server: int | None = None,
     ) -> MigrationReport:
         """Shared stream first, then every tenant (or those matching the glob ``tenants``, and
         whose record matches ``where``).
@@ -307,11 +308,12 @@ class Tenancy(
         A ``target`` below a tenant's revision downgrades it and needs ``confirm=True``.
         ``compiled=True`` renders each upgrade step's SQL once and runs it per tenant in one
         round trip (for migrations that do not query the database: see
-        tenantry.migrations.compiled).
+        tenantry.migrations.compiled). ``per_server=K``: never more than K tenants of one
+        database server migrating at once, across all processes (docs/fleet.md).
         """
         return fleet.migrate_all(self.core, target, tenants, jobs=jobs, on_outcome=on_outcome,
                                  on_plan=on_plan, confirm=confirm, compiled=compiled,
-                                 where=where)
+                                 where=where, per_server=per_server)
 
     def status(self, *, where: Where | None = None) -> list[TenantStatus]:
         """Each tenant's (whose record matches ``where``) revision against the head."""

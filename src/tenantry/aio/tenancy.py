@@ -246,11 +246,13 @@ class AsyncTenancy(
         confirm: bool = False,
         compiled: bool = False,
         where: Where | None = None,
+        per_server: int | None = None,
     ) -> MigrationReport:
         """See :meth:`Tenancy.migrate_all` (callbacks run in the worker thread)."""
         return await in_admin_thread(
             self.admin, self.admin.migrate_all, target, tenants, jobs=jobs, on_outcome=on_outcome,
             on_plan=on_plan, confirm=confirm, compiled=compiled, where=where,
+            per_server=per_server,
         )
 
     async def status(self, *, where: Where | None = None) -> list[TenantStatus]:

@@ -16,7 +16,7 @@ from ..migrations.results import MigrationReport
 from ..migrations.revisions import matches
 from .console import err, out
 from .exits import handle_errors
-from .options import JobsOpt, JsonOpt
+from .options import JobsOpt, JsonOpt, PerServerOpt
 from .progress import MigrationProgress, drift_tables, failures_table, report_json, summary_table
 from .records import WhereOpt, cells, fields, jsonable, where_of
 from .settings import tenancy_of
@@ -42,6 +42,7 @@ def migrate(
     ] = False,
     as_json: JsonOpt = False,
     where: WhereOpt = None,
+    per_server: PerServerOpt = None,
 ) -> None:
     """Run the shared migrations, then every tenant's. Exit 1 if any tenant failed."""
     how_many = parse_jobs(jobs)
@@ -57,7 +58,7 @@ def migrate(
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
             to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
-            confirm=yes, compiled=compiled, where=chosen,
+            confirm=yes, compiled=compiled, where=chosen, per_server=per_server,
         )
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:
@@ -127,6 +128,7 @@ def downgrade(
     jobs: JobsOpt = "1",
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: downgrades may lose data.")] = False,
     as_json: JsonOpt = False,
+    per_server: PerServerOpt = None,
 ) -> None:
     """Downgrade tenants to a revision (needs --yes). Exit 1 if any tenant failed."""
     how_many = parse_jobs(jobs)
@@ -135,7 +137,7 @@ def downgrade(
     with MigrationProgress(out, quiet=as_json) as progress:
         report = tenancy.migrate_all(
             to, tenants=tenant, jobs=how_many, on_plan=progress.plan, on_outcome=progress.advance,
-            confirm=yes,
+            confirm=yes, per_server=per_server,
         )
     print_report(report, as_json, time.monotonic() - started)
     if not report.ok:

@@ -17,6 +17,11 @@ JobsOpt = Annotated[
                       help="Processes migrating: this one and N-1 helpers; auto: helpers only "
                            "when the work left is worth their start-up.")
 ]
+PerServerOpt = Annotated[
+    int | None,
+    typer.Option("--per-server", metavar="K", show_default=False,
+                 help="At most K tenants of one database server migrating at once."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 OnlineOpt = Annotated[
     bool | None,

@@ -21,6 +21,7 @@ from ..core.registry import TenantInfo
 from ..errors import MigrationError
 from .compiled import Compiler
 from .lifeline import exit_with_parent
+from .perserver import Feeder, ServerSlots, checked_cap
 from .results import TenantOutcome
 from .tenant import migrate_batch
 
@@ -88,15 +89,19 @@ def run(
     jobs: Jobs = 1,
     on_outcome: OnOutcome | None = None,
     compiled: bool = False,
+    per_server: int | None = None,
 ) -> list[TenantOutcome]:
     """Migrate ``todo`` in this process (``jobs=1``) or on ``jobs`` worker processes.
 
     ``jobs="auto"``: this process migrates a first batch (warming up), times a second, and
     starts helpers for the rest only if it is worth their start-up (:func:`auto_processes`).
     ``compiled=True`` renders each upgrade step's SQL once (see
-    :mod:`tenantry.migrations.compiled`).
+    :mod:`tenantry.migrations.compiled`). ``per_server``: at most this many tenants of one
+    database server migrating at once, across the processes (one process migrates one tenant
+    at a time, so ``jobs=1`` always keeps it).
     """
     jobs = checked(jobs)
+    per_server = checked_cap(per_server)
     outcomes: list[TenantOutcome] = []
 
     def record(outcome: TenantOutcome) -> None:
@@ -121,7 +126,9 @@ def run(
             for outcome in migrate_batch(core, batch, target, compiler):
                 record(outcome)
         return outcomes
-    for outcome in _parallel(core, todo, target, jobs, compiler):
+    parallel = (_parallel(core, todo, target, jobs, compiler) if per_server is None
+                else _capped(core, todo, target, jobs, per_server, compiler))
+    for outcome in parallel:
         record(outcome)
     return outcomes
 
@@ -144,13 +151,8 @@ def _parallel(
     this process migrates the next batch itself meanwhile, so work starts at once.
     """
     helpers = jobs - 1
-    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
-    batches = _batches(todo, size)
-    context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
-    with ProcessPoolExecutor(
-        max_workers=helpers, mp_context=context, initializer=_init_worker,
-        initargs=(core.recipe(), compiler is not None),
-    ) as pool:
+    batches = _batches(todo, _batch_size(todo, jobs))
+    with _helpers(core, helpers, compiler) as pool:
         pending: set[Future[list[TenantOutcome]]] = set()
 
         def refill() -> None:
@@ -173,6 +175,52 @@ def _parallel(
                 yield from future.result()
 
 
+def _capped(
+    core: Core,
+    todo: Sequence[TenantInfo],
+    target: str | None,
+    jobs: int,
+    per_server: int,
+    compiler: Compiler | None,
+) -> Iterator[TenantOutcome]:
+    """Like :func:`_parallel`, but each batch holds one server's tenants and no more than
+    ``per_server`` batches of one server are out at once (:class:`ServerSlots`); helpers are
+    fed by a :class:`Feeder` thread. While every server with work left is at its cap, this
+    process waits for a helper instead of migrating.
+    """
+    slots = ServerSlots(todo, per_server, _batch_size(todo, jobs))
+    with _helpers(core, jobs - 1, compiler) as pool:
+        feeder = Feeder(slots, lambda batch: pool.submit(_run_batch, batch, target),
+                        [pool.submit(_started) for _ in range(jobs - 1)])
+        try:
+            while (own := feeder.take()) is not False:
+                if own is None:
+                    yield from feeder.collected().result()
+                    continue
+                try:
+                    yield from migrate_batch(core, own[1], target, compiler)
+                finally:
+                    feeder.returned(own[0])
+                while not feeder.results.empty():
+                    yield from feeder.collected().result()
+        finally:
+            feeder.stop()
+
+
+def _batch_size(todo: Sequence[TenantInfo], jobs: int) -> int:
+    """Tenants per batch: small enough that every process gets about 8 batches."""
+    return max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+
+
+def _helpers(core: Core, helpers: int, compiler: Compiler | None) -> ProcessPoolExecutor:
+    """A pool of ``helpers`` spawned processes, each with its own core (and compiler)."""
+    context = multiprocessing.get_context("spawn")  # never fork a process holding a pool
+    return ProcessPoolExecutor(
+        max_workers=helpers, mp_context=context, initializer=_init_worker,
+        initargs=(core.recipe(), compiler is not None),
+    )
+
+
 _worker: Core | None = None
 _worker_compiler: Compiler | None = None
 
@@ -183,6 +231,11 @@ def _init_worker(recipe: tuple[str, dict[str, Any]], compiled: bool) -> None:
     url, options = recipe
     _worker = Core(url, **options)
     _worker_compiler = Compiler(_worker.require_tenant_stream()) if compiled else None
+
+
+def _started() -> None:
+    """A helper's first task: it returns once the helper has started (its core is built)."""
+    assert _worker is not None, "worker not initialised"
 
 
 def _run_batch(batch: Iterable[TenantInfo], target: str | None) -> list[TenantOutcome]:

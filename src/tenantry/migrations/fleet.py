@@ -16,7 +16,8 @@ from ..errors import ConfigurationError, ConfirmationRequired, MigrationError, U
 from ..models import SHARED_SCHEMA
 from ..names import quote
 from ..strategies.base import set_search_path
-from .executors import Jobs, OnOutcome, run
+from .executors import Jobs, OnOutcome, checked, run
+from .perserver import checked_cap
 from .results import MigrationReport, Step, TenantOutcome, TenantStatus
 from .revisions import is_downgrade, matches, resolve
 from .stream import MigrationStream
@@ -118,9 +119,12 @@ def migrate_all(
     confirm: bool,
     compiled: bool,
     where: Where | None = None,
+    per_server: int | None = None,
 ) -> MigrationReport:
     """Shared stream first, then every (matching) tenant; see
     :meth:`tenantry.Tenancy.migrate_all`."""
+    checked(jobs)  # bad input fails before anything is migrated
+    checked_cap(per_server)
     if jobs != 1 and core.events.wanted("migrated", "inside"):
         raise ConfigurationError(
             "inside 'migrated' hooks run in this process's transactions: migrate with jobs=1"
@@ -138,7 +142,7 @@ def migrate_all(
 
     with core.history.batch():  # one statement for the run's history, at its end
         done = run(core, todo.todo, todo.target, jobs=jobs, on_outcome=heard,
-                   compiled=compiled)
+                   compiled=compiled, per_server=per_server)
         report = MigrationReport(shared, todo.current + done)
         core.events.after("fleet_migrated", None, report=report)
     return report
