@@ -4,7 +4,9 @@
 pattern (uniform, and Zipf-skewed as real traffic tends to be) it prints p50/p99 latency of one
 simple query (connection included), the registry's hit rate and the peak number of connections
 to tenant databases (sampled from ``pg_stat_activity``), then the same for the naive approach
-(``create_engine`` + connect + query + ``dispose`` per request) measured in the same run.
+(``create_engine`` + connect + query + ``dispose`` per request) measured in the same run, and
+"driver connect": the driver alone (connect + query + close), the floor of a request that must
+open a connection.
 
 The registry is measured twice with the same ``Tenancy``: "cold" is its first pass (a new
 process: every tenant's first request also reads the registry row and builds an engine whose
@@ -191,6 +193,14 @@ def bench(url: str, args: argparse.Namespace) -> None:
             finally:
                 engine.dispose()
 
+        dialect = sa.create_engine(main_url).dialect
+        connect_args = {name: dialect.create_connect_args(main_url.set(database=prefix + name))[1]
+                        for name in names}
+
+        def raw(name: str) -> None:  # the floor of any miss: a driver connection, no SQLAlchemy
+            with dialect.loaded_dbapi.connect(**connect_args[name]) as conn:
+                conn.execute(f"SELECT count(*) FROM {quote(prefix + name)}.items").fetchone()  # noqa: S608
+
         n = len(names)
         weights = [1 / (k + 1) ** 1.1 for k in range(n)]
         cumulative = [sum(weights[: k + 1]) for k in range(n)]
@@ -229,8 +239,8 @@ def bench(url: str, args: argparse.Namespace) -> None:
                     conn.execute(QUERY).scalar_one()
 
             def reused(t: Tenancy = fresh) -> int:
-                strategy = t.strategy
-                return strategy.dialects.reused if isinstance(strategy, DatabaseStrategy) else 0
+                dialects = getattr(t.strategy, "dialects", None)  # None: an older tenantry
+                return 0 if dialects is None else int(dialects.reused)
 
             rows = []
             for phase, seed in (("cold", 0), ("warm", 1000), ("frozen", 2000)):
@@ -261,6 +271,11 @@ def bench(url: str, args: argparse.Namespace) -> None:
             b50, b99 = statistics.median(base), percentile(base, 0.99)
             print(f"{label:10} {'naive':15} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}   "
                   f"({pauses})")
+            with GcPauses() as pauses:
+                floor = run(raw, names, pick, args.threads, args.requests)
+            f50, f99 = statistics.median(floor), percentile(floor, 0.99)
+            print(f"{label:10} {'driver connect':15} {f50:8.2f} {f99:8.2f} {'-':>9} {'-':>11}   "
+                  f"({pauses}; psycopg.connect + the query + close, per request)")
             for phase, p50, p99 in rows:
                 print(f"{label:10} {'speed-up ' + phase:15} {b50 / p50:7.1f}x {b99 / p99:7.1f}x")
             print()
