@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, Self
 
 from rich.console import Console
 from rich.progress import (
@@ -22,20 +22,38 @@ from rich.progress import (
 from rich.table import Table
 
 from ..migrations.fleet import Drift
-from ..migrations.results import MigrationReport, TenantOutcome
+from ..migrations.results import MigrationReport
 
 RESULTS = ("upgraded", "downgraded", "current", "failed")
 
 
-class MigrationProgress:
+class Settled(Protocol):
+    """What a progress display needs of a tenant's outcome (a migration's, an each() call's)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def ok(self) -> bool: ...
+
+
+class TenantProgress:
     """Reports tenants as they finish: a live bar on a TTY, a line every few percent if not.
 
-    Use as a context manager; pass :meth:`plan` and :meth:`advance` to ``migrate_all``.
+    Use as a context manager; :meth:`plan` gives the total, :meth:`advance` each outcome.
+    ``label`` names the work on the bar, ``heading`` (``{}``: the total) on plain output,
+    ``nothing`` what to say when there is no tenant to do (``None``: the heading).
     """
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+    def __init__(
+        self, console: Console, *, quiet: bool = False, label: str = "migrating",
+        heading: str = "migrating {} tenant(s)",
+        nothing: str | None = "nothing to do: every tenant is at the target revision",
+    ) -> None:
         self.console = console
         self.quiet = quiet
+        self.label, self.heading, self.nothing = label, heading, nothing
         self.total = 0
         self.done = 0
         self.failed = 0
@@ -44,7 +62,7 @@ class MigrationProgress:
         self._task: TaskID | None = None
         self._next_line = 0
 
-    def __enter__(self) -> MigrationProgress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -62,12 +80,12 @@ class MigrationProgress:
         self.total, self.started = total, time.monotonic()
         if self.quiet:
             return
-        if total == 0:
-            self.console.print("nothing to do: every tenant is at the target revision")
+        if total == 0 and self.nothing is not None:
+            self.console.print(self.nothing)
             return
-        if self.console.is_terminal:
+        if self.console.is_terminal and total:
             self._bar = Progress(
-                TextColumn("[bold]migrating"),
+                TextColumn(f"[bold]{self.label}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("[red]{task.fields[failed]} failed"),
@@ -77,12 +95,12 @@ class MigrationProgress:
                 TimeRemainingColumn(),
                 console=self.console,
             )
-            self._task = self._bar.add_task("migrate", total=total, failed=0, rate=0.0)
+            self._task = self._bar.add_task(self.label, total=total, failed=0, rate=0.0)
             self._bar.start()
         else:
-            self.console.print(f"migrating {total} tenant(s)")
+            self.console.print(self.heading.format(total), highlight=False)
 
-    def advance(self, outcome: TenantOutcome) -> None:
+    def advance(self, outcome: Settled) -> None:
         self.done += 1
         self.failed += not outcome.ok
         if self.quiet:
@@ -102,6 +120,10 @@ class MigrationProgress:
                 f"{self.done}/{self.total} done, {self.failed} failed, "
                 f"{self.rate:.1f}/s, ETA {left:.0f}s", highlight=False
             )
+
+
+#: A fleet migration's progress (``on_plan=progress.plan``, ``on_outcome=progress.advance``).
+MigrationProgress = TenantProgress
 
 
 def report_json(report: MigrationReport, elapsed: float) -> dict[str, Any]:

@@ -10,27 +10,19 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from ..errors import ConfigurationError
-from ..jobs.each import EachOutcome, EachReport, choose
+from ..jobs.each import EachReport, choose
 from ..loading import import_spec
 from .console import err, out
 from .exits import handle_errors
 from .options import JsonOpt
+from .progress import TenantProgress
 from .records import WhereOpt, where_of
 from .settings import tenancy_of
 
@@ -94,52 +86,18 @@ def load_function(spec: str) -> Callable[[str], Any]:
     return fn  # type: ignore[no-any-return]
 
 
-class EachProgress:
-    """Tenants as they are settled: a live bar on a terminal, a line every few percent if not;
-    failures as they happen."""
+class EachProgress(TenantProgress):
+    """An each() run's progress (:class:`~tenantry.cli.progress.TenantProgress`), its total
+    known from the start."""
 
     def __init__(self, console: Console, total: int, *, quiet: bool = False) -> None:
-        self.console, self.total, self.quiet = console, total, quiet
-        self.done = self.failed = 0
-        self.next_line = 0
-        self.bar: Progress | None = None
-        self.task: TaskID | None = None
+        super().__init__(console, quiet=quiet, label="running",
+                         heading="running for {} tenant(s)", nothing=None)
+        self.total = total
 
-    def __enter__(self) -> EachProgress:
-        if self.quiet:
-            return self
-        if self.console.is_terminal and self.total:
-            self.bar = Progress(
-                TextColumn("[bold]running"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
-                console=self.console,
-            )
-            self.task = self.bar.add_task("run", total=self.total, failed=0)
-            self.bar.start()
-        else:
-            self.console.print(f"running for {self.total} tenant(s)", highlight=False)
+    def __enter__(self) -> Self:
+        self.plan(self.total)
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-    def advance(self, outcome: EachOutcome) -> None:
-        self.done += 1
-        self.failed += outcome.failed
-        if self.quiet:
-            return
-        if outcome.failed:
-            self.console.print(f"[red]failed[/red] {outcome.tenant}: {outcome.error}",
-                               highlight=False)
-        if self.bar is not None and self.task is not None:
-            self.bar.update(self.task, advance=1, failed=self.failed)
-        elif self.done >= self.next_line or self.done == self.total:
-            self.next_line = self.done + max(1, self.total // 20)
-            self.console.print(f"{self.done}/{self.total} done, {self.failed} failed",
-                               highlight=False)
 
 
 def report_json(report: EachReport, elapsed: float) -> dict[str, Any]:

@@ -45,6 +45,11 @@ class EachOutcome:
     def failed(self) -> bool:
         return self.outcome == "failed"
 
+    @property
+    def ok(self) -> bool:
+        """Not failed (skipped and suspended tenants are not failures)."""
+        return not self.failed
+
 
 @dataclass(frozen=True)
 class EachReport:
